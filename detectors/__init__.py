@@ -1,0 +1,1 @@
+"""Online anomaly detectors."""

@@ -1,0 +1,54 @@
+"""The alert: what on-call sees, published on ``spendfuse.alerts``.
+
+An alert is identified by its ``fingerprint`` (rule + scope): it is ``firing`` once and
+``resolved`` once, never once per event. Times are event time (the event that caused the
+transition), so replaying the same events gives the same alerts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spendfuse.schemas.common import Severity, UtcDatetime
+
+
+class Evidence(BaseModel):
+    """The number behind a decision and what it was compared with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    value: float
+    threshold: float | None = None
+    baseline: float | None = None
+    window_s: int | None = None
+    window_start: UtcDatetime | None = None
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: Literal[1] = 1
+    alert_id: str = Field(description="Unique per firing: fingerprint + fired_at.")
+    fingerprint: str = Field(description="Stable per rule and scope.")
+    rule: str
+    status: Literal["firing", "resolved"]
+    severity: Severity
+    tenant_id: str
+    use_case_id: str
+    summary: str
+    evidence: Evidence
+    fired_at: UtcDatetime
+    resolved_at: UtcDatetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    actions_taken: list[str] = Field(
+        default_factory=list, description="Command ids spendfuse issued for this alert."
+    )
+    guardrail_held: list[str] = Field(
+        default_factory=list,
+        description="Actions the risk-tier guardrail held back (alert only), with why.",
+    )
+    how_to_silence: str | None = None
+    annotations: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,3 @@
+from spendfuse.cli import main
+
+main()

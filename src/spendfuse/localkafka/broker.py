@@ -1,0 +1,217 @@
+"""Resolve, format, start, probe and stop a local Apache Kafka broker."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+from spendfuse.schemas.errors import SpendfuseError
+
+KAFKA_VERSION = os.environ.get("SPENDFUSE_KAFKA_VERSION", "4.3.1")
+_READY_LINE = "Kafka Server started"
+
+
+class LocalKafkaError(SpendfuseError):
+    """The local broker could not be resolved or started; the message says why and what to do."""
+
+
+def cache_root() -> Path:
+    default = Path.home() / ".cache" / "spendfuse"
+    return Path(os.environ.get("SPENDFUSE_KAFKA_CACHE", default))
+
+
+def resolve_jars(version: str = KAFKA_VERSION) -> Path:
+    """Return a directory holding the broker's runtime classpath, resolving it once with Maven."""
+    lib = cache_root() / f"kafka-{version}" / "lib"
+    if (lib / f"kafka_2.13-{version}.jar").exists():
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalKafkaError(
+            "Maven (mvn) is not on the PATH: install Maven 3.8+ to fetch the Kafka broker jars, "
+            "or set SPENDFUSE_BOOTSTRAP_SERVERS to an existing Kafka"
+        )
+    work = lib.parent
+    work.mkdir(parents=True, exist_ok=True)
+    pom = work / "pom.xml"
+    pom.write_text(resources.files(__package__).joinpath("pom.xml").read_text())
+    tmp_lib = work / "lib.partial"
+    shutil.rmtree(tmp_lib, ignore_errors=True)
+    cmd = [
+        mvn, "-q", "-B", "-f", str(pom), f"-Dkafka.version={version}",
+        "dependency:copy-dependencies", f"-DoutputDirectory={tmp_lib}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-2000:]
+        raise LocalKafkaError(f"Maven could not resolve Kafka {version}:\n{tail}")
+    # slf4j-simple 2 needs slf4j-api 2; Kafka brings 1.7 transitively.
+    for old in tmp_lib.glob("slf4j-api-1.*.jar"):
+        old.unlink()
+    shutil.rmtree(lib, ignore_errors=True)
+    tmp_lib.rename(lib)
+    return lib
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _kafka_uuid() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def server_properties(log_dir: Path, port: int, controller_port: int, partitions: int) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "log.dirs": str(log_dir),
+        "num.partitions": str(partitions),
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "log.cleaner.backoff.ms": "1000",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+class LocalKafka:
+    """One broker process. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        version: str = KAFKA_VERSION,
+        port: int | None = None,
+        partitions: int = 4,
+        heap: str = "512m",
+    ) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spendfuse-kafka-"))
+        self.version = version
+        self.port = port or free_port()
+        self.partitions = partitions
+        self.heap = heap
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "broker.log"
+
+    def _java(self) -> str:
+        java = shutil.which("java")
+        if java is None:
+            raise LocalKafkaError(
+                "Java is not on the PATH: the local Kafka broker needs Java 17+ "
+                "(or set SPENDFUSE_BOOTSTRAP_SERVERS to an existing Kafka)"
+            )
+        return java
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        java = self._java()
+        lib = resolve_jars(self.version)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data = self.workdir / "data"
+        props = self.workdir / "server.properties"
+        fresh = not (data / "meta.properties").exists()
+        props.write_text(server_properties(data, self.port, free_port(), self.partitions))
+        classpath = f"{lib}{os.sep}*"
+        if fresh:
+            fmt = subprocess.run(
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "-t", _kafka_uuid(), "-c", str(props)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if fmt.returncode != 0:
+                raise LocalKafkaError(f"formatting Kafka storage failed:\n{fmt.stderr[-2000:]}")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:ActiveProcessorCount=2",
+             "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+             "-cp", classpath, "kafka.Kafka", str(props)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self._wait_ready(timeout_s)
+        return self.bootstrap_servers
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise LocalKafkaError(
+                    f"the Kafka broker exited with code {self.proc.returncode}; "
+                    f"its log ({self.log_path}) ends:\n{self._log_tail()}"
+                )
+            if _READY_LINE in self._log_tail(20_000) and self._port_open():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise LocalKafkaError(
+            f"the Kafka broker was not ready within {timeout_s:.0f}s; its log ends:\n"
+            f"{self._log_tail()}"
+        )
+
+    def _port_open(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def _log_tail(self, size: int = 3000) -> str:
+        try:
+            return self.log_path.read_bytes()[-size:].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,48 @@
+"""Create spendfuse's topics before the worker starts, with the right partitions and policies.
+
+Faust creates its own internal topics (table changelogs); these are the public ones, created
+explicitly so that the control topic is log-compacted from its first record.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from spendfuse.schemas import topics
+from spendfuse.settings import Settings
+from spendfuse.streams.errors import StreamSetupError
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    specs = []
+    for name in topics.ALL_TOPICS:
+        config = {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {}
+        partitions = settings.partitions if name == topics.COST_EVENTS else 1
+        if name == topics.CONTROL:
+            config |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"}
+        specs.append(
+            NewTopic(name, num_partitions=partitions,
+                     replication_factor=settings.replication_factor, config=config)
+        )  # fmt: skip
+    return specs
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    admin = AdminClient({"bootstrap.servers": settings.require_bootstrap()})
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except Exception as exc:
+        raise StreamSetupError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}; "
+            "check SPENDFUSE_BOOTSTRAP_SERVERS"
+        ) from exc
+    missing = [spec for spec in topic_specs(settings) if spec.topic not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout_s)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise StreamSetupError(f"cannot create topic {name}: {exc}") from exc

@@ -1,0 +1,35 @@
+"""A worker shared by the integration tests of the foundation decision path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spendfuse.producer import CostEventPublisher
+from tests.support.kafka import WorkerProcess
+
+SPEND_LIMIT_USD = 1.0
+
+
+@pytest.fixture(scope="session")
+def worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    tmp: Path = tmp_path_factory.mktemp("worker")
+    proc = WorkerProcess(
+        kafka_bootstrap, tmp,
+        SPENDFUSE_SPEND_LIMIT__LIMIT_USD=str(SPEND_LIMIT_USD),
+        SPENDFUSE_MAX_EVENT_BYTES="4096",
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def publisher(kafka_bootstrap: str) -> Iterator[CostEventPublisher]:
+    with CostEventPublisher(kafka_bootstrap) as pub:
+        yield pub

@@ -1,0 +1,57 @@
+"""``spendfuse replay`` and the live worker reach the same alerts and commands."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from spendfuse.cli import main
+from spendfuse.producer import CostEventPublisher
+from spendfuse.schemas import topics
+from tests.integration.conftest import SPEND_LIMIT_USD
+from tests.support.fixture_stream import load_fixture
+from tests.support.kafka import WorkerProcess, consume_until
+
+
+def _canonical(rows: list[dict]) -> list[bytes]:
+    return sorted(orjson.dumps({k: v for k, v in r.items() if k != "_key"},
+                               option=orjson.OPT_SORT_KEYS) for r in rows)
+
+
+def test_replay_and_stream_agree(
+    worker: WorkerProcess, kafka_bootstrap: str, tmp_path: Path, monkeypatch
+) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    records = load_fixture(run_id)
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_bytes(b"\n".join(records) + b"\n")
+
+    monkeypatch.setenv("SPENDFUSE_SPEND_LIMIT__LIMIT_USD", str(SPEND_LIMIT_USD))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["replay", str(events_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    replay_alerts = [orjson.loads(x) for x in (out / "alerts.jsonl").read_bytes().splitlines()]
+    replay_commands = [orjson.loads(x) for x in (out / "commands.jsonl").read_bytes().splitlines()]
+    assert {a["status"] for a in replay_alerts} == {"firing", "resolved"}
+    assert any(a["guardrail_held"] for a in replay_alerts)
+    assert {c["kind"] for c in replay_commands} == {"degrade", "restore"}
+
+    with CostEventPublisher(kafka_bootstrap) as pub:
+        for raw in records:
+            key = orjson.loads(raw)["use_case_id"].encode() if raw.endswith(b"}") else b"x"
+            pub.publish_raw(raw, key=key)
+
+    def mine(rec: dict) -> bool:
+        return str(rec.get("use_case_id", "")).endswith(run_id)
+
+    stream_alerts = consume_until(
+        kafka_bootstrap, topics.ALERTS, lambda r: len(r) >= len(replay_alerts), match=mine
+    )
+    stream_commands = consume_until(
+        kafka_bootstrap, topics.CONTROL, lambda r: len(r) >= len(replay_commands), match=mine
+    )
+    assert _canonical(stream_alerts) == _canonical(replay_alerts)
+    assert _canonical(stream_commands) == _canonical(replay_commands)
