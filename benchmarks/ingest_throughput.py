@@ -138,7 +138,8 @@ def main() -> None:
         if first is None or done < target:
             sys.exit(f"worker processed only {done}/{target} events")
         steady = (done - first[1]) / max(t_end - first[0], 1e-9)
-        print(f"events: {len(events)} over {args.use_cases} use cases, {args.partitions} partitions")
+        print(f"events: {len(events)} over {args.use_cases} use cases, "
+              f"{args.partitions} partitions")
         print(f"worker start to first commit: {first[0] - t_start:.1f} s")
         print(f"worker ingest throughput: {steady:,.0f} events/s (steady state)")
         print(f"worker peak RSS: {rss:.0f} MB")
