@@ -19,6 +19,7 @@ _TIER_SAFE_INPUT_TOKENS = 128_000
 _PROBE_TOKENS = 1_000_000
 
 
+@lru_cache(maxsize=1)
 def catalog_version() -> str:
     return f"genai-prices-{importlib.metadata.version('genai-prices')}"
 

@@ -114,6 +114,11 @@ def publish(events: Path, bootstrap_servers: str, raw: bool) -> None:
         sys.exit(1)
 
 
+from spendfuse.cli_simulate import simulate  # noqa: E402
+
+main.add_command(simulate)
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
 

@@ -1,0 +1,94 @@
+"""The per-use-case signals the spend anomaly detectors watch, bucketed by event time.
+
+Why separate signals: total spend alone cannot tell growth from waste. Traffic that doubles at a
+flat cost per call doubles spend but is not an inefficiency; the same traffic at a higher cost per
+call is. So each bucket yields volume signals (spend, calls) *and* unit signals (cost per call,
+tokens per call, cache hit rate) and agent-loop signals (retry and tool cost, steps per trace),
+and each gets its own baseline.
+
+State is a plain dict (it lives in the use case's Faust table value); :func:`add_event` updates
+the open bucket and returns the buckets it closed, with empty buckets filled in for gaps so that
+quiet hours teach the baseline too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from spendfuse.schemas.common import Component, to_epoch_ms
+from spendfuse.schemas.cost_event import CostEvent
+
+MAX_GAP_BUCKETS = 288  # at most a day of empty 5-minute buckets is replayed into the baselines
+
+_SUMS = ("spend", "calls", "events", "tokens", "cache_hits", "cache_known", "retry_cost",
+         "tool_cost", "loop_cost")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBucket:
+    start: datetime
+    values: dict[str, float]  # signal name -> value (unit signals absent when too few calls)
+
+
+def _empty() -> dict[str, float]:
+    return dict.fromkeys(_SUMS, 0.0) | {"max_step": 0.0}
+
+
+def add_event(state: dict[str, Any], event: CostEvent, bucket_s: int, min_calls: int
+              ) -> list[ClosedBucket]:  # fmt: skip
+    """Fold ``event`` into the open bucket; return the buckets it closed (oldest first)."""
+    size_ms = bucket_s * 1000
+    ts = to_epoch_ms(event.event_time)
+    start = ts - ts % size_ms
+    closed: list[ClosedBucket] = []
+    current = state.get("start_ms")
+    if current is None:
+        state["start_ms"], state["acc"] = start, _empty()
+    elif start > current:
+        closed.append(_close(current, state["acc"], min_calls))
+        gap = min((start - current) // size_ms - 1, MAX_GAP_BUCKETS)
+        for k in range(1, gap + 1):
+            closed.append(_close(start - (gap - k + 1) * size_ms, _empty(), min_calls))
+        state["start_ms"], state["acc"] = start, _empty()
+    elif start < current:
+        return closed  # late for a closed bucket: counted elsewhere, not re-opened
+    _accumulate(state["acc"], event)
+    return closed
+
+
+def _accumulate(acc: dict[str, float], event: CostEvent) -> None:
+    cost = event.cost_usd
+    acc["spend"] += cost
+    acc["events"] += 1
+    if event.component is Component.MODEL_CALL:
+        acc["calls"] += 1
+        acc["tokens"] += event.input_tokens + event.output_tokens
+        if event.cache_status is not None:
+            acc["cache_known"] += 1
+            acc["cache_hits"] += event.cache_status in ("hit", "partial")
+    if event.is_retry:
+        acc["retry_cost"] += cost
+    if event.component is Component.TOOL_CALL:
+        acc["tool_cost"] += cost
+    if event.is_retry or (event.step_number or 0) > 10:
+        acc["loop_cost"] += cost
+    if event.step_number is not None and event.step_number > acc["max_step"]:
+        acc["max_step"] = float(event.step_number)
+
+
+def _close(start_ms: int, acc: dict[str, float], min_calls: int) -> ClosedBucket:
+    values = {
+        "spend_usd": acc["spend"],
+        "calls": acc["calls"],
+        "retry_and_tool_cost_usd": acc["retry_cost"] + acc["tool_cost"],
+        "loop_cost_usd": acc["loop_cost"],
+        "max_steps_per_trace": acc["max_step"],
+    }
+    if acc["calls"] >= min_calls:
+        values["cost_per_call_usd"] = acc["spend"] / acc["calls"]
+        values["tokens_per_call"] = acc["tokens"] / acc["calls"]
+    if acc["cache_known"] >= min_calls:
+        values["cache_hit_rate"] = acc["cache_hits"] / acc["cache_known"]
+    return ClosedBucket(datetime.fromtimestamp(start_ms / 1000, tz=UTC), values)

@@ -1,0 +1,71 @@
+"""Spend anomalies on simulated traffic: growth is not inefficiency, loops are stopped fast."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from spendfuse.pipeline import Pipeline
+from spendfuse.replay import replay_records
+from spendfuse.rules.anomaly import AnomalyRule
+from spendfuse.rules.engine import Engine
+from spendfuse.simulate import Fleet, Incident, UseCaseProfile, simulate_fleet
+
+START = datetime(2026, 11, 2, tzinfo=UTC)  # Monday
+INCIDENT_AT = START + timedelta(days=2, hours=11)  # Wednesday 11:00
+
+
+def _alerts(profile: UseCaseProfile, incident: Incident | None) -> list[dict]:
+    events = simulate_fleet(Fleet((profile,)), START, timedelta(days=2, hours=17),
+                            [incident] if incident else [], seed=3)  # fmt: skip
+    result = replay_records((orjson.dumps(e) for e in events), Pipeline(Engine([AnomalyRule()])))
+    return [orjson.loads(a) for a in result.alerts if b'"firing"' in a]
+
+
+def _minutes_after(alert: dict, t: datetime) -> float:
+    fired = datetime.fromisoformat(alert["fired_at"].replace("Z", "+00:00"))
+    return (fired - t).total_seconds() / 60
+
+
+BOT = UseCaseProfile("bot", "acme", "low", tasks_per_minute=6.0)
+
+
+def test_traffic_growth_at_flat_unit_cost_raises_no_unit_cost_anomaly() -> None:
+    growth = Incident("traffic_growth", "bot", INCIDENT_AT, timedelta(hours=5), factor=2.0)
+    assert _alerts(BOT, growth) == []
+
+
+def test_same_traffic_at_higher_unit_cost_does() -> None:
+    bloat = Incident("prompt_bloat", "bot", INCIDENT_AT, timedelta(hours=5), factor=2.2)
+    alerts = _alerts(BOT, bloat)
+    assert {a["rule"] for a in alerts} & {"token_bloat_anomaly", "unit_cost_anomaly"}
+    first = min(alerts, key=lambda a: a["fired_at"])
+    assert 0 <= _minutes_after(first, INCIDENT_AT) <= 30
+    assert first["evidence"]["value"] > first["evidence"]["baseline"]
+
+
+def test_runaway_loop_is_stopped_within_five_minutes_on_low_risk() -> None:
+    agent = UseCaseProfile("agent", "acme", "low", steps_per_task=(3, 6), tasks_per_minute=1.5)
+    loop = Incident("runaway_loop", "agent", INCIDENT_AT, timedelta(minutes=30))
+    events = simulate_fleet(Fleet((agent,)), START, timedelta(days=2, hours=12), [loop], seed=3)
+    result = replay_records((orjson.dumps(e) for e in events), Pipeline(Engine([AnomalyRule()])))
+    alerts = [orjson.loads(a) for a in result.alerts]
+    commands = [orjson.loads(c) for c in result.commands]
+    loop_alert = next(a for a in alerts if a["rule"] == "agent_loop_anomaly")
+    assert _minutes_after(loop_alert, INCIDENT_AT) <= 5
+    kill = next(c for c in commands if c["kind"] == "kill_switch")
+    assert kill["target"] == {"type": "tool", "id": "search_api"}
+    assert kill["command_id"] in loop_alert["actions_taken"]
+    assert any(c["kind"] == "restore" for c in commands)  # lifted once the loop stopped
+
+
+def test_runaway_loop_on_high_risk_alerts_but_the_guardrail_holds_the_kill() -> None:
+    agent = UseCaseProfile("claims", "acme", "high", steps_per_task=(3, 6), tasks_per_minute=1.5)
+    loop = Incident("runaway_loop", "claims", INCIDENT_AT, timedelta(minutes=30))
+    events = simulate_fleet(Fleet((agent,)), START, timedelta(days=2, hours=12), [loop], seed=3)
+    result = replay_records((orjson.dumps(e) for e in events), Pipeline(Engine([AnomalyRule()])))
+    alerts = [orjson.loads(a) for a in result.alerts]
+    loop_alert = next(a for a in alerts if a["rule"] == "agent_loop_anomaly")
+    assert result.commands == []
+    assert "guardrail" in loop_alert["guardrail_held"][0]
