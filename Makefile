@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean dashboard browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,16 +16,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the service on embedded defaults: a local Kafka broker (Java 17), the worker, console alerts.
+## The demo: a local Kafka broker (Java 17), the worker and its dashboard, simulated traffic with a
+## runaway agent loop that gets caught and stopped. (`spendfuse run` is the service alone.)
 run: $(STAMP)
-	$(BIN)/spendfuse run
+	$(BIN)/spendfuse demo
 
 ## Run the whole suite: lint, layering contract, unit and integration tests on a real broker.
-test: $(STAMP)
+test: $(STAMP) dashboard browser
 	$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=strict
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+## Build the dashboard's chart library (uPlot, from npm) into streams/web/static/vendor/.
+dashboard:
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+## Debian's Chromium for the dashboard's browser test (Playwright drives /usr/bin/chromium).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,7 +2,8 @@
 
     python benchmarks/incident_detection.py [--days 7] [--normal-days 14] [--seed 1]
 
-Runs the default decision pipeline (the same code as the worker and ``spendfuse replay``) over
+Runs the default configuration (default rule pack, spend-rate rule, anomaly watches: the same
+pipeline as the worker and ``spendfuse replay``) over
 (1) a simulated fleet week with one injected incident of each kind and (2) weeks of normal
 traffic, and prints per incident kind: detected or missed, by which rule, time to detect; and
 false alerts per use-case-week on normal traffic. Traffic growth at flat unit cost is labelled
@@ -19,20 +20,12 @@ from typing import Any
 
 import orjson
 
-from spendfuse.pipeline import Pipeline
 from spendfuse.replay import replay_records
-from spendfuse.rules.anomaly import AnomalyRule
-from spendfuse.rules.engine import Engine
+from spendfuse.rules_runtime import build_pipeline
+from spendfuse.settings import Settings
 from spendfuse.simulate import default_fleet, default_incidents, simulate_fleet
 
 GRACE_AFTER_END = timedelta(hours=1)
-
-
-def default_engine() -> Engine:
-    engine = Engine.default()
-    if not any(isinstance(r, AnomalyRule) for r in engine.rules):
-        engine.rules.append(AnomalyRule())
-    return engine
 
 
 def _t(s: str) -> datetime:
@@ -45,7 +38,7 @@ def run(days: float, seed: int, incidents: bool) -> tuple[list[dict[str, Any]], 
     events = [orjson.dumps(e) for e in simulate_fleet(default_fleet(), start,
                                                       timedelta(days=days), labels, seed)]
     t0 = time.perf_counter()
-    result = replay_records(events, Pipeline(default_engine()))
+    result = replay_records(events, build_pipeline(Settings()))
     eps = len(events) / (time.perf_counter() - t0)
     alerts = [orjson.loads(a) for a in result.alerts]
     return [a for a in alerts if a["status"] == "firing"], [i.label() for i in labels], eps

@@ -12,8 +12,8 @@ Usage::
 
 Registered detectors (``list_detectors()``):
 
-* ``fusion`` -- robust residuals, rank tail probabilities, multi-scale anomaly likelihood and
-  alarm hygiene (custom; the best on NAB by a wide margin);
+* ``fusion`` -- robust residuals, rank tail probabilities, a time-of-day residual scale,
+  multi-scale anomaly likelihood and alarm hygiene (custom; the best on NAB by a wide margin);
 * ``page_hinkley`` -- river ``drift.PageHinkley`` on standardised values (level shifts);
 * ``holt_winters`` -- river ``time_series.HoltWinters`` forecast residual z-score;
 * ``zscore`` -- river ``stats.Var`` over ``utils.Rolling`` (baseline).

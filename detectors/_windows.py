@@ -63,3 +63,10 @@ def seconds_of_day(t: Any) -> float:
     if isinstance(t, datetime):
         return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond * 1e-6
     return float(t) % 86400.0
+
+
+def day_index(t: Any) -> int:
+    """Calendar day of ``t`` (wall-clock date ordinal, or epoch days for a number)."""
+    if isinstance(t, datetime):
+        return t.toordinal()
+    return int(float(t) // 86400.0)

@@ -83,8 +83,14 @@ class BaseDetector(abc.ABC):
     # -- plumbing --------------------------------------------------------------------------------
     @classmethod
     def param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+        # Cached per class: detector state is saved and restored on every bucket close, and
+        # inspect.signature dominated that round trip.
+        names = cls.__dict__.get("_param_names_cache")
+        if names is None:
+            sig = inspect.signature(cls.__init__)
+            names = [p for p in sig.parameters if p != "self"]
+            cls._param_names_cache = names  # type: ignore[attr-defined]
+        return list(names)
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters (the keyword arguments of ``__init__``)."""

@@ -4,7 +4,7 @@ Pure: no Kafka, no Faust, no wall clock. Time is the event time of the events pr
 """
 
 from spendfuse.rules.decisions import Decisions
-from spendfuse.rules.engine import Engine, Rule
+from spendfuse.rules.engine import Engine, Rule, TenantEngine
 from spendfuse.rules.spend_limit import SpendLimitConfig, SpendLimitRule
 
-__all__ = ["Decisions", "Engine", "Rule", "SpendLimitConfig", "SpendLimitRule"]
+__all__ = ["Decisions", "Engine", "Rule", "SpendLimitConfig", "SpendLimitRule", "TenantEngine"]

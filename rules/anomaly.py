@@ -59,7 +59,16 @@ class AnomalyConfig(BaseModel):
 
     buckets_s: dict[GroupName, int] = {"fast": 60, "volume": 300, "unit": 600}
     min_calls: int = Field(default=10, gt=0)
+    warmup_buckets: int | None = Field(
+        default=None, ge=0, description="Override every baseline's grace period (in buckets)."
+    )
     watches: list[Watch] = Field(default_factory=lambda: list(DEFAULT_WATCHES))
+
+    def baseline_spec(self, watch: Watch) -> dict[str, Any]:
+        if self.warmup_buckets is None:
+            return watch.baseline
+        params = {**watch.baseline.get("params", {}), "grace_period": self.warmup_buckets}
+        return {**watch.baseline, "params": params}
 
 
 def _seasonal(**params: Any) -> dict[str, Any]:
@@ -136,7 +145,7 @@ class AnomalyRule:
             return Decisions()
         baselines = state.setdefault("baselines", {})
         det = (detector_from_state(baselines[w.rule]) if w.rule in baselines
-               else create(w.baseline))  # fmt: skip
+               else create(self.config.baseline_spec(w)))  # fmt: skip
         point = {"t": bucket.start, "value": value}
         warmed = getattr(det, "warmed_up", True)
         expected = det.expected(point)  # type: ignore[attr-defined]

@@ -3,15 +3,40 @@
 ``engine.process(event, state)`` is the single entry point both ``spendfuse replay`` and the Faust
 worker call. ``state`` is the use case's JSON-able dict (a Faust table value in the worker, a dict
 entry in replay); the engine mutates it in place, so both paths reach the same decisions.
+
+State is keyed by rule name (``state[rule.name]``) plus ``state["__aggregates__"]``, so swapping
+the rule set (a reload) keeps every surviving rule's pending/firing state. Tenant budgets and
+tenant rules run in :class:`TenantEngine` over a tenant-keyed state (a second stage).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+from spendfuse.rules.actions import Scope
+from spendfuse.rules.anomaly import AnomalyConfig, AnomalyRule
+from spendfuse.rules.budgets import BudgetEvaluator
+from spendfuse.rules.conditions import EvalContext
 from spendfuse.rules.decisions import Decisions
+from spendfuse.rules.declarative import DeclarativeRule, event_labels, event_scope
+from spendfuse.rules.metrics.aggregates import AggregateView, update_aggregates
+from spendfuse.rules.metrics.baselines import (
+    BaselineProvider,
+    RollingMeanBaseline,
+    ScoreProvider,
+    ZScoreFromHourly,
+)
+from spendfuse.rules.model import BudgetSpec
+from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.spend_limit import SpendLimitConfig, SpendLimitRule
+from spendfuse.schemas.common import RiskTier, to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
+
+AGGREGATES_KEY = "__aggregates__"
+_TIER_ORDER = [RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL]
 
 
 class Rule(Protocol):
@@ -20,18 +45,151 @@ class Rule(Protocol):
     def evaluate_one(self, event: CostEvent, state: dict[str, Any]) -> Decisions: ...
 
 
-class Engine:
-    """Runs each rule against its own slice of the use case's state."""
+@dataclass(slots=True)
+class CompiledRules:
+    """An immutable snapshot of a rule set; swapped as a whole on reload."""
 
-    def __init__(self, rules: list[Rule]) -> None:
-        self.rules = rules
+    ruleset: RuleSet
+    per_use_case: list[DeclarativeRule] = field(default_factory=list)
+    per_tenant: list[DeclarativeRule] = field(default_factory=list)
 
     @classmethod
-    def default(cls, spend_limit: SpendLimitConfig | None = None) -> Engine:
-        return cls([SpendLimitRule(spend_limit)])
+    def build(cls, ruleset: RuleSet) -> CompiledRules:
+        return cls(ruleset, [DeclarativeRule(r) for r in ruleset.enabled_rules("use_case")],
+                   [DeclarativeRule(r) for r in ruleset.enabled_rules("tenant")])  # fmt: skip
+
+
+class _Stage:
+    """What both stages share: the rule snapshot, baselines and the evaluation loop."""
+
+    def __init__(self, ruleset: RuleSet | None = None, *,
+                 baselines: BaselineProvider | None = None,
+                 scores: ScoreProvider | None = None) -> None:  # fmt: skip
+        self.compiled = CompiledRules.build(ruleset or RuleSet())
+        self.baselines = baselines or RollingMeanBaseline()
+        self.scores = scores or ZScoreFromHourly()
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.compiled.ruleset
+
+    def swap(self, ruleset: RuleSet) -> None:
+        """Replace the rule set atomically (one reference assignment); state is kept."""
+        self.compiled = CompiledRules.build(ruleset)
+
+    def _run(self, event: CostEvent, state: dict[str, Any], rules: list[DeclarativeRule],
+             budgets: list[tuple[str, BudgetSpec]], scope: Scope, compiled: CompiledRules,
+             agg_key: str = AGGREGATES_KEY) -> Decisions:  # fmt: skip
+        out = Decisions()
+        if not rules and not budgets:
+            return out
+        tenant = compiled.ruleset.tenant(event.tenant_id)
+        view = update_aggregates(state.setdefault(agg_key, {}), event,
+                                 compiled.ruleset.tz(event.tenant_id))  # fmt: skip
+        ctx = EvalContext(view, self.baselines, self.scores, _budget_lookup(budgets, event),
+                          event_labels(event), to_epoch_ms(event.event_time))  # fmt: skip
+        for rule in rules:
+            got = rule.evaluate_one(event, state.setdefault(rule.name, {}), ctx, tenant, scope)
+            if got:
+                out.extend(got)
+        for kind, spec in budgets:
+            evaluator = BudgetEvaluator(spec, kind)
+            out.extend(evaluator.evaluate_one(view, state.setdefault(evaluator.name, {}), scope))
+        return out
+
+
+def _budget_lookup(
+    budgets: list[tuple[str, BudgetSpec]], event: CostEvent
+) -> Callable[[str, str], BudgetSpec | None]:
+    def lookup(kind: str, period: str) -> BudgetSpec | None:
+        for k, spec in budgets:
+            env_ok = spec.environment is None or spec.environment is event.environment
+            if k == kind and spec.period == period and env_ok:
+                return spec
+        return None
+
+    return lookup
+
+
+class Engine(_Stage):
+    """Per-use-case stage: built-in rules (the spend-rate limit), rule files, use-case budgets."""
+
+    def __init__(self, rules: list[Rule] | None = None, ruleset: RuleSet | None = None, *,
+                 baselines: BaselineProvider | None = None,
+                 scores: ScoreProvider | None = None) -> None:  # fmt: skip
+        super().__init__(ruleset, baselines=baselines, scores=scores)
+        self.rules = list(rules or [])
+
+    @classmethod
+    def default(cls, spend_limit: SpendLimitConfig | None = None, *,
+                rules_dir: Path | None = None, default_pack: bool = True,
+                anomaly: AnomalyConfig | None = None) -> Engine:  # fmt: skip
+        """The default pack (plus ``rules_dir`` on top), the built-in spend-rate rule and the
+        spend anomaly watches (seasonal baselines per use case)."""
+        from spendfuse.rules.loader import load_rules
+
+        builtin: list[Rule] = [SpendLimitRule(spend_limit), AnomalyRule(anomaly)]
+        return cls(builtin, load_rules(rules_dir, default_pack))
+
+    @classmethod
+    def from_rules_dir(cls, path: Path, spend_limit: SpendLimitConfig | None = None, *,
+                       default_pack: bool = False) -> Engine:  # fmt: skip
+        from spendfuse.rules.loader import load_rules
+
+        builtin: list[Rule] = [SpendLimitRule(spend_limit)] if spend_limit else []
+        return cls(builtin, load_rules(path, default_pack))
 
     def process(self, event: CostEvent, state: dict[str, Any]) -> Decisions:
+        compiled = self.compiled  # one snapshot for the whole event, even across a reload
         out = Decisions()
         for rule in self.rules:
             out.extend(rule.evaluate_one(event, state.setdefault(rule.name, {})))
+        rs = compiled.ruleset
+        budgets = [("budget", b) for b in rs.budgets_for(event.tenant_id, event.use_case_id)]
+        budgets += [("quota", q) for q in rs.budgets_for(event.tenant_id, event.use_case_id,
+                                                         "quota")]  # fmt: skip
+        out.extend(self._run(event, state, compiled.per_use_case, budgets, event_scope(event),
+                             compiled))  # fmt: skip
         return out
+
+
+class TenantEngine(_Stage):
+    """Tenant stage: tenant-wide budgets, quotas and ``per: tenant`` rules over tenant state.
+
+    A budget or rule limited to an environment (a sandbox quota) is measured on that
+    environment's spend only: its own aggregates, ``__aggregates__@<environment>``.
+
+    The guardrail sees the *riskiest* tier the tenant has shown, so a tenant-wide action never
+    degrades a tenant that runs any medium/high/critical-risk use case.
+    """
+
+    def process(self, event: CostEvent, tenant_state: dict[str, Any]) -> Decisions:
+        compiled = self.compiled
+        rs = compiled.ruleset
+        budgets = [("budget", b) for b in rs.budgets_for(event.tenant_id, None)]
+        budgets += [("quota", q) for q in rs.budgets_for(event.tenant_id, None, "quota")]
+        seen = tenant_state.get("max_risk_tier", RiskTier.LOW.value)
+        riskiest = max(RiskTier(seen), event.risk_tier, key=_TIER_ORDER.index)
+        tenant_state["max_risk_tier"] = riskiest.value
+        scope = event_scope(event)
+        scope.risk_tier, scope.use_case_id = riskiest, "*"
+        env, labels = event.environment, event_labels(event)
+        whole = [r for r in compiled.per_tenant if r.spec.scope.environment is None]
+        by_env = [r for r in compiled.per_tenant
+                  if r.spec.scope.environment is not None and r.applies_to(labels)]
+        out = self._run(event, tenant_state, whole,
+                        [b for b in budgets if b[1].environment is None], scope, compiled)
+        out.extend(self._run(event, tenant_state, by_env,
+                             [b for b in budgets if b[1].environment is env], scope, compiled,
+                             f"{AGGREGATES_KEY}@{env.value}"))  # fmt: skip
+        return out
+
+    @property
+    def active(self) -> bool:
+        """Whether the tenant stage has anything to do (else the worker may skip it)."""
+        rs = self.ruleset
+        return bool(self.compiled.per_tenant or any(b.use_case_id is None for b in
+                    [*rs.budgets.values(), *rs.quotas.values()]))  # fmt: skip
+
+
+__all__ = ["AggregateView", "Engine", "Rule", "TenantEngine"]

@@ -125,7 +125,8 @@ class SpendLimitRule:
             labels={"risk_tier": event.risk_tier.value, "environment": event.environment.value},
             actions_taken=[c.command_id for c in commands],
             guardrail_held=held,
-            how_to_silence=f"spendfuse silence --matcher 'fingerprint=\"{fp}\"' --for 1h",
+            how_to_silence=f"spendfuse silence add --matcher 'fingerprint=\"{fp}\"' --for 1h "
+            "--author you --comment why",
         )
         return Decisions(alerts=[alert], commands=commands)
 

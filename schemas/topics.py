@@ -6,8 +6,10 @@ COST_EVENTS = "spendfuse.cost-events"
 COST_EVENTS_DLQ = "spendfuse.cost-events.dlq"
 ALERTS = "spendfuse.alerts"
 CONTROL = "spendfuse.control"
+TENANT_SPEND = "spendfuse.tenant-spend"  # accepted events re-keyed by tenant (tenant stage)
 
-ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL)
+ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND)
+PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND})
 COMPACTED_TOPICS = frozenset({CONTROL})
 
 

@@ -6,13 +6,17 @@ from dataclasses import dataclass
 
 import faust
 
-from spendfuse.pipeline import Pipeline
-from spendfuse.rules.engine import Engine
+from spendfuse.control.keys import load_signer
+from spendfuse.rules_runtime import build_pipeline
 from spendfuse.schemas import topics
 from spendfuse.settings import Settings
 from spendfuse.streams.console import register_console_agent
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
+from spendfuse.streams.rules_reload import register_rules_reload
+from spendfuse.streams.state_cache import WriteBehindStates, attach_write_behind
+from spendfuse.streams.tenant import register_tenant_agent, tenant_topic
+from spendfuse.streams.web import attach_operator_web
 
 
 @dataclass
@@ -26,7 +30,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.require_bootstrap()}",
-        store="memory://",
+        store=settings.store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -37,7 +41,8 @@ def create_app(settings: Settings) -> SpendfuseApp:
         web_port=settings.web_port,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_commit_every=settings.commit_every,
         producer_linger=0.005,
         table_cleanup_interval=60.0,
         stream_wait_empty=False,
@@ -54,12 +59,26 @@ def create_app(settings: Settings) -> SpendfuseApp:
         "alerts": raw_topic(topics.ALERTS),
         "control": raw_topic(topics.CONTROL),
     }
-    states = app.Table("use-case-state", default=None, partitions=settings.partitions,
-                       help="per-use-case rule state (plain data)")  # fmt: skip
-    dedup = FaustDedupStore(app)
-    pipeline = Pipeline(Engine.default(settings.spend_limit), settings.max_event_bytes)
-    ingest = IngestHandler(pipeline, dedup, states, topic_map)
+    store_options = (
+        {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
+        if settings.store.startswith("rocksdb") else None
+    )  # Faust's default RocksDB block cache is 2 GiB per table and partition
+    state_table = app.Table("use-case-state", default=None, partitions=settings.partitions,
+                            help="per-use-case rule state (plain data)",
+                            options=store_options)  # fmt: skip
+    states = WriteBehindStates(state_table)
+    attach_write_behind(app, states, topics.COST_EVENTS)
+    dedup = FaustDedupStore(app, options=store_options)
+    pipeline = build_pipeline(settings)
+    topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)
+    signer = load_signer(
+        settings.control_signing_key, settings.control_signing_key_file, settings.data_dir / "keys"
+    )
+    observer = attach_operator_web(app, settings, topic_map, signer)
+    ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer)
     register_ingest_agent(app, ingest)
+    register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions)
+    register_rules_reload(app, pipeline, settings)
     if settings.console_alerts and settings.slack_bot_token is None:
         register_console_agent(app, topic_map["alerts"])
     return SpendfuseApp(app, ingest)

@@ -16,10 +16,16 @@ from spendfuse.dedup import DEDUP_WINDOW_S
 
 
 class FaustDedupStore:
-    def __init__(self, app: faust.App, name: str = "dedup-cost-event-ids") -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        name: str = "dedup-cost-event-ids",
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self._ts_s = 0.0
         self.table: Any = (
-            app.Table(name, default=int, help="cost_event_id seen in this event-time day")
+            app.Table(name, default=int, help="cost_event_id seen in this event-time day",
+                      options=options)
             .tumbling(timedelta(seconds=DEDUP_WINDOW_S), expires=timedelta(days=3))
             .relative_to(self._event_ts)
         )

@@ -11,6 +11,9 @@ import orjson
 from rich.console import Console
 
 from spendfuse import __version__
+from spendfuse.cli_rules import register as register_rules_commands
+from spendfuse.control.operator_cli import register as register_operator_commands
+from spendfuse.demo.cli import register as register_demo_commands
 from spendfuse.settings import Settings
 
 console = Console(stderr=True)
@@ -71,12 +74,11 @@ def worker() -> None:
               required=True, help="Directory for alerts.jsonl, commands.jsonl, dead_letters.jsonl.")
 def replay(events: Path, out_dir: Path) -> None:
     """Run the worker's decisions over EVENTS.jsonl, with no broker."""
-    from spendfuse.pipeline import Pipeline
     from spendfuse.replay import iter_records, replay_records, write_result
-    from spendfuse.rules.engine import Engine
+    from spendfuse.rules_runtime import build_pipeline
 
     settings = Settings()
-    pipeline = Pipeline(Engine.default(settings.spend_limit), settings.max_event_bytes)
+    pipeline = build_pipeline(settings)
     result = replay_records(iter_records(events), pipeline)
     write_result(result, out_dir)
     counts = ", ".join(f"{k}={v}" for k, v in sorted(result.outcomes.items()))
@@ -117,6 +119,11 @@ def publish(events: Path, bootstrap_servers: str, raw: bool) -> None:
 from spendfuse.cli_simulate import simulate  # noqa: E402
 
 main.add_command(simulate)
+
+
+register_operator_commands(main)
+register_rules_commands(main)
+register_demo_commands(main)
 
 
 def _configure_logging() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from spendfuse.dedup import DedupStore
 from spendfuse.rules.decisions import Decisions
-from spendfuse.rules.engine import Engine
+from spendfuse.rules.engine import Engine, TenantEngine
 from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES, decode_cost_event, make_dead_letter
 from spendfuse.schemas.common import to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
@@ -41,9 +41,15 @@ class Handled:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        tenant_engine: TenantEngine | None = None,
+    ) -> None:
         self.engine = engine
         self.max_event_bytes = max_event_bytes
+        self.tenant_engine = tenant_engine
 
     def decode(
         self,
@@ -82,3 +88,13 @@ class Pipeline:
         decisions = self.engine.process(event, state)
         states[event.use_case_id] = state
         return Handled(Outcome.ACCEPTED, event, decisions=decisions)
+
+    def handle_tenant(self, event: CostEvent, tenant_states: MutableMapping[str, Any]) -> Decisions:
+        """The tenant stage for one accepted (priced) event; ``tenant_states`` maps tenant →
+        plain-data state. The worker runs it in a second agent keyed by tenant."""
+        if self.tenant_engine is None:
+            return Decisions()
+        state = tenant_states.get(event.tenant_id) or {}
+        decisions = self.tenant_engine.process(event, state)
+        tenant_states[event.tenant_id] = state
+        return decisions

@@ -42,6 +42,7 @@ def replay_records(
     now = now or datetime.now(UTC)
     dedup = MemoryDedupStore()
     states: dict[str, Any] = {}
+    tenant_states: dict[str, Any] = {}
     result = ReplayResult()
     for offset, raw in enumerate(records):
         decoded = pipeline.decode(raw, now, offset=offset)
@@ -50,6 +51,8 @@ def replay_records(
             result.dead_letters.append(encode(decoded))
         else:
             handled = pipeline.handle(decoded, dedup, states)
+            if handled.outcome is Outcome.ACCEPTED and handled.event is not None:
+                handled.decisions.extend(pipeline.handle_tenant(handled.event, tenant_states))
         result.outcomes[handled.outcome.value] += 1
         result.alerts.extend(encode(a) for a in handled.decisions.alerts)
         result.commands.extend(encode(c) for c in handled.decisions.commands)

@@ -9,11 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spendfuse.rules.anomaly import AnomalyConfig
 from spendfuse.rules.spend_limit import SpendLimitConfig
 from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES
+
+
+class DashboardSettings(BaseModel):
+    """The worker's dashboard (``SPENDFUSE_DASHBOARD__*``)."""
+
+    daily_budget_usd: float = Field(default=100.0, gt=0, description="Per use case, shown.")
+    monthly_budget_usd: float = Field(default=2000.0, gt=0, description="Per use case, shown.")
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token for writes (silence, lift); unset: read-only."
+    )
 
 
 class Settings(BaseSettings):
@@ -41,10 +52,40 @@ class Settings(BaseSettings):
     log_level: str = "warn"
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
     spend_limit: SpendLimitConfig = Field(default_factory=SpendLimitConfig)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    store: str = Field(
+        default="rocksdb://",
+        description="Where tables live: rocksdb:// (durable, fast recovery) or memory://.",
+    )
+    rocksdb_block_cache_mb: int = Field(default=8, gt=0, description="Per table and partition.")
+    rules_dir: Path | None = Field(
+        default=None, description="Rule files merged over the default pack; reloaded on change."
+    )
+    rules_default_pack: bool = Field(default=True, description="Run the shipped default pack.")
+    rules_reload_s: float = Field(default=5.0, gt=0, description="How often rules_dir is polled.")
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     slack_bot_token: SecretStr | None = None
     console_alerts: bool = Field(
         default=True, description="Print alerts to the console (always, when no Slack token)."
     )
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the worker commits input offsets."
+    )
+    commit_every: int = Field(
+        default=10_000, gt=0, description="Also commit after this many processed records."
+    )
+    control_signing_key: SecretStr | None = Field(
+        default=None, description='"ed25519:<base64 seed>" or "hmac-sha256:<base64 key>".'
+    )
+    control_signing_key_file: Path | None = Field(
+        default=None, description="A file holding the signing key spec (`spendfuse keygen`)."
+    )
+    slack_channel: str = Field(default="#ai-finops", description="Channel when no route matches.")
+    slack_base_url: str = "https://slack.com/api/"
+    slack_router: str | None = Field(
+        default=None, description='"module:callable" taking an alert, returning its channel.'
+    )
+    notify_group_id: str = "spendfuse-notify"
 
     def require_bootstrap(self) -> str:
         if not self.bootstrap_servers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,7 +79,9 @@ def test_flapping_streams_need_ever_bigger_surprises() -> None:
 @pytest.mark.parametrize(
     ("param", "value"),
     [("history", 5), ("gamma", 0.0), ("avg_windows", [1]), ("avg_windows", "10"),
-     ("bucket_seconds", 0), ("select_fade", 0.0), ("alarm_p", 2.0), ("median_window", 1.5)],
+     ("bucket_seconds", 0), ("select_fade", 0.0), ("alarm_p", 2.0), ("median_window", 1.5),
+     ("record_window", -1), ("record_factor", 1.5), ("scale_seconds", 0), ("scale_span", 13),
+     ("scale_depth", -1)],
 )  # fmt: skip
 def test_invalid_params(param: str, value: object) -> None:
     with pytest.raises(ValueError, match=param):
@@ -99,3 +102,39 @@ def test_holt_winters_survives_a_zero_mean_warm_up() -> None:
         for i in range(200)
     ]
     assert all(0.0 <= s <= 1.0 for s in feed(det, points))
+
+
+def _cron_stream(days: int = 12, seed: int = 5) -> tuple[list[dict[str, object]], set[int]]:
+    """Flat noisy series with a big daily "cron" spike somewhere between 03:00 and 03:35."""
+    rng = random.Random(seed)
+    spikes = {288 * d + 36 + rng.randrange(0, 8) for d in range(days)}
+    points: list[dict[str, object]] = []
+    for i in range(288 * days):
+        v = 10.0 + rng.gauss(0.0, 0.3) + (12.0 if i in spikes else 0.0)
+        points.append({"t": T0 + timedelta(minutes=5 * i), "value": v})
+    return points, spikes
+
+
+def test_off_schedule_spike_stands_out_among_scheduled_ones() -> None:
+    # the daily spikes drift within the hour, so the 5-minute profile cannot predict them; the
+    # time-of-day scale (largest residual near this time on previous days) still knows them
+    points, spikes = _cron_stream()
+    off = 288 * 11 + 204  # 17:00 on the last day, smaller than every cron spike
+    points[off]["value"] = float(points[off]["value"]) + 5.0  # type: ignore[arg-type]
+    scores = feed(create("fusion"), points)
+    without = feed(create("fusion", scale_depth=0), points)
+    assert scores[off] > 0.7 > without[off]
+    assert all(scores[i] < scores[off] for i in spikes)
+    normal = [s for i, s in enumerate(scores[288 * 3 :], 288 * 3) if i not in spikes and i != off]
+    assert max(normal) < scores[off]
+
+
+def test_only_new_records_score_in_full() -> None:
+    # a point not more surprising than one of the last record_window points is a continuation:
+    # its score is scaled by record_factor (kept graded, never zeroed, never enough to page)
+    points = seasonal_stream(2600, spikes={2000: 7.0, 2030: 7.0, 2300: 100.0})
+    on = feed(create("fusion"), points)
+    off = feed(create("fusion", record_window=0), points)
+    assert on[2300] == off[2300] == 1.0
+    assert on[2030] == pytest.approx(0.25 * off[2030]) and on[2030] > 0.0
+    assert all(a == b or a == pytest.approx(0.25 * b) for a, b in zip(on, off, strict=True))

@@ -1,0 +1,126 @@
+"""End-to-end latency on a real broker: from the event that trips a rule to the gateway's command.
+
+    python benchmarks/e2e_latency.py [--trips 100] [--bootstrap-servers HOST:PORT]
+
+Starts a local broker (unless given one), a ``spendfuse worker`` on default settings (spend limit
+$5 per 60 s, degrade L1) with a fresh signing key, and a gateway :class:`ControlClient`. Each
+trip publishes one $6 cost event for a fresh use case and times from just before ``publish`` to
+the moment the client has verified and applied the signed command (its ``on_record`` hook).
+Goal: p50 < 500 ms, p99 < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from spendfuse.control.signing import Verifier, generate_ed25519_spec, parse_signer
+from spendfuse.gateway.client import ControlClient
+from spendfuse.localkafka import LocalKafka
+from spendfuse.localkafka.broker import free_port
+from spendfuse.producer import CostEventPublisher
+from spendfuse.settings import Settings
+from spendfuse.streams.topics import ensure_topics
+
+
+class Arrivals:
+    """Records when the client applied a command for each target key."""
+
+    def __init__(self) -> None:
+        self.at: dict[bytes, float] = {}
+        self.cond = threading.Condition()
+
+    def __call__(self, outcome: str, key: bytes | None, _now: float) -> None:
+        if outcome == "applied" and key is not None:
+            with self.cond:
+                self.at.setdefault(key, time.perf_counter())
+                self.cond.notify_all()
+
+    def wait(self, key: bytes, timeout_s: float) -> float | None:
+        with self.cond:
+            self.cond.wait_for(lambda: key in self.at, timeout_s)
+            return self.at.get(key)
+
+
+def trip(pub: CostEventPublisher, arrivals: Arrivals, run: str, i: int, timeout_s: float) -> float:
+    uc = f"e2e-{run}-{i}"
+    event = {
+        "schema_version": 1, "cost_event_id": uuid.uuid4().hex,
+        "event_time": datetime.now(UTC).isoformat(), "tenant_id": "bench", "use_case_id": uc,
+        "risk_tier": "low", "environment": "prod", "component": "model_call",
+        "provider": "openai", "model_or_service": "gpt-4o", "allocated_cost_usd": 6.0,
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    pub.publish(event)
+    pub.flush(0)  # hand it to librdkafka now; delivery stays asynchronous
+    seen = arrivals.wait(f"use_case:{uc}".encode(), timeout_s)
+    if seen is None:
+        raise SystemExit(f"no command for {uc} within {timeout_s}s")
+    return seen - t0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trips", type=int, default=100)
+    ap.add_argument("--pause-ms", type=int, default=50, help="between trips")
+    ap.add_argument("--bootstrap-servers", default=None)
+    args = ap.parse_args()
+    broker = None
+    bootstrap = args.bootstrap_servers
+    if not bootstrap:
+        broker = LocalKafka(partitions=4)
+        bootstrap = broker.start()
+    tmp = Path(tempfile.mkdtemp(prefix="spendfuse-e2e-"))
+    spec = generate_ed25519_spec()
+    run = uuid.uuid4().hex[:6]
+    proc = None
+    try:
+        ensure_topics(Settings(bootstrap_servers=bootstrap))
+        env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap,
+               "SPENDFUSE_APP_ID": f"spendfuse-e2e-{run}", "SPENDFUSE_DATA_DIR": str(tmp),
+               "SPENDFUSE_WEB_PORT": str(free_port()), "SPENDFUSE_CONSOLE_ALERTS": "false",
+               "SPENDFUSE_CONTROL_SIGNING_KEY": spec}  # fmt: skip
+        with (tmp / "worker.log").open("wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "spendfuse", "worker"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # fmt: skip
+        print(f"worker log: {tmp / 'worker.log'}")
+        arrivals = Arrivals()
+        verifier = Verifier([parse_signer(spec).verify_key_spec()])
+        with ControlClient(bootstrap, verifier, on_record=arrivals) as client, \
+                CostEventPublisher(bootstrap) as pub:  # fmt: skip
+            warm = trip(pub, arrivals, run, -1, 120)  # includes worker start-up and assignment
+            print(f"warm-up trip (worker start-up included): {warm:.1f} s")
+            lat = []
+            for i in range(args.trips):
+                lat.append(trip(pub, arrivals, run, i, 30))
+                time.sleep(args.pause_ms / 1000)
+            print(f"e2e event -> gateway command, {len(lat)} trips, default settings: "
+                  f"p50 {pct(lat, 0.5):.0f} ms  p90 {pct(lat, 0.9):.0f} ms  "
+                  f"p99 {pct(lat, 0.99):.0f} ms  max {max(lat) * 1000:.0f} ms "
+                  "(goal p50 < 500 ms, p99 < 2000 ms)")  # fmt: skip
+            print(f"client counts: {client.counts}")
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        if broker:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Evaluate a rule's condition on the aggregates at one event: pure, no state of its own."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from spendfuse.rules.metrics.aggregates import AggregateView
+from spendfuse.rules.metrics.baselines import BaselineProvider, ScoreProvider
+from spendfuse.rules.metrics.catalog import METRICS
+from spendfuse.rules.model import (
+    AllCondition,
+    AnyCondition,
+    BudgetPercentCondition,
+    BudgetSpec,
+    Condition,
+    DetectorScoreCondition,
+    RatioToBaselineCondition,
+    ThresholdCondition,
+)
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Whether a condition holds, and the numbers behind it (for the alert's evidence)."""
+
+    holds: bool
+    metric: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    baseline: float | None = None
+    parts: list[Verdict] = field(default_factory=list)
+
+
+_TOO_EARLY = Verdict(False, "not enough history")
+
+
+@dataclass(slots=True)
+class EvalContext:
+    view: AggregateView
+    baselines: BaselineProvider
+    scores: ScoreProvider
+    budget: Callable[[str, str], BudgetSpec | None]  # (kind, period) -> the budget in scope
+    labels: dict[str, str] = field(default_factory=dict)  # the event's labels, computed once
+    now_ms: int = 0  # the event's time
+
+
+def _too_few(cond: Condition, ctx: EvalContext) -> bool:
+    need = getattr(cond, "min_samples", 0)
+    if not need:
+        return False
+    metric = METRICS[cond.metric]  # type: ignore[union-attr]
+    field = metric.denominator if metric.kind == "ratio" else "calls"
+    return ctx.view.sums(cond.window).get(field, 0.0) < need  # type: ignore[union-attr]
+
+
+def evaluate_condition(cond: Condition, ctx: EvalContext) -> Verdict:
+    if _too_few(cond, ctx):
+        return _TOO_EARLY
+    if isinstance(cond, ThresholdCondition):
+        value = ctx.view.value(cond.metric, cond.window)
+        ok = value is not None and _OPS[cond.op](value, cond.value)
+        return Verdict(ok, f"{cond.metric}[{cond.window}]", value, cond.value)
+    if isinstance(cond, RatioToBaselineCondition):
+        return _ratio(cond, ctx)
+    if isinstance(cond, DetectorScoreCondition):
+        score = ctx.scores.score(ctx.view, cond.metric, cond.window)
+        ok = score is not None and _OPS[cond.op](score, cond.value)
+        return Verdict(ok, f"score({cond.metric}[{cond.window}])", score, cond.value)
+    if isinstance(cond, BudgetPercentCondition):
+        return _budget(cond, ctx)
+    parts = [evaluate_condition(c, ctx) for c in cond.conditions]
+    combine = all if isinstance(cond, AllCondition) else any
+    head = parts[0]
+    assert isinstance(cond, AllCondition | AnyCondition)
+    return Verdict(combine(p.holds for p in parts), head.metric, head.value, head.threshold,
+                   head.baseline, parts)  # fmt: skip
+
+
+def _ratio(cond: RatioToBaselineCondition, ctx: EvalContext) -> Verdict:
+    if ctx.view.history_hours() * 3600 < cond.min_history.seconds:
+        return _TOO_EARLY  # the common case for a young key: skip the work
+    name = f"{cond.metric}[{cond.window}]/baseline[{cond.baseline}]"
+    over_h = max(1, cond.baseline.seconds // 3600)
+    base = ctx.baselines.baseline(ctx.view, cond.metric, cond.window, over_h)
+    value = ctx.view.value(cond.metric, cond.window)
+    if base is None or value is None or base <= 0:
+        return Verdict(False, name, None, cond.value, base)
+    ratio = value / base
+    return Verdict(_OPS[cond.op](ratio, cond.value), name, ratio, cond.value, base)
+
+
+def _budget(cond: BudgetPercentCondition, ctx: EvalContext) -> Verdict:
+    budget = ctx.budget(cond.budget_kind, cond.period)
+    name = f"{cond.budget_kind}_percent[{cond.period}]"
+    if budget is None:
+        return Verdict(False, name, None, cond.value)
+    spent = ctx.view.sums(cond.period).get("spend_usd", 0.0)
+    pct = spent * 100.0 / budget.limit_usd
+    return Verdict(_OPS[cond.op](pct, cond.value), name, pct, cond.value, budget.limit_usd)

@@ -1,0 +1,160 @@
+"""The metric catalog: every number a rule may compare, and the event fields behind it.
+
+Aggregates keep *sums* (``FIELDS``) per time bucket; a metric is a sum, or a ratio of two sums,
+so it can be computed over any window and over the 7-day baseline the same way. A few metrics
+are per event (``step_number``) or per trace (``trace_cost_usd``), and the p95 queue wait comes
+from a small fixed histogram.
+
+Extension fields: the cost event keeps unknown fields, but decisions only read the extension
+fields declared here (``EventExtensions``), each parsed and validated explicitly; an invalid
+value is ignored as if absent, never trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spendfuse.schemas.common import Component
+from spendfuse.schemas.cost_event import CostEvent
+
+FIELDS = (
+    "spend_usd", "calls", "input_tokens", "output_tokens", "cached_tokens", "total_tokens",
+    "cache_hits", "cache_lookups", "retry_cost_usd", "tool_cost_usd", "loop_cost_usd",
+    "step_events", "traces", "outcomes", "gpu_seconds", "gpu_busy_seconds", "gpu_cost_usd",
+    "human_reviews", "human_rejections", "quality_sum", "quality_n", "carbon_sum", "carbon_n",
+)  # fmt: skip
+
+WINDOWS = ("event", "trace", "1m", "1h", "24h", "7d", "day", "month")
+"""``1m``/``1h`` are the current clock minute/hour (UTC); ``24h``/``7d`` roll over hourly
+buckets including the current one; ``day``/``month`` are calendar periods in the tenant's time
+zone (what budgets use); ``event`` and ``trace`` are the current event and its trace."""
+
+
+class EventExtensions(BaseModel):
+    """Optional extension fields a producer may add to a cost event (documented in README)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    queue_wait_ms: float | None = Field(default=None, ge=0)
+    human_rejected: bool | None = None
+    quality_score: float | None = Field(default=None, ge=0, le=1)
+    carbon_intensity: float | None = Field(default=None, ge=0, description="gCO2e/kWh")
+    gpu_utilization: float | None = Field(default=None, ge=0, le=1)
+
+
+def parse_extensions(event: CostEvent) -> EventExtensions:
+    """Read the declared extension fields; each invalid one is dropped on its own."""
+    extra = event.model_extra or {}
+    wanted = {k: extra[k] for k in EventExtensions.model_fields if k in extra}
+    try:
+        return EventExtensions.model_validate(wanted)
+    except ValidationError as exc:
+        bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        return EventExtensions.model_validate({k: v for k, v in wanted.items() if k not in bad})
+
+
+def event_sums(event: CostEvent, ext: EventExtensions, new_trace: bool, new_outcome: bool
+               ) -> dict[str, float]:  # fmt: skip
+    """What one event adds to each summed field."""
+    cost = event.cost_usd
+    is_tool = event.component is Component.TOOL_CALL
+    gpu_s = event.gpu_seconds
+    sums: dict[str, float] = {
+        "spend_usd": cost, "calls": 1, "input_tokens": event.input_tokens,
+        "output_tokens": event.output_tokens, "cached_tokens": event.cached_tokens,
+        "total_tokens": event.total_tokens,
+        "cache_hits": 1 if event.cache_status == "hit" else 0,
+        "cache_lookups": 1 if event.cache_status is not None else 0,
+        "retry_cost_usd": cost if event.is_retry else 0.0,
+        "tool_cost_usd": cost if is_tool else 0.0,
+        "loop_cost_usd": cost if (event.is_retry or is_tool) else 0.0,
+        "step_events": 1 if event.step_number is not None else 0,
+        "traces": 1 if new_trace else 0, "outcomes": 1 if new_outcome else 0,
+        "gpu_seconds": gpu_s, "gpu_cost_usd": cost if gpu_s else 0.0,
+        "gpu_busy_seconds": gpu_s * ext.gpu_utilization if ext.gpu_utilization is not None
+        else 0.0,
+    }  # fmt: skip
+    if ext.human_rejected is not None:
+        sums["human_reviews"] = 1
+        sums["human_rejections"] = 1 if ext.human_rejected else 0
+    if ext.quality_score is not None:
+        sums["quality_sum"], sums["quality_n"] = ext.quality_score, 1
+    if ext.carbon_intensity is not None:
+        sums["carbon_sum"], sums["carbon_n"] = ext.carbon_intensity, 1
+    return {k: v for k, v in sums.items() if v}
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    numerator: str = ""
+    denominator: str = ""
+    scale: float = 1.0
+    kind: str = "sum"  # sum | ratio | p95 | event | trace
+    unit: str = ""
+    description: str = ""
+
+    def windows(self) -> tuple[str, ...]:
+        if self.kind == "event":
+            return ("event",)
+        if self.kind == "trace":
+            return ("trace",)
+        if self.kind == "p95":
+            return ("1m", "1h")
+        return ("1m", "1h", "24h", "7d", "day", "month")
+
+    def value(self, sums: dict[str, Any]) -> float | None:
+        """The metric over one window's sums; None when a ratio has no denominator."""
+        num = float(sums.get(self.numerator, 0.0))
+        if self.kind == "sum":
+            return num * self.scale
+        den = float(sums.get(self.denominator, 0.0))
+        return num * self.scale / den if den > 0 else None
+
+
+def _s(name: str, field: str, unit: str, desc: str) -> Metric:
+    return Metric(name, field, unit=unit, description=desc)
+
+
+def _r(name: str, num: str, den: str, unit: str, desc: str, scale: float = 1.0) -> Metric:
+    return Metric(name, num, den, scale, "ratio", unit, desc)
+
+
+_CATALOG = [
+    _s("spend_usd", "spend_usd", "USD", "spend"),
+    _s("calls", "calls", "events", "billable events (requests)"),
+    _s("input_tokens", "input_tokens", "tokens", "input tokens"),
+    _s("output_tokens", "output_tokens", "tokens", "output tokens, reasoning included"),
+    _s("cached_tokens", "cached_tokens", "tokens", "input tokens served from cache"),
+    _s("total_tokens", "total_tokens", "tokens", "input + output tokens"),
+    _s("retry_cost_usd", "retry_cost_usd", "USD", "spend on retried calls"),
+    _s("tool_cost_usd", "tool_cost_usd", "USD", "spend on tool calls"),
+    _s("loop_cost_usd", "loop_cost_usd", "USD", "retry or tool-loop spend"),
+    _s("outcomes", "outcomes", "outcomes", "distinct business outcomes (recent ids)"),
+    _s("traces", "traces", "traces", "distinct traces (recent ids)"),
+    _s("gpu_seconds", "gpu_seconds", "s", "provisioned GPU seconds"),
+    _r("tokens_per_request", "total_tokens", "calls", "tokens", "tokens per event"),
+    _r("cost_per_request", "spend_usd", "calls", "USD", "spend per event"),
+    _r("cost_per_1k_tokens", "spend_usd", "total_tokens", "USD", "spend per 1K tokens", 1000.0),
+    _r("cache_hit_rate", "cache_hits", "cache_lookups", "ratio", "cache hits / lookups"),
+    _r("loop_cost_share", "loop_cost_usd", "spend_usd", "ratio", "retry+tool share of spend"),
+    _r("steps_per_trace", "step_events", "traces", "steps", "agent steps per task"),
+    _r("cost_per_trace", "spend_usd", "traces", "USD", "spend per trace (session)"),
+    _r("cost_per_outcome", "spend_usd", "outcomes", "USD", "spend per business outcome"),
+    _r("gpu_utilization", "gpu_busy_seconds", "gpu_seconds", "ratio", "busy / provisioned GPU"),
+    _r("cost_per_gpu_second", "gpu_cost_usd", "gpu_seconds", "USD", "GPU spend per second"),
+    _r("human_rejection_rate", "human_rejections", "human_reviews", "ratio",
+       "human-rejected share of reviewed answers (extension human_rejected)"),
+    _r("quality_score", "quality_sum", "quality_n", "score", "mean quality (extension)"),
+    _r("carbon_intensity", "carbon_sum", "carbon_n", "gCO2e/kWh", "mean grid carbon (extension)"),
+    Metric("queue_wait_p95_ms", kind="p95", unit="ms",
+           description="p95 queue wait (extension queue_wait_ms)"),
+    Metric("step_number", kind="event", unit="steps", description="this event's agent step"),
+    Metric("event_cost_usd", kind="event", unit="USD", description="this event's spend"),
+    Metric("trace_cost_usd", kind="trace", unit="USD", description="spend of this event's trace"),
+    Metric("trace_steps", kind="trace", unit="steps", description="events in this trace"),
+]
+METRICS: dict[str, Metric] = {m.name: m for m in _CATALOG}

@@ -1,0 +1,308 @@
+"""The rule-file model (format ``version: 1``), validated by pydantic with ``extra="forbid"``.
+
+A file may hold ``rules``, ``budgets``, ``quotas``, ``tenants`` (time zone, business days),
+and the notification policy: ``route``, ``inhibit_rules``, ``receivers``. A directory of files
+merges into one :class:`RuleSet` (see ``loader.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date, time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from spendfuse.rules.durations import Duration, DurationField
+from spendfuse.rules.matchers import Matcher, parse_matcher
+from spendfuse.rules.metrics.catalog import METRICS, WINDOWS
+from spendfuse.schemas.command import DegradeParams, TargetType
+from spendfuse.schemas.common import DegradationLevel, Environment, RiskTier, Severity
+
+Op = Literal[">", ">=", "<", "<="]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def check_metric(name: str, window: str | None = None) -> str:
+    if name not in METRICS:
+        near = difflib.get_close_matches(name, list(METRICS), n=1)
+        tip = f"; did you mean {near[0]!r}?" if near else "; see `spendfuse rules metrics`"
+        raise ValueError(f"unknown metric {name!r}{tip}")
+    allowed = METRICS[name].windows()
+    if window is not None and window not in allowed:
+        raise ValueError(f"metric {name!r} has no window {window!r}; use one of {allowed}")
+    return name
+
+
+def check_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        near = difflib.get_close_matches(name, sorted(available_timezones()), n=1)
+        tip = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown time zone {name!r}{tip}") from None
+    return name
+
+
+class _MetricCondition(_Strict):
+    metric: str
+    window: Literal["event", "trace", "1m", "1h", "24h", "7d", "day", "month"] = "1h"
+    min_samples: int = Field(
+        default=0, ge=0,
+        description="No verdict on fewer samples in the window: the ratio's denominator "
+        "(requests, outcomes, reviews, ...) or, for sums, events.",
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        return check_metric(value)
+
+    @model_validator(mode="after")
+    def _known_window(self) -> _MetricCondition:
+        check_metric(self.metric, self.window)
+        return self
+
+
+class ThresholdCondition(_MetricCondition):
+    type: Literal["threshold"]
+    op: Op = ">"
+    value: float
+
+
+class RatioToBaselineCondition(_MetricCondition):
+    """``metric`` over ``window`` divided by its baseline (default: 7-day rolling mean)."""
+
+    type: Literal["ratio_to_baseline"]
+    baseline: DurationField = Field(default=Duration(7, "d"), description="History learned from.")
+    op: Op = ">"
+    value: float = Field(gt=0)
+    min_history: DurationField = Field(default=Duration(1, "d"), description="Else no verdict.")
+
+
+class DetectorScoreCondition(_MetricCondition):
+    type: Literal["detector_score"]
+    detector: str = "default"
+    op: Op = ">="
+    value: float = Field(ge=0, le=1)
+
+
+class BudgetPercentCondition(_Strict):
+    """Percent used of the budget (or quota) that covers this scope for ``period``."""
+
+    type: Literal["budget_percent"]
+    period: Literal["day", "month"]
+    budget_kind: Literal["budget", "quota"] = "budget"
+    op: Op = ">="
+    value: float = Field(gt=0)
+
+
+class AllCondition(_Strict):
+    type: Literal["all"]
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class AnyCondition(_Strict):
+    type: Literal["any"]
+    conditions: list[Condition] = Field(min_length=1)
+
+
+Condition = Annotated[
+    ThresholdCondition | RatioToBaselineCondition | DetectorScoreCondition
+    | BudgetPercentCondition | AllCondition | AnyCondition,
+    Field(discriminator="type"),
+]
+
+
+class _CommandAction(_Strict):
+    mode: Literal["enforce", "shadow"] = "enforce"
+    target: TargetType = TargetType.USE_CASE
+    expires_in: DurationField = Duration(1, "h")
+    restore_on_clear: bool = True
+
+
+class AlertAction(_Strict):
+    kind: Literal["alert"]
+    notify: list[str] = Field(default_factory=list, description="Extra receivers, e.g. owner.")
+
+
+class DegradeAction(_CommandAction):
+    kind: Literal["degrade"]
+    level: Literal["L1", "L2", "L3", "L4"]
+    params: DegradeParams = Field(default_factory=DegradeParams)
+
+
+class KillSwitchAction(_CommandAction):
+    kind: Literal["kill_switch"]
+    target: TargetType
+    expires_in: DurationField
+
+
+Action = Annotated[AlertAction | DegradeAction | KillSwitchAction, Field(discriminator="kind")]
+StrOrList = str | list[str]
+
+
+class Scope(_Strict):
+    """Which events a rule applies to; every given field must match (lists mean any of)."""
+
+    tenant_id: StrOrList | None = None
+    use_case_id: StrOrList | None = None
+    environment: Environment | list[Environment] | None = None
+    risk_tier: RiskTier | list[RiskTier] | None = None
+    model: StrOrList | None = None
+    tool: StrOrList | None = None
+    route_policy: StrOrList | None = None
+    component: StrOrList | None = None
+    matchers: list[str] = Field(default_factory=list)
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_matcher(text)
+        return value
+
+    def parsed_matchers(self) -> list[Matcher]:
+        return [parse_matcher(t) for t in self.matchers]
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class When(_Strict):
+    """When a rule may *fire*, in the tenant's local time; clearing is never gated."""
+
+    after: time | None = None
+    before: time | None = None
+    business_days_only: bool = False
+
+
+class RuleSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    per: Literal["use_case", "tenant"] = "use_case"
+    scope: Scope = Field(default_factory=Scope)
+    condition: Condition
+    for_: DurationField | None = Field(default=None, alias="for")
+    keep_firing_for: DurationField = Field(
+        default=Duration(10, "m"),
+        description="Resolve only once the condition has not held for this long (no flapping).",
+    )
+    when: When | None = None
+    severity: Severity
+    risk_protection: bool = Field(
+        default=False, description="L4 risk protection: may act on medium/high/critical tiers."
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    actions: list[Action] = Field(default_factory=lambda: [AlertAction(kind="alert")])
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _l4_needs_risk_protection(self) -> RuleSpec:
+        for action in self.actions:
+            if isinstance(action, DegradeAction) and action.level == "L4" \
+                    and not self.risk_protection:  # fmt: skip
+                raise ValueError("level L4 is risk protection: set risk_protection: true")
+        return self
+
+
+class BudgetSpec(_Strict):
+    """A spend budget (or quota) for one use case, or a whole tenant when use_case_id is unset."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    owner: str = Field(min_length=1, description="Who is told: a person, team or channel.")
+    tenant_id: str
+    use_case_id: str | None = None
+    environment: Environment | None = None
+    period: Literal["day", "month"]
+    limit_usd: float = Field(gt=0)
+    enforcement: Literal["soft", "hard"] = "soft"
+    thresholds: list[float] = Field(default_factory=lambda: [50.0, 80.0, 95.0, 100.0])
+    on_exhausted: DegradeAction | KillSwitchAction | None = Field(
+        default=None, discriminator="kind", description="Hard budgets only: act at 100%."
+    )
+
+    @model_validator(mode="after")
+    def _hard_needs_action(self) -> BudgetSpec:
+        if self.on_exhausted is not None and self.enforcement != "hard":
+            raise ValueError("on_exhausted needs enforcement: hard")
+        if any(t <= 0 for t in self.thresholds):
+            raise ValueError("thresholds are percents greater than 0")
+        return self
+
+
+class TenantSpec(_Strict):
+    tenant_id: str
+    time_zone: str = "UTC"
+    business_days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu",
+                                                                  "fri"])  # fmt: skip
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_time_zone(value)
+
+
+class RouteSpec(_Strict):
+    receiver: str | None = None
+    matchers: list[str] = Field(default_factory=list)
+    group_by: list[str] | None = None
+    group_wait: DurationField | None = None
+    group_interval: DurationField | None = None
+    repeat_interval: DurationField | None = None
+    continue_: bool = Field(default=False, alias="continue")
+    routes: list[RouteSpec] = Field(default_factory=list)
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_matcher(text)
+        return value
+
+
+class InhibitRule(_Strict):
+    source_matchers: list[str] = Field(min_length=1)
+    target_matchers: list[str] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_matcher(text)
+        return value
+
+
+class SlackReceiver(_Strict):
+    channel: str = Field(pattern=r"^[#@]?[A-Za-z0-9_.-]+$")
+
+
+class ReceiverSpec(_Strict):
+    name: str
+    slack: SlackReceiver | None = None
+    console: bool = False
+
+
+class RuleFile(_Strict):
+    version: Literal[1]
+    rules: list[RuleSpec] = Field(default_factory=list)
+    budgets: list[BudgetSpec] = Field(default_factory=list)
+    quotas: list[BudgetSpec] = Field(default_factory=list)
+    tenants: list[TenantSpec] = Field(default_factory=list)
+    route: RouteSpec | None = None
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    receivers: list[ReceiverSpec] = Field(default_factory=list)
+
+
+AllCondition.model_rebuild()
+AnyCondition.model_rebuild()
+RouteSpec.model_rebuild()
+
+__all__ = ["WINDOWS", "DegradationLevel"]

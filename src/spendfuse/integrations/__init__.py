@@ -1,0 +1,1 @@
+"""Integrations with AI gateways and clients people run (optional extras)."""

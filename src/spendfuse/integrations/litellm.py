@@ -1,0 +1,139 @@
+"""LiteLLM hook: consult spendfuse's ``decide`` before each call, publish a cost event after it.
+
+    import litellm
+    from spendfuse.gateway import ControlClient
+    from spendfuse.integrations.litellm import SpendfuseLiteLLMCallback
+    from spendfuse.producer import CostEventPublisher
+
+    litellm.callbacks = [SpendfuseLiteLLMCallback(
+        ControlClient.from_settings().start(), CostEventPublisher("kafka:9092"),
+        defaults={"tenant_id": "acme", "risk_tier": "low", "environment": "prod"},
+        small_model="gpt-4o-mini",
+    )]
+    await litellm.acompletion(model="gpt-4o", messages=[...],
+                              metadata={"use_case_id": "support-bot", "prompt_version": "v7"})
+
+On a LiteLLM proxy, list it under ``litellm_settings.callbacks`` (a module exposing an instance).
+Before the call (``async_pre_call_hook`` on the proxy, ``async_pre_call_deployment_hook`` for the
+SDK and after proxy routing) a ``deny`` raises :class:`SpendfuseDeniedError` and a ``degrade``
+rewrites the request: a smaller model, fewer output tokens, LiteLLM's cache. After a successful
+call it publishes one cost event with LiteLLM's own ``response_cost`` (``allocated_cost_usd``),
+never blocking the request. Install with ``pip install 'spendfuse[litellm]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from spendfuse.gateway.decision import Decision
+from spendfuse.producer import CostEventPublisher
+from spendfuse.schemas.errors import EventRejectedError, SpendfuseError
+
+log = logging.getLogger(__name__)
+_ATTRIBUTES = ("tenant_id", "use_case_id", "prompt_version", "tool", "route_policy_version")
+_EVENT_FIELDS = ("tenant_id", "use_case_id", "risk_tier", "environment", "business_unit",
+                 "cost_center", "workflow_step", "user_role", "route_policy_version",
+                 "prompt_version", "trace_id", "business_outcome_id")  # fmt: skip
+
+
+class SpendfuseDeniedError(SpendfuseError, PermissionError):
+    """A kill switch is in force for this request; ``decision`` says which, why and how to lift."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(f"spendfuse denied the request: {decision.reason}")
+        self.decision = decision
+
+
+def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
+    meta = kwargs.get("metadata") or {}
+    params = kwargs.get("litellm_params") or {}
+    return {**(params.get("metadata") or {}), **meta}
+
+
+class SpendfuseLiteLLMCallback(CustomLogger):
+    """``decide`` before, cost event after; request attributes come from call metadata."""
+
+    def __init__(
+        self, client: Any, publisher: CostEventPublisher | None = None, *,
+        defaults: dict[str, str] | None = None, small_model: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.client = client
+        self.publisher = publisher
+        self.defaults = defaults or {}
+        self.small_model = small_model
+        self.published = 0
+        self._pricing_version = f"litellm-{version('litellm')}"
+
+    def attributes(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        meta = _metadata(kwargs)
+        attrs = {k: meta.get(k, self.defaults.get(k)) for k in _ATTRIBUTES}
+        attrs["model"] = kwargs.get("model")
+        return attrs
+
+    def apply(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Deny (raise) or degrade (rewrite ``kwargs``) per the client's decision."""
+        decision = self.client.decide(self.attributes(kwargs))
+        if decision.action == "allow":
+            return kwargs
+        if decision.action == "deny":
+            raise SpendfuseDeniedError(decision)
+        params = decision.params
+        if params.get("model_tier") == "small" and self.small_model:
+            kwargs["model"] = self.small_model
+        if "max_output_tokens" in params:
+            current = kwargs.get("max_tokens")
+            kwargs["max_tokens"] = min(current or params["max_output_tokens"],
+                                       params["max_output_tokens"])  # fmt: skip
+        if params.get("cache_first"):
+            kwargs["caching"] = True
+        kwargs.setdefault("metadata", {})["spendfuse_degraded"] = decision.level or "degraded"
+        return kwargs
+
+    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict,
+                                  call_type: Any) -> dict:  # fmt: skip
+        return self.apply(data)
+
+    async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict:
+        return self.apply(kwargs)
+
+    def cost_event(self, kwargs: dict[str, Any], response_obj: Any, end_time: Any) -> dict:
+        """The cost event for one finished call, priced by LiteLLM (``response_cost``)."""
+        meta = _metadata(kwargs)
+        usage = getattr(response_obj, "usage", None)
+        when = end_time if isinstance(end_time, datetime) else datetime.now(UTC)
+        event: dict[str, Any] = {
+            "schema_version": 1, "cost_event_id": kwargs.get("litellm_call_id"),
+            "event_time": when.astimezone(UTC).isoformat(),  # LiteLLM's times are local, naive
+            "component": "model_call", "provider": kwargs.get("custom_llm_provider"),
+            "model_or_service": kwargs.get("model"),
+            "input_tokens": getattr(usage, "prompt_tokens", None),
+            "output_tokens": getattr(usage, "completion_tokens", None),
+            "allocated_cost_usd": kwargs.get("response_cost"),
+            "allocation_method": "direct_metered", "pricing_version": self._pricing_version,
+        }  # fmt: skip
+        for name in _EVENT_FIELDS:
+            value = meta.get(name, self.defaults.get(name))
+            if value is not None:
+                event[name] = value
+        return {k: v for k, v in event.items() if v is not None}
+
+    def log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any,
+                          end_time: Any) -> None:  # fmt: skip
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.publish(self.cost_event(kwargs, response_obj, end_time))
+            self.published += 1
+        except EventRejectedError as exc:  # attribution missing: say which field, never raise
+            log.warning("cost event for call %s not published: %s",
+                        kwargs.get("litellm_call_id"), exc)  # fmt: skip
+
+    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any,
+                                      end_time: Any) -> None:  # fmt: skip
+        self.log_success_event(kwargs, response_obj, start_time, end_time)

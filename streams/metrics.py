@@ -1,0 +1,158 @@
+"""Prometheus metrics of the worker: what flows in, how it ends, how fast, and what it decided.
+
+Every metric lives in a registry owned by one :class:`SpendfuseMetrics`, not in
+prometheus-client's global registry, so unit tests can make as many as they like and a worker
+exposes exactly its own. Names follow Prometheus conventions (``spendfuse_*``, ``_total`` on
+counters, base units in seconds). Labels are bounded: outcome, DLQ reason, rule, command kind,
+topic and partition; never a tenant or use case (unbounded cardinality).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from spendfuse.schemas.alert import Alert
+from spendfuse.schemas.command import ControlCommand
+
+# Handling one record takes ~100 µs to a few ms; sends can add tens of ms under load.
+_LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                      0.1, 0.25, 0.5, 1.0)  # fmt: skip
+
+
+def rule_of(command: ControlCommand) -> str:
+    """The rule behind a command (``rule:<name>``), or ``operator`` for a person's command."""
+    source, _, name = command.issued_by.partition(":")
+    return name if source == "rule" and name else source or "unknown"
+
+
+class SpendfuseMetrics:
+    """The worker's metrics; the ingest handler and web views call the ``record_*`` methods."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_in = Counter("spendfuse_events_in", "Records read from the input topic.",
+                                 registry=r)  # fmt: skip
+        self.events_accepted = Counter(
+            "spendfuse_events_accepted", "Valid, new cost events counted.", registry=r
+        )
+        self.events_duplicate = Counter(
+            "spendfuse_events_duplicate", "Events dropped as repeats of a cost_event_id.",
+            registry=r,
+        )  # fmt: skip
+        self.events_dead_lettered = Counter(
+            "spendfuse_events_dead_lettered", "Records sent to the dead-letter topic, by reason.",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.events_rekeyed = Counter(
+            "spendfuse_events_rekeyed", "Records re-published under their use case key.",
+            registry=r,
+        )  # fmt: skip
+        self.spend_usd = Counter(
+            "spendfuse_spend_usd", "Spend of accepted events, in USD.", registry=r
+        )
+        self.processing_seconds = Histogram(
+            "spendfuse_processing_seconds",
+            "Wall time to handle one input record: decode, decide, publish results.",
+            buckets=_LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.detector_seconds = Histogram(
+            "spendfuse_detector_seconds",
+            "Wall time of the decision step per accepted event (dedup, pricing, rules and the "
+            "detectors they run).",
+            buckets=_LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.alerts = Counter("spendfuse_alerts", "Alerts published, by rule and status.",
+                              ["rule", "status"], registry=r)  # fmt: skip
+        self.commands = Counter(
+            "spendfuse_commands", "Control commands published, by rule and kind.",
+            ["rule", "kind"], registry=r,
+        )  # fmt: skip
+        self.slack_delivery_errors = Counter(
+            "spendfuse_slack_delivery_errors", "Alerts Slack did not accept after retries.",
+            registry=r,
+        )  # fmt: skip
+        self.consumer_lag = Gauge(
+            "spendfuse_consumer_lag", "Records not yet processed (highwater - committed).",
+            ["topic", "partition"], registry=r,
+        )  # fmt: skip
+        self.assigned_partitions = Gauge(
+            "spendfuse_assigned_partitions", "Input partitions assigned to this worker.",
+            registry=r,
+        )  # fmt: skip
+
+    def record_in(self) -> None:
+        self.events_in.inc()
+
+    def record_accepted(self, cost_usd: float) -> None:
+        self.events_accepted.inc()
+        self.spend_usd.inc(max(cost_usd, 0.0))
+
+    def record_duplicate(self) -> None:
+        self.events_duplicate.inc()
+
+    def record_dead_letter(self, reason: str) -> None:
+        self.events_dead_lettered.labels(reason=reason).inc()
+
+    def record_rekeyed(self) -> None:
+        self.events_rekeyed.inc()
+
+    def record_alert(self, alert: Alert) -> None:
+        self.alerts.labels(rule=alert.rule, status=alert.status).inc()
+
+    def record_command(self, command: ControlCommand) -> None:
+        self.commands.labels(rule=rule_of(command), kind=command.kind.value).inc()
+
+    def record_slack_error(self) -> None:
+        self.slack_delivery_errors.inc()
+
+    @contextmanager
+    def time_processing(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.processing_seconds.observe(time.perf_counter() - started)
+
+    @contextmanager
+    def time_detectors(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.detector_seconds.observe(time.perf_counter() - started)
+
+    def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
+        """Replace the lag gauges with ``(topic, partition, lag)`` rows (revoked ones vanish)."""
+        self.consumer_lag.clear()
+        count = 0
+        for topic, partition, lag in lags:
+            self.consumer_lag.labels(topic=topic, partition=str(partition)).set(max(lag, 0))
+            count += 1
+        self.assigned_partitions.set(count)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type, for ``/metrics``."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+_default: SpendfuseMetrics | None = None
+
+
+def default_metrics() -> SpendfuseMetrics:
+    """The process's metrics, shared by the worker's parts (ingest, Slack notifier, views)."""
+    global _default
+    if _default is None:
+        _default = SpendfuseMetrics()
+    return _default

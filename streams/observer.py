@@ -1,0 +1,74 @@
+"""What the ingest agent tells the rest of the worker: metrics and the dashboard's state.
+
+:class:`IngestObserver` is the one hook the ingest handler calls; it keeps the handler a thin
+adapter (decode → pipeline → publish) and puts counting and charting in one place. The default
+observer does nothing, so the handler works alone in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+from spendfuse.dashboard_state import DashboardState
+from spendfuse.pipeline import Handled, Outcome
+from spendfuse.streams.metrics import SpendfuseMetrics
+
+
+class NullObserver:
+    """Observes nothing (the handler's default)."""
+
+    def record_in(self) -> None: ...
+
+    def dead_lettered(self, reason: str) -> None: ...
+
+    def rekeyed(self) -> None: ...
+
+    def handled(self, handled: Handled) -> None: ...
+
+    def processing(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def deciding(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+class IngestObserver(NullObserver):
+    """Counts every record in :class:`SpendfuseMetrics` and feeds :class:`DashboardState`."""
+
+    def __init__(self, metrics: SpendfuseMetrics, dashboard: DashboardState) -> None:
+        self.metrics = metrics
+        self.dashboard = dashboard
+
+    def record_in(self) -> None:
+        self.metrics.record_in()
+
+    def dead_lettered(self, reason: str) -> None:
+        self.metrics.record_dead_letter(reason)
+
+    def rekeyed(self) -> None:
+        self.metrics.record_rekeyed()
+
+    def handled(self, handled: Handled) -> None:
+        if handled.outcome is Outcome.DUPLICATE or handled.event is None:
+            self.metrics.record_duplicate()
+            return
+        self.metrics.record_accepted(handled.event.cost_usd)
+        self.dashboard.add_event(handled.event)
+        for alert in handled.decisions.alerts:
+            self.metrics.record_alert(alert)
+            self.dashboard.add_alert(alert)
+        for command in handled.decisions.commands:
+            self.metrics.record_command(command)
+            self.dashboard.add_command(command)
+
+    @contextmanager
+    def processing(self) -> Iterator[None]:
+        with self.metrics.time_processing():
+            yield
+
+    def deciding(self) -> AbstractContextManager[None]:
+        return self.metrics.time_detectors()
+
+
+NULL_OBSERVER = NullObserver()

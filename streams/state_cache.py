@@ -1,0 +1,98 @@
+"""Write-behind per-use-case state: one changelog write per key per commit, not per event.
+
+A use case's state (aggregates, baselines, detector state) is tens of kilobytes of plain data.
+Writing it to a Faust table on every event would serialize and produce that much per event.
+Instead the ingest agent works on an in-memory copy and this cache writes each *changed* key
+once when Faust commits offsets: a sensor's ``on_commit_initiated`` hook runs before the
+producer is flushed and the offsets are committed, so the changelog always holds the state of
+every event whose offset is committed. A crash loses only uncommitted work, which is replayed
+(and deduplicated) on restart, as with a plain table.
+
+On rebalance, revoked partitions' keys are written out and dropped from the cache, so the
+worker that takes them over recovers them from the changelog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.sensors import Sensor
+from faust.types import TP
+
+
+class WriteBehindStates:
+    """The ``states`` mapping the pipeline reads and writes, backed by a Faust table."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.partition: int | None = None  # of the record being handled; set by the agent
+        self._cache: dict[str, Any] = {}
+        self._partition_of: dict[str, int] = {}
+        self._dirty: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self._cache:
+            return self._cache[key]
+        value = self.table.data.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.partition is None:
+            raise RuntimeError("set the record's partition before writing state")
+        self._cache[key] = value
+        self._partition_of[key] = self.partition
+        self._dirty.add(key)
+
+    def flush(self, keys: Iterable[str] | None = None) -> int:
+        """Write dirty keys (all, or those given) to the store and changelog."""
+        todo = self._dirty if keys is None else self._dirty.intersection(keys)
+        for key in list(todo):
+            value, partition = self._cache[key], self._partition_of[key]
+            _store_put(self.table.data, partition, key, value)
+            self.table.send_changelog(partition, key, value)
+            self._dirty.discard(key)
+        return len(todo)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Flush, then forget keys of partitions this worker no longer owns."""
+        keys = [k for k, p in self._partition_of.items() if p in partitions]
+        self.flush(keys)
+        for key in keys:
+            self._cache.pop(key, None)
+            self._partition_of.pop(key, None)
+
+
+def _store_put(store: Any, partition: int, key: str, value: Any) -> None:
+    """Write one key to the table's local store for ``partition``.
+
+    Faust's RocksDB store picks the partition database from the *current event*, which a
+    commit-time flush does not have, so this writes to that partition's database directly
+    (the same two calls ``RocksDB._set`` makes). The memory store needs no partition.
+    """
+    if hasattr(store, "_db_for_partition"):
+        raw_key, raw_value = store._encode_key(key), store._encode_value(value)
+        store._key_index[raw_key] = partition
+        store._db_for_partition(partition).put(raw_key, raw_value)
+    else:
+        store[key] = value
+
+
+class _FlushOnCommit(Sensor):
+    def __init__(self, states: WriteBehindStates) -> None:
+        super().__init__()
+        self.states = states
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        self.states.flush()
+        return super().on_commit_initiated(consumer)
+
+
+def attach_write_behind(app: faust.App, states: WriteBehindStates, topic_name: str) -> None:
+    """Flush before every offset commit; flush and drop revoked partitions on rebalance."""
+    app.sensors.add(_FlushOnCommit(states))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(_app: Any, revoked: set[TP], **_kw: Any) -> None:
+        states.drop_partitions({tp.partition for tp in revoked if tp.topic == topic_name})

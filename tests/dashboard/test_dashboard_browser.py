@@ -1,0 +1,121 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+A worker on the real broker is fed the demo's simulated traffic: 40 minutes of normal spend for
+five use cases and a runaway agent loop on ``research-agent`` for the last three. The test waits
+for the worker to decide (alert + command), then loads the page and checks that every chart has
+painted, that the incident shows in the alerts and commands tables, and saves a screenshot
+(also copied to ``tests/artifacts/dashboard.png`` for a reviewer).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from spendfuse.demo.traffic import DEMO_LIMIT_USD, LOOP_USE_CASE
+from tests.support.dashboard import get_json, incident_plan, publish_plan
+from tests.support.events import unique
+from tests.support.kafka import WorkerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARTIFACT = Path(__file__).parents[1] / "artifacts" / "dashboard.png"
+
+# Non-transparent pixels per chart canvas: uPlot paints axes, grid, band and the line.
+_PAINTED_PIXELS_JS = """() => [...document.querySelectorAll('.card')].map(card => {
+  const c = card.querySelector('canvas');
+  if (!c) return [card.dataset.useCase, 0];
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return [card.dataset.useCase, n];
+})"""
+
+
+@pytest.fixture(scope="module")
+def fed_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[tuple[WorkerProcess, int]]:  # fmt: skip
+    proc = WorkerProcess(kafka_bootstrap, tmp_path_factory.mktemp("dashboard-worker"),
+                         SPENDFUSE_SPEND_LIMIT__LIMIT_USD=str(DEMO_LIMIT_USD)).start()
+    try:
+        yield proc, publish_plan(kafka_bootstrap, incident_plan(unique("browser")))
+    finally:
+        proc.stop()
+
+
+def _base(worker: WorkerProcess) -> str:
+    return f"http://127.0.0.1:{worker.env['SPENDFUSE_WEB_PORT']}"
+
+
+def _wait_for_incident(worker: WorkerProcess, sent: int, timeout_s: float = 120) -> dict:
+    """Wait until the worker has handled every event and shows the incident."""
+    deadline = time.monotonic() + timeout_s
+    snap: dict = {}
+    while time.monotonic() < deadline:
+        snap = get_json(_base(worker) + "/api/dashboard")
+        if snap["events_seen"] < sent:
+            time.sleep(1)
+            continue
+        alerted = any(a["use_case_id"] == LOOP_USE_CASE and a["rule"] == "spend_rate_limit"
+                      for a in snap["alerts_active"])  # fmt: skip
+        commanded = any(c["key"] == f"use_case:{LOOP_USE_CASE}" for c in snap["commands_in_force"])
+        if alerted and commanded:
+            return snap
+        time.sleep(1)
+    raise AssertionError(f"no incident on the dashboard after {timeout_s}s: "
+                         f"{snap.get('alerts_active')} {snap.get('commands_in_force')}\n"
+                         f"{worker.log_tail()}")  # fmt: skip
+
+
+def test_dashboard_shows_charts_and_the_incident(fed_worker: tuple[WorkerProcess, int],
+                                                 tmp_path: Path) -> None:  # fmt: skip
+    worker, sent = fed_worker
+    assert CHROMIUM.exists(), (
+        "headless Chromium is missing at /usr/bin/chromium: run `make test`, which installs "
+        "Debian's chromium package (apt-get install -y chromium)"
+    )
+    snap = _wait_for_incident(worker, sent)
+    assert len(snap["use_cases"]) == 5
+    shot = tmp_path / "dashboard.png"
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        browser = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1400, "height": 1300},
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(_base(worker) + "/dashboard/")
+            page.wait_for_selector("body[data-loaded=true]", state="attached", timeout=30_000)
+            page.wait_for_selector(f'.card[data-use-case="{LOOP_USE_CASE}"] canvas',
+                                   timeout=30_000)  # fmt: skip
+            painted = dict(page.evaluate(_PAINTED_PIXELS_JS))
+            alert_rows = page.locator(".alert-row").all_inner_texts()
+            command_rows = page.locator(
+                f'.command-row[data-target="use_case:{LOOP_USE_CASE}"]').all_inner_texts()
+            loop_card_alerting = page.locator(
+                f'.card.alerting[data-use-case="{LOOP_USE_CASE}"]').count()
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACT)
+
+    assert errors == []
+    assert len(painted) == 5, painted
+    assert all(n > 5000 for n in painted.values()), painted  # every chart drew
+    assert any(LOOP_USE_CASE in row and "spend_rate_limit" in row for row in alert_rows), \
+        alert_rows
+    assert command_rows and any(k in command_rows[0] for k in ("degrade", "kill switch")), \
+        command_rows
+    assert loop_card_alerting == 1
+    assert shot.stat().st_size > 20_000
