@@ -169,7 +169,7 @@ class DashboardState:
         token-protected write); an alert they match shows as silenced.
         """
         end_ms = self.chart_end(now)
-        ranked = sorted(self.use_cases.items(), key=lambda kv: -kv[1].day_usd)
+        ranked = self.ranked(end_ms)
         charts = [self._use_case_view(name, uc, end_ms)
                   for name, uc in ranked[: self.config.max_charts]]  # fmt: skip
         active, recent = self._alert_views(now, silences)
@@ -187,6 +187,18 @@ class DashboardState:
             "commands_in_force": self._in_force_views(now),
             "commands_recent": list(reversed(self.commands))[:20],
         }
+
+    def ranked(self, end_ms: int) -> list[tuple[str, UseCaseSpend]]:
+        """Use cases in chart order: active within the horizon first, alerting ones first among
+        them, then by spend today (a stale use case with an old alert comes after)."""
+        alerting = {a["use_case_id"] for a in self.alerts.values() if a["status"] == "firing"}
+        horizon_start = (end_ms - self.config.horizon_s * 1000) // (self.config.bucket_s * 1000)
+
+        def key(item: tuple[str, UseCaseSpend]) -> tuple[bool, bool, float]:
+            name, uc = item
+            return uc.newest_bucket < horizon_start, name not in alerting, -uc.day_usd
+
+        return sorted(self.use_cases.items(), key=key)
 
     def _use_case_view(self, name: str, uc: UseCaseSpend, end_ms: int) -> dict[str, Any]:
         cfg = self.config

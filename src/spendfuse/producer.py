@@ -5,7 +5,10 @@
         pub.publish(event)          # a CostEvent or a dict; returns at once
 
 Events are validated before they leave (a bad event raises here, in the caller's test suite, not
-in the worker's dead-letter topic), keyed by ``use_case_id`` and timestamped with ``event_time``.
+in the worker's dead-letter topic) and keyed by ``use_case_id``. The Kafka record keeps its
+publish time as timestamp: decisions use ``event_time`` from the payload, and Kafka 4 brokers
+refuse records stamped more than an hour ahead of their clock, which a replayed or skewed
+``event_time`` could be.
 The producer is idempotent (no duplicates from its own retries) and sends from librdkafka's
 background thread; when its local queue is full the event is counted as dropped and the call
 still returns at once, because a cost signal must never slow the request it measures.
@@ -22,7 +25,6 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from spendfuse.schemas.codec import encode, parse_cost_event_obj
-from spendfuse.schemas.common import to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.topics import COST_EVENTS, cost_event_key
 
@@ -70,10 +72,7 @@ class CostEventPublisher:
     def publish(self, event: CostEvent | Mapping[str, Any]) -> bool:
         """Queue one event; return False if it had to be dropped (local queue full)."""
         model = event if isinstance(event, CostEvent) else parse_cost_event_obj(event)
-        return self.publish_raw(
-            encode(model), key=cost_event_key(model.use_case_id),
-            timestamp_ms=to_epoch_ms(model.event_time),
-        )  # fmt: skip
+        return self.publish_raw(encode(model), key=cost_event_key(model.use_case_id))
 
     def publish_raw(
         self, value: bytes, *, key: bytes | None = None, timestamp_ms: int = 0

@@ -53,8 +53,11 @@ def partition_lags(app: faust.App) -> list[tuple[str, int, int]]:
             continue
         if highwater is None:
             continue
-        done = committed.get(tp)
-        rows.append((tp.topic, tp.partition, max(int(highwater) - int(done or 0), 0)))
+        # The group's committed offset as of assignment (Faust keeps it on the consumer) counts
+        # too, so a worker that joined a group at the end of the topic reports no lag.
+        known = (committed.get(tp), getattr(app.consumer, "_committed_offset", {}).get(tp))
+        done = max((int(o) for o in known if o is not None), default=0)
+        rows.append((tp.topic, tp.partition, max(int(highwater) - done, 0)))
     return rows
 
 

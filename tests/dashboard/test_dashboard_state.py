@@ -178,3 +178,17 @@ def test_chart_ends_now_or_at_the_newest_event_of_a_past_replay() -> None:
 def test_config_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="bucket_s must be positive"):
         DashboardConfig(bucket_s=0)
+
+
+def test_charts_put_recent_then_alerting_use_cases_first() -> None:
+    state = DashboardState(CFG)
+    state.add_event(_event("old-big", 9.0, T0 - timedelta(hours=3)))  # outside the horizon
+    state.add_event(_event("recent-small", 0.1, T0))
+    state.add_event(_event("recent-big", 1.0, T0))
+    state.add_event(_event("bot", 0.01, T0))
+    state.add_event(_event("old-alerting", 0.5, T0 - timedelta(hours=3)))
+    state.add_alert(_alert("firing", T0))  # on "bot"
+    state.add_alert(_alert("firing", T0 - timedelta(hours=3), fp="fp-old").model_copy(
+        update={"use_case_id": "old-alerting"}))  # fmt: skip
+    order = [u["use_case_id"] for u in state.snapshot(T0 + timedelta(minutes=1))["use_cases"]]
+    assert order == ["bot", "recent-big", "recent-small", "old-alerting", "old-big"]

@@ -129,14 +129,15 @@ def test_batch_routes_are_not_customer_facing() -> None:
 
 # -- agent loop cost spike ---------------------------------------------------------------------
 def _tool_calls(now: int) -> list[dict]:
-    tool = {"component": "tool_call", "model_or_service": "web-search", "cost": 0.125}
+    tool = {"component": "tool_call", "model_or_service": "web-search", "cost": 0.25}
     history = hourly("agent", 48, **tool)
     current = [make_event("agent", at=BASE_TIME + timedelta(hours=48, minutes=5 * i), **tool)
                for i in range(now)]  # fmt: skip
     return history + current
 
 
-@pytest.mark.parametrize(("calls_now", "fires"), [(3, True), (2, False)])
+# Over 2x baseline and $0.50 from the 3rd call (minute 10); held 10 minutes at the 5th.
+@pytest.mark.parametrize(("calls_now", "fires"), [(5, True), (4, False)])
 def test_agent_loop_cost_spike(calls_now: int, fires: bool) -> None:
     got = run(_tool_calls(calls_now)).of("agent_loop_cost_spike")
     assert got.statuses() == (["firing"] if fires else [])
@@ -201,7 +202,8 @@ def test_agent_step_limit(step: int, fires: bool) -> None:
 @pytest.mark.parametrize(("cost_now", "fires"), [(1.5, True), (1.35, False)])
 def test_cost_per_answer_hourly(cost_now: float, fires: bool) -> None:
     events = hourly("bot", 48, cost=1.0)
-    events += hourly("bot", 1, per_hour=20, start_hours=48, cost=cost_now)  # min_samples: 20
+    # min_samples 30 is reached at minute 15; the rule then holds for its 20 minutes
+    events += hourly("bot", 1, per_hour=120, start_hours=48, cost=cost_now)
     for i, e in enumerate(events):
         e["business_outcome_id"] = f"answer-{i}"
     assert run(events).of("cost_per_answer_hourly").statuses() == (["firing"] if fires else [])

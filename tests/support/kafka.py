@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from spendfuse.localkafka.broker import free_port
+from spendfuse.schemas import topics
 
 
 def consume_until(
@@ -69,6 +70,32 @@ def consume_until(
     )
 
 
+HISTORY_TOPICS = (topics.COST_EVENTS, topics.TENANT_SPEND, topics.ALERTS)
+
+
+def skip_history(bootstrap: str, group: str) -> None:
+    """Start a *new* consumer group at the end of the shared topics.
+
+    Every test's worker reads the same topics; without this a fresh worker would first chew
+    through every earlier test's events. A group that has committed offsets (a restarted
+    worker) is left alone, so restart tests still re-process what was not committed.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})  # fmt: skip
+    try:
+        metadata = consumer.list_topics(timeout=10).topics
+        tps = [TopicPartition(t, p) for t in HISTORY_TOPICS if t in metadata
+               for p in metadata[t].partitions]  # fmt: skip
+        if not tps or any(tp.offset >= 0 for tp in consumer.committed(tps, timeout=10)):
+            return
+        ends = [TopicPartition(tp.topic, tp.partition,
+                               consumer.get_watermark_offsets(tp, timeout=10)[1])
+                for tp in tps]  # fmt: skip
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 class WorkerProcess:
     """A real ``spendfuse worker`` subprocess pointed at the test broker."""
 
@@ -88,6 +115,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+        skip_history(self.bootstrap, self.app_id)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spendfuse", "worker"],

@@ -180,18 +180,19 @@ class Narrator(threading.Thread):
                       f"{command.issued_by} → {effect.get(command.kind.value, '')}")
 
 
-def _spend_line(url: str) -> str:
+def _spend_line(url: str) -> tuple[str, dict[str, float]]:
     """Each use case's spend rate over the last complete minute, from the worker's dashboard."""
     with urllib.request.urlopen(url + "/api/dashboard", timeout=5) as resp:
         snap = orjson.loads(resp.read())
-    parts = []
+    parts, rates_now = [], {}
     for uc in snap["use_cases"]:
         per_minute = max(1, 60 // snap["bucket_s"])
         done = [r or 0.0 for r in uc["rate_usd_per_min"][-per_minute - 1 : -1]]
         rate = sum(done) / max(len(done), 1)
+        rates_now[uc["use_case_id"]] = rate
         mark = "[bold red]" if rate > DEMO_LIMIT_USD else ""
         parts.append(f"{mark}{uc['use_case_id']} ${rate:.2f}{'[/]' if mark else ''}")
-    return "spend $/min: " + " · ".join(parts)
+    return "spend $/min: " + " · ".join(parts), rates_now
 
 
 def publish_history(pub: CostEventPublisher, events: list[dict[str, Any]]) -> None:
@@ -219,14 +220,17 @@ def publish_live(pub: CostEventPublisher, live: Iterator[dict[str, Any]], gatewa
         if admitted is not None:
             pub.publish(admitted)
         oncall.check(gateway)
-        if time.monotonic() >= next_report:
-            next_report += 30
-            with suppress(OSError):
-                console.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {_spend_line(url)}")
-        if not told_done and {"restore", "resolved"} <= set(narrator.story):
-            told_done = True
-            console.print("[bold green]The loop was caught and stopped; spend is back to "
-                          "normal.[/] Traffic goes on; Ctrl-C stops everything.")
+        if time.monotonic() < next_report:
+            continue
+        next_report += 30
+        with suppress(OSError):
+            line, rates = _spend_line(url)
+            console.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {line}")
+            if (not told_done and "restore" in narrator.story
+                    and rates.get(LOOP_USE_CASE, 0.0) < DEMO_LIMIT_USD / 2):  # fmt: skip
+                told_done = True
+                console.print("[bold green]The loop was caught and stopped; spend is back to "
+                              "normal.[/] Traffic goes on; Ctrl-C stops everything.")
 
 
 class OnCall:
