@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -33,11 +34,14 @@ from rich.console import Console
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from spendfuse.rules.routing import alert_labels
+from spendfuse.rules.silences import Silence, silenced_by
 from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.codec import decode
 from spendfuse.schemas.errors import SpendfuseError
 from spendfuse.schemas.topics import ALERTS
 from spendfuse.settings import Settings
+from spendfuse.silence_store import load_silences, silences_path
 from spendfuse.streams.console import format_alert
 from spendfuse.streams.slack_message import (
     Router,
@@ -203,6 +207,7 @@ class Notifier:
         self, bootstrap: str, delivery: Delivery, *, topic: str = ALERTS,
         ledger_topic: str = DELIVERY_LEDGER, group_id: str = "spendfuse-notify",
         on_delivered: Callable[[Alert, str], None] | None = None,
+        silences: Callable[[], list[Silence]] | None = None,
     ) -> None:  # fmt: skip
         self.bootstrap = bootstrap
         self.delivery = delivery
@@ -210,6 +215,7 @@ class Notifier:
         self.ledger_topic = ledger_topic
         self.group_id = group_id
         self.on_delivered = on_delivered
+        self.silences = silences
         self.counts: dict[str, int] = {"delivered": 0, "skipped": 0, "refused": 0}
 
     def run(self, stop: threading.Event) -> None:
@@ -243,6 +249,8 @@ class Notifier:
             self.counts["refused"] += 1
             return
         record = ledger.get(alert.fingerprint)
+        if record is None and self._silenced(alert):
+            return  # never posted: a silenced incident stays quiet, firing and resolved alike
         plan = plan_delivery(alert, record)
         if plan == "skip":
             self.counts["skipped"] += 1
@@ -265,6 +273,19 @@ class Notifier:
             self.on_delivered(alert, plan)
 
 
+    def _silenced(self, alert: Alert) -> bool:
+        """Silences are maintenance windows in wall-clock time, checked at delivery."""
+        if self.silences is None:
+            return False
+        silence = silenced_by(alert_labels(alert), self.silences(), datetime.now(UTC))
+        if silence is None:
+            return False
+        log.info("alert %s (%s) silenced by %s (%s, until %s)", alert.alert_id,
+                 alert.fingerprint, silence.id, silence.created_by, silence.ends_at)  # fmt: skip
+        self.counts["silenced"] = self.counts.get("silenced", 0) + 1
+        return True
+
+
 def build_delivery(settings: Settings, stop: threading.Event) -> Delivery:
     if settings.slack_bot_token is None:
         return ConsoleDelivery()
@@ -275,8 +296,10 @@ def build_delivery(settings: Settings, stop: threading.Event) -> Delivery:
 
 def run_notifier(settings: Settings) -> None:
     stop = threading.Event()
+    store = silences_path(settings.data_dir)
     notifier = Notifier(settings.require_bootstrap(), build_delivery(settings, stop),
-                        group_id=settings.notify_group_id)  # fmt: skip
+                        group_id=settings.notify_group_id,
+                        silences=lambda: load_silences(store))  # fmt: skip
     try:
         notifier.run(stop)
     except KeyboardInterrupt:

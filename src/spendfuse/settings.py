@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     slack_channel: str = Field(default="#ai-finops", description="Channel when no route matches.")
     slack_base_url: str = "https://slack.com/api/"
     slack_router: str | None = Field(
-        default=None, description='"module:callable" taking an alert, returning its channel.'
+        default="spendfuse.rules_runtime:slack_router",
+        description='"module:callable" taking an alert, returning its channel; by default the '
+        "rule files' route tree (falling back to slack_channel).",
     )
     notify_group_id: str = "spendfuse-notify"
 

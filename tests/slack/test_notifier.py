@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from slack_sdk import WebClient
 
+from spendfuse.rules.silences import Silence, new_silence
 from spendfuse.schemas.alert import Alert, Evidence
 from spendfuse.schemas.codec import encode
 from spendfuse.streams.notify import Notifier, RetryPolicy, SlackDelivery
@@ -56,14 +57,16 @@ def publish(kafka_bootstrap: str, topic: str, alerts: list[Alert]) -> None:
 
 
 @contextmanager
-def running_notifier(kafka_bootstrap: str, slack: FakeSlack, names: dict[str, str]
+def running_notifier(kafka_bootstrap: str, slack: FakeSlack, names: dict[str, str],
+                     silences: list[Silence] | None = None,
                      ) -> Iterator[tuple[Notifier, SlackDelivery]]:  # fmt: skip
     stop = threading.Event()
     client = WebClient(token=slack.token, base_url=slack.base_url, timeout=5, retry_handlers=[])
     delivery = SlackDelivery(client, default_router("#ai-finops"), stop,
                              RetryPolicy(base_s=0.05, max_s=0.5))  # fmt: skip
     notifier = Notifier(kafka_bootstrap, delivery, topic=names["alerts"],
-                        ledger_topic=names["ledger"], group_id=names["group"])  # fmt: skip
+                        ledger_topic=names["ledger"], group_id=names["group"],
+                        silences=(lambda: silences or []))  # fmt: skip
     thread = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
     thread.start()
     try:
@@ -130,3 +133,22 @@ def test_outage_and_recovery_deliver_every_alert_once_across_restarts(
             wait_for(lambda: notifier.counts["delivered"] == 1, "the resolution")
         assert notifier.counts == {"delivered": 1, "skipped": 0, "refused": 0}
         assert len(slack.log.top_level()) == 5 and len(slack.log.updates) == 1
+
+
+def test_a_silenced_incident_posts_nothing_while_others_are_delivered(
+    kafka_bootstrap: str, topics: dict[str, str]
+) -> None:
+    run = topics["run"]
+    now = datetime.now(UTC)
+    maintenance = new_silence([f'use_case_id="uc1-{run}"'], timedelta(hours=1), "ana",
+                              "planned load test", now)  # fmt: skip
+    with FakeSlack() as slack:
+        publish(kafka_bootstrap, topics["alerts"], [
+            make_alert(1, run=run), make_alert(2, run=run), make_alert(1, "resolved", run=run),
+        ])  # fmt: skip
+        with running_notifier(kafka_bootstrap, slack, topics, [maintenance]) as (notifier, _):
+            wait_for(lambda: notifier.counts["delivered"] + notifier.counts.get("silenced", 0)
+                     >= 3, "three alerts handled")  # fmt: skip
+        assert notifier.counts["silenced"] == 2  # uc1 firing and its resolution
+        assert [m for m in slack.log.top_level() if f"uc1-{run}" in str(m["blocks"])] == []
+        assert len(slack.log.top_level()) == 1
