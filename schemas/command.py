@@ -74,7 +74,8 @@ class ControlCommand(BaseModel):
     issued_at: UtcDatetime
     expires_at: UtcDatetime | None = None
     how_to_lift: str | None = None
-    signature: str | None = None
+    # Signatures travel in the record's `spendfuse-signature` header, over the exact key and
+    # value bytes (spendfuse.control.signing), so the body needs no canonical form.
 
     def key(self) -> str:
         return self.target.key
