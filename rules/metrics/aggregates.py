@@ -4,7 +4,8 @@ Layout of ``state`` (JSON-able, a Faust table value in the worker):
 
 * ``m``: the current UTC clock minute's sums and queue-wait histogram;
 * ``hq``: the current hour's queue-wait histogram (p95 over 1h);
-* ``h``: a sparse ring of at most ``RING_HOURS`` (7×24) hourly buckets (``{str(hour): sums}``),
+* ``h``: a sparse ring of at most ``RING_HOURS`` (7×24) hourly buckets (``{str(hour): [sums in
+  FIELDS order]}``),
   for the 24h/7d windows and the 7-day baselines;
 * ``d`` / ``mo``: the current calendar day and month *in the tenant's time zone* (budgets);
 * ``tr`` / ``oc``: the most recent trace ids (spend, events) and business outcome ids, each
@@ -78,9 +79,22 @@ def _roll(bucket: dict[str, Any] | None, key: Any) -> tuple[dict[str, Any], bool
     return bucket, key == bucket["k"]
 
 
+_FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
+
+
+def _vec_add(vec: list[float], sums: dict[str, float]) -> None:
+    for key, val in sums.items():
+        if val:
+            vec[_FIELD_INDEX[key]] += val
+
+
 def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
-    """Sparse hourly ring ``{str(hour): sums}``; hours older than the ring are pruned."""
-    ring: dict[str, dict[str, float]] = state.setdefault("h", {})
+    """Sparse hourly ring ``{str(hour): [sum per FIELDS entry]}``; old hours are pruned.
+
+    Hourly buckets are arrays in ``FIELDS`` order rather than name -> sum maps: the ring is most
+    of a use case's state (168 buckets), and naming every sum in every bucket tripled its size.
+    """
+    ring: dict[str, list[float]] = state.setdefault("h", {})
     newest = state.get("now_h", hour)
     if hour > newest:
         newest = state["now_h"] = hour
@@ -88,7 +102,10 @@ def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
             del ring[key]
     state.setdefault("now_h", newest)
     if hour > newest - RING_HOURS:
-        _add(ring.setdefault(str(hour), {}), sums)
+        bucket = ring.get(str(hour))
+        if bucket is None:
+            bucket = ring[str(hour)] = [0.0] * len(FIELDS)
+        _vec_add(bucket, sums)
 
 
 def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> AggregateView:
@@ -144,7 +161,10 @@ class AggregateView:
         return min(self.hour - self.state.get("first_h", self.hour), RING_HOURS - 1)
 
     def hour_sums(self, hour: int) -> dict[str, float]:
-        return self.state.get("h", {}).get(str(hour), {})
+        vec = self.state.get("h", {}).get(str(hour))
+        if not vec:
+            return {}
+        return {FIELDS[i]: v for i, v in enumerate(vec) if v}
 
     def sums(self, window: str) -> dict[str, float]:
         if window == "1m":
