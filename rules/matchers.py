@@ -10,6 +10,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
 MATCHER_HINT = 'write label="value", label!="value", label=~"regex" or label!~"regex"'
@@ -54,3 +57,14 @@ def parse_matcher(text: str) -> Matcher:
 
 def matches_all(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
+
+
+def check_matchers(value: list[str]) -> list[str]:
+    """Validate every matcher string (raises ``ValueError`` naming the bad one)."""
+    for text in value:
+        parse_matcher(text)
+    return value
+
+
+MatcherList = Annotated[list[str], AfterValidator(check_matchers)]
+"""A list of Alertmanager-style matcher strings, validated where a model declares it."""

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spendfuse.rules.durations import Duration, DurationField
-from spendfuse.rules.matchers import Matcher, parse_matcher
+from spendfuse.rules.matchers import Matcher, MatcherList, parse_matcher
 from spendfuse.rules.metrics.catalog import METRICS, WINDOWS
 from spendfuse.schemas.command import DegradeParams, TargetType
 from spendfuse.schemas.common import DegradationLevel, Environment, RiskTier, Severity
@@ -157,14 +157,7 @@ class Scope(_Strict):
     tool: StrOrList | None = None
     route_policy: StrOrList | None = None
     component: StrOrList | None = None
-    matchers: list[str] = Field(default_factory=list)
-
-    @field_validator("matchers")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        for text in value:
-            parse_matcher(text)
-        return value
+    matchers: MatcherList = Field(default_factory=list)
 
     def parsed_matchers(self) -> list[Matcher]:
         return [parse_matcher(t) for t in self.matchers]
@@ -251,7 +244,7 @@ class TenantSpec(_Strict):
 
 class RouteSpec(_Strict):
     receiver: str | None = None
-    matchers: list[str] = Field(default_factory=list)
+    matchers: MatcherList = Field(default_factory=list)
     group_by: list[str] | None = None
     group_wait: DurationField | None = None
     group_interval: DurationField | None = None
@@ -259,25 +252,11 @@ class RouteSpec(_Strict):
     continue_: bool = Field(default=False, alias="continue")
     routes: list[RouteSpec] = Field(default_factory=list)
 
-    @field_validator("matchers")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        for text in value:
-            parse_matcher(text)
-        return value
-
 
 class InhibitRule(_Strict):
-    source_matchers: list[str] = Field(min_length=1)
-    target_matchers: list[str] = Field(min_length=1)
+    source_matchers: MatcherList = Field(min_length=1)
+    target_matchers: MatcherList = Field(min_length=1)
     equal: list[str] = Field(default_factory=list)
-
-    @field_validator("source_matchers", "target_matchers")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        for text in value:
-            parse_matcher(text)
-        return value
 
 
 class SlackReceiver(_Strict):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spendfuse.rules.ids import stable_id
-from spendfuse.rules.matchers import matches_all, parse_matcher
+from spendfuse.rules.matchers import MatcherList, matches_all, parse_matcher
 from spendfuse.schemas.common import UtcDatetime
 
 
@@ -20,18 +20,11 @@ class Silence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    matchers: list[str] = Field(min_length=1)
+    matchers: MatcherList = Field(min_length=1)
     starts_at: UtcDatetime
     ends_at: UtcDatetime
     created_by: str = Field(min_length=1)
     comment: str = Field(min_length=1)
-
-    @field_validator("matchers")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        for text in value:
-            parse_matcher(text)
-        return value
 
     @model_validator(mode="after")
     def _expires(self) -> Silence:
