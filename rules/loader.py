@@ -5,6 +5,13 @@ Every error is reported (not only the first), in the form
 The YAML is composed into nodes (which carry ``start_mark``), and each pydantic error location
 is walked through the node tree to find where it points. ``load_*`` functions do I/O;
 ``parse_*`` are pure.
+
+Rule files are configuration, but they may come from many hands, so hostile input is refused
+with a located error before anything walks it: files over :data:`MAX_RULE_FILE_BYTES`, nesting
+deeper than :data:`MAX_NESTING`, more than :data:`MAX_NODES` nodes once aliases are expanded (a
+"billion laughs" file is a few hundred bytes whose aliases expand to millions of nodes, which
+validation would walk one by one), aliases that contain themselves, and values YAML cannot build
+(``!!int x``, a 13th month). NaN and infinities are refused by the model, wherever they are.
 """
 
 from __future__ import annotations
@@ -21,6 +28,15 @@ from spendfuse.rules.errors import RuleFileError, RuleIssue
 from spendfuse.rules.model import RuleFile
 from spendfuse.rules.ruleset import RuleSet, merge_files
 
+MAX_RULE_FILE_BYTES = 512 * 1024
+"""Larger rule files are refused unread (the default pack is under 10 KB in all)."""
+MAX_NESTING = 50
+"""Deepest nesting of mappings and sequences (the default pack nests 7 deep)."""
+MAX_NODES = 25_000
+"""Most YAML nodes (keys and values) in a file once aliases are expanded: about 1,500 rules or
+budgets; the default pack has under 700. It bounds the time to read a file to about a second."""
+MAX_LISTED_ERRORS = 200
+"""Most problems listed for one file; the rest are counted."""
 DEFAULT_PACK = Path(__file__).parent / "packs" / "default"
 EXAMPLES_PACK = Path(__file__).parent / "packs" / "examples"
 _UNION_TAGS = ("type", "kind")
@@ -36,7 +52,8 @@ def _walk(node: yaml.Node, loc: tuple[Any, ...], key: bool = False) -> tuple[yam
                 return next(k for k, _ in node.value if k.value == item), True
             if child is None:
                 key = next((k for k, _ in node.value if k.value == item), None)
-                tags = {k.value: v.value for k, v in node.value if k.value in _UNION_TAGS}
+                tags = {k.value: v.value for k, v in node.value
+                        if k.value in _UNION_TAGS and isinstance(v, yaml.ScalarNode)}  # fmt: skip
                 if item in tags.values():
                     continue  # a discriminated union's tag in the location: stay here
                 if key is not None:
@@ -62,7 +79,8 @@ def _format_loc(loc: tuple[Any, ...], root: yaml.Node) -> str:
                 item < len(node.value) else None  # fmt: skip
             continue
         if isinstance(node, yaml.MappingNode):
-            tags = {v.value for k, v in node.value if k.value in _UNION_TAGS}
+            tags = {v.value for k, v in node.value
+                    if k.value in _UNION_TAGS and isinstance(v, yaml.ScalarNode)}  # fmt: skip
             if item in tags:
                 continue
             node = next((v for k, v in node.value if k.value == item), None)
@@ -131,16 +149,116 @@ def _message(err: dict[str, Any]) -> tuple[str, str]:
     return (head, tail) if sep else (msg, "")
 
 
-def parse_rule_file(text: str, file: str) -> RuleFile:
-    """Validate one file's text; raises :class:`RuleFileError` listing every problem."""
+class _RuleFileLoader(yaml.SafeLoader):
+    """The safe loader with the limits above, and every value error located at its node."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        self.nodes += 1
+        try:
+            if self.depth > MAX_NESTING or self.nodes > MAX_NODES:
+                mark = self.peek_event().start_mark
+                if self.depth > MAX_NESTING:
+                    raise _LimitError(f"the file nests deeper than {MAX_NESTING} levels", mark,
+                                      "flatten it: rules nest a few levels at most")  # fmt: skip
+                raise _LimitError(f"the file has over {MAX_NODES} values", mark, _SPLIT_HINT)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {str(node.value)[:40]!r}: {exc}", node.start_mark
+            ) from None
+
+
+class _LimitError(yaml.YAMLError):
+    def __init__(self, problem: str, mark: yaml.Mark | None, hint: str) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark, self.hint = problem, mark, hint
+
+
+_SPLIT_HINT = "split the rules into several files in the rules directory"
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in the tree once every alias is expanded (capped past ``MAX_NODES``); raises
+    ``_LimitError`` on an alias inside the node it names. Linear in the composed nodes."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        children = _children(node)
+        if done:
+            on_path.discard(id(node))
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in on_path:
+            raise _LimitError(
+                "an alias refers to a node that contains it",
+                node.start_mark,
+                "an alias (*name) cannot be used inside its own anchor (&name)",
+            )
+        on_path.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The composed node tree and the data built from it, within the limits, or raise."""
+    if len(text) > MAX_RULE_FILE_BYTES:  # characters: a cheap lower bound of the bytes
+        raise RuleFileError([RuleIssue(
+            file, 1, 1, "", f"the file is over the {MAX_RULE_FILE_BYTES}-byte limit for a rule "
+            f"file ({len(text)} characters)", _SPLIT_HINT)])  # fmt: skip
+    loader: _RuleFileLoader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _RuleFileLoader(text)  # reads the text: refuses unprintable characters
+        root = loader.get_single_node()
+        if root is not None and _expanded_size(root) > MAX_NODES:
+            raise _LimitError(
+                f"the file has over {MAX_NODES} values once its aliases (*name) are expanded",
+                root.start_mark,
+                "write the repeated parts out instead of nesting aliases of aliases",
+            )
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise RuleFileError([RuleIssue(file, line, col, "", f"invalid YAML: {problem}")]) from None
+        hint = exc.hint if isinstance(exc, _LimitError) else ""
+        raise RuleFileError([RuleIssue(file, line, col, "", f"invalid YAML: {problem}",
+                                       hint)]) from None  # fmt: skip
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return root, data
+
+
+def parse_rule_file(text: str, file: str) -> RuleFile:
+    """Validate one file's text; raises :class:`RuleFileError` listing every problem."""
+    root, data = _read_yaml(text, file)
     if root is None or not isinstance(data, dict):
         raise RuleFileError([RuleIssue(file, 1, 1, "", "expected a mapping with version: 1",
                                        "start the file with `version: 1`")])  # fmt: skip
@@ -152,13 +270,18 @@ def parse_rule_file(text: str, file: str) -> RuleFile:
 
 def _issues(exc: ValidationError, root: yaml.Node, file: str) -> list[RuleIssue]:
     issues = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_LISTED_ERRORS]:
         loc = tuple(err["loc"])
         node, _found = _walk(root, loc, key=err["type"] == "extra_forbidden")
         mark = node.start_mark
         message, hint = _message(dict(err))
         issues.append(RuleIssue(file, mark.line + 1, mark.column + 1, _format_loc(loc, root),
                                 message, hint or _hint(dict(err), loc)))  # fmt: skip
+    if len(errors) > MAX_LISTED_ERRORS:
+        issues.append(RuleIssue(file, issues[-1].line, issues[-1].column, "",
+                                f"and {len(errors) - MAX_LISTED_ERRORS} more problems not shown",
+                                "fix the ones above first"))  # fmt: skip
     return issues
 
 
@@ -183,10 +306,16 @@ def load_rule_dir(directory: Path, base: RuleSet | None = None) -> RuleSet:
     issues: list[RuleIssue] = []
     for path in rule_files(directory):
         try:
+            if path.stat().st_size > MAX_RULE_FILE_BYTES:
+                raise RuleFileError([RuleIssue(
+                    str(path), 1, 1, "", f"the file is {path.stat().st_size} bytes, over the "
+                    f"{MAX_RULE_FILE_BYTES}-byte limit for a rule file", _SPLIT_HINT)])  # fmt: skip
             files.append((str(path), _parse_cached(path.read_bytes(), str(path))))
         except (RuleFileError, UnicodeDecodeError) as exc:
-            issues.extend(getattr(exc, "issues", None) or [
-                RuleIssue(str(path), 1, 1, "", "not UTF-8 text", "save the file as UTF-8")])
+            issues.extend(
+                getattr(exc, "issues", None)
+                or [RuleIssue(str(path), 1, 1, "", "not UTF-8 text", "save the file as UTF-8")]
+            )
     if issues:
         raise RuleFileError(issues)
     return merge_files(files, base)

@@ -24,7 +24,9 @@ Op = Literal[">", ">=", "<", "<="]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # No NaN or infinity in any number (`.nan`, "inf", 1e999): a rule compared with NaN never
+    # fires, and an infinite budget never burns.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def check_metric(name: str, window: str | None = None) -> str:

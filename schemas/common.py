@@ -11,12 +11,18 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone, e.g. 2026-11-23T16:20:00Z (RFC 3339, UTC)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is after year 9999 in UTC
+        raise PydanticCustomError(
+            "datetime_out_of_range", "the time is outside years 1-9999 once converted to UTC"
+        ) from None
 
 
 def format_rfc3339(value: datetime) -> str:

@@ -6,14 +6,24 @@ domain model's; the README maps them to FOCUS columns and OpenTelemetry GenAI at
 
 Unknown fields are kept (``extra="allow"``) so that a newer producer does not lose data going
 through an older worker, but decisions only ever read the declared fields below.
+
+Numbers are bounded so that no single event can poison the running sums the detectors keep: no
+NaN or infinity (one ``inf`` turns every later mean into NaN), no negatives, no ``true`` for
+``1``, counts up to 2**53 (exact in the float64 aggregates) and amounts up to
+:data:`MAX_AMOUNT`. ``event_time`` must fall in [:data:`EARLIEST_EVENT_TIME`,
+:data:`LATEST_EVENT_TIME`): a time outside that range is a producer bug (an unset clock, seconds
+read as milliseconds), and one event from year 9999 would move every event-time window past all
+real traffic.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from spendfuse.schemas.common import (
     AllocationMethod,
@@ -21,7 +31,46 @@ from spendfuse.schemas.common import (
     Environment,
     RiskTier,
     UtcDatetime,
+    format_rfc3339,
 )
+
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_COUNT = 2**53
+"""Largest token, call or step count: integers above it are not exact in float64 aggregates."""
+MAX_AMOUNT = 1e9
+"""Largest USD amount (cost, unit price) or GPU seconds in one event; keeps sums finite."""
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
+    return value
+
+
+def _plausible_event_time(value: datetime) -> datetime:
+    if not EARLIEST_EVENT_TIME <= value < LATEST_EVENT_TIME:
+        raise PydanticCustomError(
+            "event_time_out_of_range",
+            "{got} is outside {earliest} .. {latest}",
+            {
+                "got": format_rfc3339(value),
+                "earliest": EARLIEST_EVENT_TIME.date().isoformat(),
+                "latest": LATEST_EVENT_TIME.date().isoformat(),
+            },
+        )
+    return value
+
+
+# The constraints come before the validator so that they stay in the core int/float schema
+# (checked in order: finite, then >= 0, then the bound), not as separate after-validators.
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_not_a_bool)]
+"""A whole, non-negative number (tokens, calls, steps)."""
+Amount = Annotated[
+    float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False), BeforeValidator(_not_a_bool)
+]
+"""A finite, non-negative number (USD, GPU seconds)."""
+EventTime = Annotated[UtcDatetime, AfterValidator(_plausible_event_time)]
 
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
 CURRENT_SCHEMA_VERSION = 1
@@ -44,7 +93,12 @@ class CostEvent(BaseModel):
         description="Version of this contract; events with an unknown version are dead-lettered."
     )
     cost_event_id: str = Field(min_length=1, max_length=200, description="Unique id, for dedup.")
-    event_time: UtcDatetime = Field(description="When the spend happened, RFC 3339 in UTC.")
+    event_time: EventTime = Field(
+        description="When the spend happened, RFC 3339 with a zone (normalized to UTC), from "
+        "2000-01-01 (inclusive) to 2100-01-01 (exclusive); outside that it is refused as "
+        "event_time_out_of_range. Never compared with a clock for decisions: a late or early "
+        "event is accepted (and counted in the worker's late / ahead metrics)."
+    )
 
     # Request-level attribution
     tenant_id: str = Field(min_length=1, max_length=200)
@@ -62,7 +116,7 @@ class CostEvent(BaseModel):
     prompt_version: str | None = None
 
     # Agent events
-    step_number: NonNegativeInt | None = Field(
+    step_number: Count | None = Field(
         default=None, description="Step number of this call within its agent task (trace)."
     )
     is_retry: bool = False
@@ -71,20 +125,20 @@ class CostEvent(BaseModel):
     component: Component
     provider: str | None = None
     model_or_service: str | None = None
-    input_tokens: NonNegativeInt = 0
-    output_tokens: NonNegativeInt = Field(
+    input_tokens: Count = 0
+    output_tokens: Count = Field(
         default=0, description="Output tokens, reasoning tokens included (as providers bill them)."
     )
-    reasoning_tokens: NonNegativeInt = Field(
+    reasoning_tokens: Count = Field(
         default=0, description="The part of output_tokens spent on reasoning."
     )
-    cached_tokens: NonNegativeInt = Field(
+    cached_tokens: Count = Field(
         default=0, description="The part of input_tokens served from the provider's cache."
     )
-    gpu_seconds: NonNegativeFloat = 0.0
-    api_calls: NonNegativeInt = 0
-    unit_price: NonNegativeFloat | None = None
-    allocated_cost_usd: NonNegativeFloat | None = None
+    gpu_seconds: Amount = 0.0
+    api_calls: Count = 0
+    unit_price: Amount | None = None
+    allocated_cost_usd: Amount | None = None
     allocation_method: AllocationMethod = AllocationMethod.DIRECT_METERED
     pricing_version: str | None = None
     retention_class: str | None = None

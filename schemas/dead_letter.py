@@ -23,14 +23,18 @@ class DeadLetter(BaseModel):
 
     schema_version: Literal[1] = 1
     reason: str = Field(
-        description="invalid_json | validation | oversized | unknown_schema_version"
+        description="A reason code, e.g. oversized, invalid_json, non_finite_number, "
+        "event_time_out_of_range (all of them: spendfuse.schemas.codec.REJECTION_REASONS)."
     )
     field: str | None = Field(default=None, description="The offending field, when there is one.")
     error: str = Field(description="What was wrong and how to fix it.")
     rejected_at: UtcDatetime
     source: SourcePosition = Field(default_factory=SourcePosition)
     key_b64: str | None = None
-    original_b64: str = Field(description="The record's value exactly as received, base64.")
+    original_b64: str = Field(
+        description="The record's value exactly as received, base64 (its first 256 KiB if it "
+        "was longer; the error then says so)."
+    )
 
     @property
     def original(self) -> bytes:

@@ -14,9 +14,10 @@ class SpendfuseError(Exception):
 class EventRejectedError(SpendfuseError):
     """A cost event was refused; it goes to the dead-letter topic with this reason.
 
-    ``reason`` is a short machine-readable code (``invalid_json``, ``validation``,
-    ``oversized``, ``unknown_schema_version``); ``field`` names the offending field when there is
-    one, and ``message`` says what was expected and how to fix it.
+    ``reason`` is a short machine-readable code (``oversized``, ``invalid_json``,
+    ``non_finite_number``, ``event_time_out_of_range``, ...: the full list is
+    ``spendfuse.schemas.codec.REJECTION_REASONS``); ``field`` names the offending field when there
+    is one, and ``message`` says what was expected and how to fix it.
     """
 
     def __init__(self, reason: str, message: str, field: str | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,12 +23,20 @@ from prometheus_client import (
     generate_latest,
 )
 
+from spendfuse.dedup import DEDUP_WINDOW_S
 from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.command import ControlCommand
 
 # Handling one record takes ~100 µs to a few ms; sends can add tens of ms under load.
 _LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                       0.1, 0.25, 0.5, 1.0)  # fmt: skip
+
+
+LATE_AFTER_S = DEDUP_WINDOW_S
+"""An accepted event decided this long after its event time is counted as late."""
+AHEAD_AFTER_S = 3600
+"""An accepted event whose time is this far ahead of the worker's clock is counted as ahead
+(Kafka 4 brokers refuse record timestamps over an hour ahead by default, for the same reason)."""
 
 
 def rule_of(command: ControlCommand) -> str:
@@ -55,6 +64,18 @@ class SpendfuseMetrics:
             "spendfuse_events_dead_lettered", "Records sent to the dead-letter topic, by reason.",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.events_late = Counter(
+            "spendfuse_events_late",
+            "Accepted events decided over 24 h (the dedup window) after their event time. "
+            "They count (late spend is still spend), but a repeat that late may pass dedup.",
+            registry=r,
+        )
+        self.events_ahead = Counter(
+            "spendfuse_events_ahead",
+            "Accepted events whose event time was over an hour ahead of the worker's clock: "
+            "a producer clock or unit problem; they count in the windows of their event time.",
+            registry=r,
+        )
         self.events_rekeyed = Counter(
             "spendfuse_events_rekeyed", "Records re-published under their use case key.",
             registry=r,
@@ -98,6 +119,15 @@ class SpendfuseMetrics:
     def record_accepted(self, cost_usd: float) -> None:
         self.events_accepted.inc()
         self.spend_usd.inc(max(cost_usd, 0.0))
+
+    def record_event_time(self, event_time: datetime, now: datetime) -> None:
+        """Count an accepted event as late or ahead of ``now`` (the worker's clock); metrics
+        only, decisions never depend on the clock."""
+        skew_s = (now - event_time).total_seconds()
+        if skew_s > LATE_AFTER_S:
+            self.events_late.inc()
+        elif skew_s < -AHEAD_AFTER_S:
+            self.events_ahead.inc()
 
     def record_duplicate(self) -> None:
         self.events_duplicate.inc()

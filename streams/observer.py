@@ -7,8 +7,9 @@ observer does nothing, so the handler works alone in tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 
 from spendfuse.dashboard_state import DashboardState
 from spendfuse.pipeline import Handled, Outcome
@@ -36,9 +37,15 @@ class NullObserver:
 class IngestObserver(NullObserver):
     """Counts every record in :class:`SpendfuseMetrics` and feeds :class:`DashboardState`."""
 
-    def __init__(self, metrics: SpendfuseMetrics, dashboard: DashboardState) -> None:
+    def __init__(
+        self,
+        metrics: SpendfuseMetrics,
+        dashboard: DashboardState,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.metrics = metrics
         self.dashboard = dashboard
+        self.clock = clock  # only for the late / ahead counters
 
     def record_in(self) -> None:
         self.metrics.record_in()
@@ -54,6 +61,7 @@ class IngestObserver(NullObserver):
             self.metrics.record_duplicate()
             return
         self.metrics.record_accepted(handled.event.cost_usd)
+        self.metrics.record_event_time(handled.event.event_time, self.clock())
         self.dashboard.add_event(handled.event)
         for alert in handled.decisions.alerts:
             self.metrics.record_alert(alert)
