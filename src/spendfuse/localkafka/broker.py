@@ -70,7 +70,12 @@ def free_port() -> int:
 
 
 def _kafka_uuid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka makes them: never starting with "-", which the storage tool's
+    argument parser would take for an option (1 start in 64 would fail)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(log_dir: Path, port: int, controller_port: int, partitions: int) -> str:
@@ -99,7 +104,12 @@ def server_properties(log_dir: Path, port: int, controller_port: int, partitions
 
 
 class LocalKafka:
-    """One broker process. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+    """One broker process. Use as a context manager, or call :meth:`start` and :meth:`stop`.
+
+    :meth:`restart` (or :meth:`stop` with ``keep_data=True`` then :meth:`start`) brings the
+    same broker back on the same ports and data: clients reconnect to the address they know and
+    find every topic, committed offset and producer id as they were.
+    """
 
     def __init__(
         self,
@@ -114,6 +124,7 @@ class LocalKafka:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spendfuse-kafka-"))
         self.version = version
         self.port = port or free_port()
+        self.controller_port = free_port()
         self.partitions = partitions
         self.heap = heap
         self.proc: subprocess.Popen[bytes] | None = None
@@ -142,7 +153,7 @@ class LocalKafka:
         data = self.workdir / "data"
         props = self.workdir / "server.properties"
         fresh = not (data / "meta.properties").exists()
-        props.write_text(server_properties(data, self.port, free_port(), self.partitions))
+        props.write_text(server_properties(data, self.port, self.controller_port, self.partitions))
         classpath = f"{lib}{os.sep}*"
         if fresh:
             fmt = subprocess.run(
@@ -153,6 +164,7 @@ class LocalKafka:
             if fmt.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{fmt.stderr[-2000:]}")
         log = self.log_path.open("ab")
+        log_start = log.tell()  # a restart appends: only this run's lines say it is ready
         self.proc = subprocess.Popen(
             [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:ActiveProcessorCount=2",
              "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
@@ -160,10 +172,10 @@ class LocalKafka:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
-        self._wait_ready(timeout_s)
+        self._wait_ready(timeout_s, log_start)
         return self.bootstrap_servers
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, timeout_s: float, log_start: int = 0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.proc is not None
@@ -172,7 +184,7 @@ class LocalKafka:
                     f"the Kafka broker exited with code {self.proc.returncode}; "
                     f"its log ({self.log_path}) ends:\n{self._log_tail()}"
                 )
-            if _READY_LINE in self._log_tail(20_000) and self._port_open():
+            if _READY_LINE in self._log_since(log_start) and self._port_open():
                 return
             time.sleep(0.2)
         self.stop()
@@ -186,23 +198,45 @@ class LocalKafka:
             s.settimeout(0.5)
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
+    def _log_since(self, start: int) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(start)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def _log_tail(self, size: int = 3000) -> str:
         try:
             return self.log_path.read_bytes()[-size:].decode(errors="replace")
         except FileNotFoundError:
             return ""
 
-    def stop(self, timeout_s: float = 20.0) -> None:
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 20.0, *, keep_data: bool = False, hard: bool = False) -> None:
+        """Stop the broker: a controlled shutdown (SIGTERM), or a crash with ``hard=True``.
+
+        A temporary work directory (none given) is removed unless ``keep_data`` is set, which
+        :meth:`restart` needs; a work directory the caller gave is always kept.
+        """
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
-        if self._own_workdir:
+        if self._own_workdir and not keep_data:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self, timeout_s: float = 120.0, *, hard: bool = False) -> str:
+        """Stop the broker and start it again on the same ports and data directory."""
+        self.stop(keep_data=True, hard=hard)
+        return self.start(timeout_s)
 
     def __enter__(self) -> LocalKafka:
         self.start()

@@ -1,0 +1,232 @@
+"""Faults on the real broker: every input record accounted for, no command issued twice.
+
+The judge is what is durable on the broker once the worker's group has committed all input:
+
+* each good event counted once: a use case's spend in the spend-rate rule's window (its state
+  table's changelog) must equal the exact sum of its distinct events' costs (multiples of 1/16,
+  so sums are exact, and one missing or repeated event is off by a whole event's cost);
+* every bad record's source offset is in the dead-letter topic. A bad record handled again
+  after a crash may be dead-lettered again: at-least-once, the source offset is its identity;
+* no command id twice on the control topic, one firing alert per use case.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from spendfuse.localkafka import LocalKafka
+from spendfuse.schemas import topics
+from tests.support.cluster import (
+    Audit,
+    ClusterWorker,
+    Feed,
+    Planned,
+    audit,
+    committed,
+    end_offsets,
+    expected_spend,
+    good,
+    interleave,
+    latest_states,
+    output_marks,
+    plan_stream,
+    read_json,
+    wait_caught_up,
+    window_spend,
+)
+from tests.support.events import BASE_TIME, make_event, unique
+from tests.support.waiting import wait_for
+
+LEAN = {"SPENDFUSE_RULES_DEFAULT_PACK": "false", "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "6.0"}
+BASELINES = {  # one-minute buckets and a short warm-up, as in test_state_recovery
+    "SPENDFUSE_ANOMALY__BUCKETS_S": '{"fast": 60, "volume": 60, "unit": 600}',
+    "SPENDFUSE_ANOMALY__WARMUP_BUCKETS": "5",
+}
+FAST_COMMITS = {"SPENDFUSE_COMMIT_INTERVAL_S": "0.5"}
+
+
+def _assert_accounted(result: Audit, use_cases: list[str]) -> None:
+    assert result.lost == {}, f"good events missing from state: {result.lost}"
+    assert result.double_counted == {}, f"events counted twice: {result.double_counted}"
+    assert result.missing_dead_letters == [], result.missing_dead_letters
+    assert result.dead_lettered == result.bad > 0
+    assert result.duplicated_commands == {}, result.duplicated_commands
+    assert result.firing_by_use_case == dict.fromkeys(use_cases, 1), result.firing_by_use_case
+    assert len(result.commands) == len(use_cases)  # one degrade each: every use case crosses
+
+
+def _minutes_of_spend(use_case: str, minutes: range, per_event: float) -> list[Planned]:
+    """Five events a minute of about ``per_event`` each (as in test_state_recovery)."""
+    return [
+        good(make_event(use_case, cost=per_event * (0.9 + 0.05 * k),
+                        at=BASE_TIME + timedelta(minutes=m, seconds=10 * k)))
+        for m in minutes for k in range(5)
+    ]  # fmt: skip
+
+
+def _processed_and_committed(worker: ClusterWorker, bootstrap: str, app_id: str,
+                             start: dict[int, int]) -> tuple[float, int]:  # fmt: skip
+    seen = worker.events_in() or 0.0
+    done = committed(bootstrap, app_id)
+    return seen, sum(max(done.get(p, -1), s) - s for p, s in start.items())
+
+
+def _kill_with_uncommitted_work(
+    worker: ClusterWorker, bootstrap: str, app_id: str, start: dict[int, int], after: int
+) -> tuple[float, int]:
+    """SIGKILL the worker once it has handled records whose offsets are not committed yet.
+
+    It is frozen (SIGSTOP) first, so that no commit can land between the check and the kill;
+    if the check fails (a commit had just covered everything), it is thawed and tried again.
+    """
+    wait_for(lambda: (worker.events_in() or 0) >= after, f"{after} records handled", 60)
+    for _ in range(50):
+        seen = worker.events_in() or 0.0
+        worker.pause()
+        _, done = _processed_and_committed(worker, bootstrap, app_id, start)
+        if seen > done:
+            worker.kill()
+            return seen, done
+        worker.resume()
+        wait_for(lambda s=seen: (worker.events_in() or 0) > s, "more records handled", 30)
+    raise AssertionError("never caught the worker with uncommitted work")
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_under_load_then_restart_accounts_for_every_record(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app_id = f"spendfuse-kill9-{uuid.uuid4().hex[:6]}"
+    use_cases = [unique("kill9") for _ in range(8)]
+    steady, fresh = unique("kill9-steady"), unique("kill9-fresh")
+    # 100 good events per use case (each crosses the $6 limit once, some early, some late),
+    # a repeat of every 10th good event, a bad record every 50 records, and 30 minutes of a
+    # steady use case's history for its baseline.
+    plan = plan_stream(use_cases, 100)
+    history = _minutes_of_spend(steady, range(30), 0.02)  # ~$0.10 a minute
+    mixed = interleave(plan, history)
+
+    first = ClusterWorker(kafka_bootstrap, tmp_path / "first", SPENDFUSE_APP_ID=app_id,
+                          SPENDFUSE_DATA_DIR=str(tmp_path / "data"), SPENDFUSE_COMMIT_EVERY="200",
+                          SPENDFUSE_COMMIT_INTERVAL_S="600", **LEAN, **BASELINES)  # fmt: skip
+    (tmp_path / "first").mkdir()
+    first.start()
+    start = end_offsets(kafka_bootstrap, topics.COST_EVENTS)
+    marks = output_marks(kafka_bootstrap)
+    feed = Feed(kafka_bootstrap)
+    feed.publish_in_background(mixed, rate_per_s=500)
+    try:
+        seen, done = _kill_with_uncommitted_work(first, kafka_bootstrap, app_id, start,
+                                                 after=len(mixed) * 2 // 5)  # fmt: skip
+    finally:
+        first.stop()
+    # what the offsets say after the kill: the handled records beyond them will be handled again
+    _, done = _processed_and_committed(first, kafka_bootstrap, app_id, start)
+    assert seen > done, (seen, done)
+
+    (tmp_path / "second").mkdir()
+    second = ClusterWorker(kafka_bootstrap, tmp_path / "second", SPENDFUSE_APP_ID=app_id,
+                           SPENDFUSE_DATA_DIR=str(tmp_path / "data"), **FAST_COMMITS, **LEAN,
+                           **BASELINES)  # fmt: skip
+    second.start()
+    try:
+        feed.join()
+        feed.flush()
+        assert feed.produced == len(mixed)
+        wait_caught_up(kafka_bootstrap, app_id, feed.ends(), "catch-up", 120, second)
+        result = audit(kafka_bootstrap, app_id, feed, outputs_since=marks, summed=use_cases)
+
+        spike = Feed(kafka_bootstrap)  # 6x the learned spend: only a restored baseline sees it
+        spike.publish(interleave(_minutes_of_spend(steady, range(30, 36), 0.12),
+                                 _minutes_of_spend(fresh, range(30, 36), 0.12)))  # fmt: skip
+        spike.flush()
+        wait_caught_up(kafka_bootstrap, app_id, spike.ends(), "the spike", 60, second)
+    finally:
+        second.stop()
+
+    _assert_accounted(result, use_cases)
+    assert result.good == 800 + len(history) and result.duplicates == 80
+    anomalies = [a for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
+                 if a.get("rule") == "spend_spike_anomaly"
+                 and a.get("use_case_id") in (steady, fresh)]  # fmt: skip
+    assert [a["use_case_id"] for a in anomalies if a["status"] == "firing"] == [steady]
+    assert anomalies[0]["evidence"]["baseline"] < 0.2  # learned before the kill
+    assert anomalies[0]["evidence"]["value"] > 0.5
+
+
+@pytest.mark.timeout(180)
+def test_command_decided_just_before_a_kill_is_sent_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The worker decides (and may already publish) a command, then dies before committing the
+    offsets of the events behind it: after the restart the command exists exactly once, and the
+    state counts both events once."""
+    app_id = f"spendfuse-once-{uuid.uuid4().hex[:6]}"
+    uc = unique("once")
+    env = {"SPENDFUSE_APP_ID": app_id, "SPENDFUSE_DATA_DIR": str(tmp_path / "data"),
+           "SPENDFUSE_RULES_DEFAULT_PACK": "false",
+           "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "1.0"}  # fmt: skip
+    (tmp_path / "first").mkdir()
+    first = ClusterWorker(kafka_bootstrap, tmp_path / "first", SPENDFUSE_COMMIT_INTERVAL_S="600",
+                          SPENDFUSE_COMMIT_EVERY="100000000", **env)  # fmt: skip
+    first.start()
+    marks = output_marks(kafka_bootstrap)
+    feed = Feed(kafka_bootstrap)
+    try:
+        feed.publish([good(make_event(uc, cost=0.625, seconds=s)) for s in (0, 1)])  # $1.25
+        feed.flush()
+        ((partition, tripping),) = {feed.positions[1]}
+        wait_for(lambda: (first.metric_total("spendfuse_commands_total") or 0) >= 1,
+                 "the decision", 60)  # fmt: skip
+        assert committed(kafka_bootstrap, app_id)[partition] <= tripping  # not committed yet
+        first.kill()
+    finally:
+        first.stop()
+
+    (tmp_path / "second").mkdir()
+    second = ClusterWorker(kafka_bootstrap, tmp_path / "second", **FAST_COMMITS, **env).start()
+    try:
+        wait_caught_up(kafka_bootstrap, app_id, feed.ends(), "re-handled", 60, second)
+    finally:
+        second.stop()
+
+    result = audit(kafka_bootstrap, app_id, feed, outputs_since=marks)
+    assert sum(result.commands.values()) == 1, result.commands
+    assert sum(result.alerts.values()) == 1, result.alerts
+    assert window_spend(latest_states(kafka_bootstrap, app_id), uc) == 1.25
+    assert expected_spend(feed.sent) == {uc: (1.25, 0.625)}
+
+
+@pytest.mark.timeout(300)
+def test_broker_restart_mid_stream_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path / "kafka", partitions=4)
+    bootstrap = broker.start()
+    app_id = f"spendfuse-outage-{uuid.uuid4().hex[:6]}"
+    use_cases = [unique("outage") for _ in range(4)]
+    plan = plan_stream(use_cases, 100)  # $0.0625..$0.25 an event: each crosses $6 once
+    third = len(plan) // 3
+    worker = ClusterWorker(bootstrap, tmp_path, SPENDFUSE_APP_ID=app_id, **FAST_COMMITS, **LEAN)
+    try:
+        worker.start()
+        feed = Feed(bootstrap)
+        feed.publish(plan[:third])
+        feed.flush()
+        broker.stop(keep_data=True)  # while the worker is still busy with those
+        feed.publish(plan[third : 2 * third])  # held by the idempotent producer meanwhile
+        feed.poll(0.5)
+        assert len(feed.positions) == third  # none of them could be delivered
+        broker.start()
+        feed.publish(plan[2 * third :])
+        feed.flush()
+        wait_caught_up(bootstrap, app_id, feed.ends(), "catch-up", 180, worker)
+        assert worker.alive  # it reconnected by itself
+        result = audit(bootstrap, app_id, feed)
+    finally:
+        worker.stop()
+        broker.stop()
+    _assert_accounted(result, use_cases)
+    assert result.dlq_copies == result.dead_lettered  # no restart of the worker: no re-handling
