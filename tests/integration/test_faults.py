@@ -13,6 +13,7 @@ The judge is what is durable on the broker once the worker's group has committed
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +67,15 @@ def _minutes_of_spend(use_case: str, minutes: range, per_event: float) -> list[P
                         at=BASE_TIME + timedelta(minutes=m, seconds=10 * k)))
         for m in minutes for k in range(5)
     ]  # fmt: skip
+
+
+def _within(timeout_s: float, probe: Callable[[], object]) -> bool:
+    """Whether ``probe()`` turns truthy within ``timeout_s`` (no failure if it does not)."""
+    try:
+        wait_for(probe, "", timeout_s)
+    except AssertionError:
+        return False
+    return True
 
 
 def _processed_and_committed(worker: ClusterWorker, bootstrap: str, app_id: str,
@@ -180,8 +190,13 @@ def test_command_decided_just_before_a_kill_is_sent_once(
         feed.publish([good(make_event(uc, cost=0.625, seconds=s)) for s in (0, 1)])  # $1.25
         feed.flush()
         ((partition, tripping),) = {feed.positions[1]}
-        wait_for(lambda: (first.metric_total("spendfuse_commands_total") or 0) >= 1,
-                 "the decision", 60)  # fmt: skip
+        wait_for(lambda: (first.metric_total("spendfuse_events_accepted_total") or 0) >= 2,
+                 "both events handled: the command decided", 60)  # fmt: skip
+        # a worker that sends commands as it decides has them on the topic within moments;
+        # one that holds them until the commit never will: kill it either way after that
+        _within(5.0, lambda: [c for c in read_json(kafka_bootstrap, topics.CONTROL,
+                                                   marks[topics.CONTROL])
+                              if c.get("use_case_id") == uc])  # fmt: skip
         assert committed(kafka_bootstrap, app_id)[partition] <= tripping  # not committed yet
         first.kill()
     finally:

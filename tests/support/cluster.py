@@ -205,9 +205,15 @@ def committed(bootstrap: str, group: str, topic: str = topics.COST_EVENTS) -> di
 
 
 def caught_up(bootstrap: str, group: str, ends: dict[int, int] | None = None) -> bool:
-    """Whether the group committed the input up to ``ends`` (default: the current ends)."""
-    ends = end_offsets(bootstrap, topics.COST_EVENTS) if ends is None else ends
-    done = committed(bootstrap, group)
+    """Whether the group committed the input up to ``ends`` (default: the current ends).
+
+    False while the broker cannot answer (restarting, its group coordinator still loading).
+    """
+    try:
+        ends = end_offsets(bootstrap, topics.COST_EVENTS) if ends is None else ends
+        done = committed(bootstrap, group)
+    except KafkaException:
+        return False
     return all(high <= 0 or done.get(p, -1) >= high for p, high in ends.items())
 
 
