@@ -62,11 +62,20 @@ def business_days_between(start: date, end: date, tenant: TenantSpec) -> int:
     return count
 
 
+def _reads_one_event(cond: Any) -> bool:
+    """Whether a condition reads the current event itself (``window: event`` or ``trace``)."""
+    if hasattr(cond, "conditions"):
+        return any(_reads_one_event(c) for c in cond.conditions)
+    return getattr(cond, "window", None) in ("event", "trace")
+
+
 class DeclarativeRule:
     def __init__(self, spec: RuleSpec) -> None:
         self.spec = spec
         self.name = spec.name
         self._matchers = self._scope_matchers()
+        #: evaluated at every event of a batch; other rules once per batch and clock minute
+        self.per_event = _reads_one_event(spec.condition)
 
     def _scope_matchers(self) -> list[Matcher]:
         scope = self.spec.scope

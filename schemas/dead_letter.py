@@ -16,6 +16,9 @@ class SourcePosition(BaseModel):
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    index: int | None = Field(
+        default=None, description="The event's position in an envelope record, if it was one."
+    )
 
 
 class DeadLetter(BaseModel):

@@ -10,9 +10,11 @@ from spendfuse.control.keys import load_signer
 from spendfuse.rules_runtime import build_pipeline
 from spendfuse.schemas import topics
 from spendfuse.settings import Settings
+from spendfuse.streams.commit_producer import CommitProducer
 from spendfuse.streams.console import register_console_agent
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
+from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import WriteBehindStates, attach_write_behind
 from spendfuse.streams.tenant import register_tenant_agent, tenant_topic
@@ -66,18 +68,24 @@ def create_app(settings: Settings) -> SpendfuseApp:
     state_table = app.Table("use-case-state", default=None, partitions=settings.partitions,
                             help="per-use-case rule state (plain data)",
                             options=store_options)  # fmt: skip
-    states = WriteBehindStates(state_table)
-    attach_write_behind(app, states, topics.COST_EVENTS)
-    dedup = FaustDedupStore(app, options=store_options)
+    sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
+    states = WriteBehindStates(state_table, sink)
+    dedup = FaustDedupStore(app, options=store_options, sink=sink)
+    outbox = Outbox(sink)
     pipeline = build_pipeline(settings)
     topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)
     signer = load_signer(
         settings.control_signing_key, settings.control_signing_key_file, settings.data_dir / "keys"
     )
     observer = attach_operator_web(app, settings, topic_map, signer)
-    ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer)
-    register_ingest_agent(app, ingest)
-    register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions)
+    ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer, outbox)
+    batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
+    register_ingest_agent(app, ingest, **batching)
+    tenant_states = register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions,
+                                          outbox, sink=sink, **batching)  # fmt: skip
+    # at each commit: ids, then the state that counted them, then what they decided
+    attach_write_behind(app, [dedup, states, tenant_states, outbox],
+                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink)  # fmt: skip
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts and settings.slack_bot_token is None:
         register_console_agent(app, topic_map["alerts"])

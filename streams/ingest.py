@@ -1,16 +1,20 @@
 """The ingest agent: a thin adapter from the input topic to the shared :class:`Pipeline`.
 
-Per record: decode (bad → dead-letter topic, keep going), re-key if it arrived under another key
-than its use case (the copy comes back on the right partition), else dedup + price + decide
-through the pipeline, with dedup ids and per-use-case state in Faust tables, and publish the
-resulting alerts and commands. Nothing raises out of the loop for bad input, so a poison record
-never blocks its partition.
+The agent takes records in batches (``stream.take_events``) and hands each record (one event or
+an envelope of many) to the pipeline: decode (bad → dead-letter topic, keep going), re-key events
+that arrived under another key than their use case (the copy comes back on the right partition),
+then dedup + price + decide the rest in one pass per use case. Dedup ids and per-use-case state
+live in Faust tables, written behind at offset commit; everything the record produced waits in
+the :class:`Outbox` and goes out at that same commit. Handling a record never awaits, so a commit
+never sees half of one. Nothing raises out of the loop for bad input, so a poison record never
+blocks its partition.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +23,22 @@ import faust
 from spendfuse.control.signing import Signer
 from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.schemas.codec import encode
+from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter
+from spendfuse.schemas.envelope import encode_envelope
 from spendfuse.schemas.topics import cost_event_key
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
+from spendfuse.streams.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+
+def events_value(events: Sequence[CostEvent]) -> bytes:
+    """One record value for events of one key: the event itself, or an envelope of them."""
+    if len(events) == 1:
+        return encode(events[0])
+    return encode_envelope(encode(e) for e in events)
 
 
 class IngestHandler:
@@ -36,6 +50,7 @@ class IngestHandler:
         topics: dict[str, faust.TopicT],
         signer: Signer,
         observer: NullObserver = NULL_OBSERVER,
+        outbox: Outbox | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.signer = signer
@@ -43,52 +58,76 @@ class IngestHandler:
         self.dedup = dedup
         self.states = states
         self.topics = topics
+        self.outbox = outbox if outbox is not None else Outbox()
         self.outcomes: Counter[str] = Counter()
 
-    async def handle_record(self, key: bytes | None, value: bytes, message: Any) -> None:
-        self.observer.record_in()
-        decoded = self.pipeline.decode(
-            value, datetime.now(UTC), key=key,
+    def handle_batch(self, records: Sequence[Any]) -> None:
+        """Handle Faust events (key, value, message) in order; synchronous by design."""
+        now = datetime.now(UTC)
+        tenant_stage = "tenant_spend" in self.topics and (
+            self.pipeline.tenant_engine is not None and self.pipeline.tenant_engine.active
+        )
+        for record in records:
+            self.handle_record(record.key, record.value, record.message, now, tenant_stage)
+
+    def handle_record(self, key: bytes | None, value: bytes, message: Any,
+                      now: datetime, tenant_stage: bool = True) -> None:  # fmt: skip
+        items = self.pipeline.decode_record(
+            value, now, key=key,
             topic=message.topic, partition=message.partition, offset=message.offset,
         )  # fmt: skip
-        if isinstance(decoded, DeadLetter):
-            log.warning(
-                "dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
-                message.offset, decoded.error,
-            )  # fmt: skip
-            await self.topics["dlq"].send(key=key, value=encode(decoded))
-            self.outcomes[Outcome.DEAD_LETTERED.value] += 1
-            self.observer.dead_lettered(decoded.reason)
+        mine: list[CostEvent] = []
+        foreign: dict[bytes, list[CostEvent]] = {}
+        for item in items:
+            self.observer.record_in()
+            if isinstance(item, DeadLetter):
+                self._dead_letter(key, item)
+                continue
+            wanted = cost_event_key(item.use_case_id)
+            if wanted == key:
+                mine.append(item)
+            else:
+                foreign.setdefault(wanted, []).append(item)
+        for wanted, events in foreign.items():
+            body = value if len(items) == 1 else events_value(events)  # a lone event as sent
+            self.outbox.add(self.topics["cost_events"], wanted, body)
+            self.outcomes["rekeyed"] += len(events)
+            for _ in events:
+                self.observer.rekeyed()
+        if not mine:
             return
-        wanted_key = cost_event_key(decoded.use_case_id)
-        if key != wanted_key:
-            await self.topics["cost_events"].send(
-                key=wanted_key, value=value, timestamp=message.timestamp
-            )
-            self.outcomes["rekeyed"] += 1
-            self.observer.rekeyed()
-            return
-        if hasattr(self.states, "partition"):
-            self.states.partition = message.partition
+        self.states.partition = self.dedup.partition = message.partition
         with self.observer.deciding():
-            handled = self.pipeline.handle(decoded, self.dedup, self.states)
-        self.outcomes[handled.outcome.value] += 1
-        self.observer.handled(handled)
-        if handled.outcome is Outcome.ACCEPTED and "tenant_spend" in self.topics:
-            tenant_key = decoded.tenant_id.encode()  # the tenant stage (streams/tenant.py)
-            await self.topics["tenant_spend"].send(key=tenant_key, value=encode(decoded))
-        for alert in handled.decisions.alerts:
-            await self.topics["alerts"].send(key=alert.fingerprint.encode(), value=encode(alert))
-        for command in handled.decisions.commands:
-            ckey, cvalue = command.key().encode(), encode(command)
-            await self.topics["control"].send(
-                key=ckey, value=cvalue, headers=self.signer.headers(ckey, cvalue)
-            )
+            handled = self.pipeline.handle_batch(mine, self.dedup, self.states)
+        accepted_by_tenant: dict[str, list[CostEvent]] = {}
+        for result in handled:
+            self.outcomes[result.outcome.value] += 1
+            self.observer.handled(result)
+            if result.outcome is Outcome.ACCEPTED and result.event is not None:
+                accepted_by_tenant.setdefault(result.event.tenant_id, []).append(result.event)
+            for alert in result.decisions.alerts:
+                self.outbox.add(self.topics["alerts"], alert.fingerprint.encode(), encode(alert))
+            for command in result.decisions.commands:
+                ckey, cvalue = command.key().encode(), encode(command)
+                self.outbox.add(self.topics["control"], ckey, cvalue,
+                                self.signer.headers(ckey, cvalue))  # fmt: skip
+        if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
+            for tenant, events in accepted_by_tenant.items():
+                self.outbox.add(self.topics["tenant_spend"], tenant.encode(), events_value(events))
+
+    def _dead_letter(self, key: bytes | None, dead: DeadLetter) -> None:
+        src = dead.source
+        log.warning("dead-lettered %s[%s]@%s#%s: %s", src.topic, src.partition, src.offset,
+                    src.index, dead.error)  # fmt: skip
+        self.outbox.add(self.topics["dlq"], key, encode(dead))
+        self.outcomes[Outcome.DEAD_LETTERED.value] += 1
+        self.observer.dead_lettered(dead.reason)
 
 
-def register_ingest_agent(app: faust.App, handler: IngestHandler) -> None:
+def register_ingest_agent(app: faust.App, handler: IngestHandler, *, batch_max: int = 500,
+                          batch_within_s: float = 0.02) -> None:  # fmt: skip
     @app.agent(handler.topics["cost_events"], name="ingest_cost_events")
     async def ingest_cost_events(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for batch in stream.take_events(batch_max, within=batch_within_s):
             with handler.observer.processing():
-                await handler.handle_record(event.key, event.value, event.message)
+                handler.handle_batch(batch)

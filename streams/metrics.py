@@ -85,12 +85,12 @@ class SpendfuseMetrics:
         )
         self.processing_seconds = Histogram(
             "spendfuse_processing_seconds",
-            "Wall time to handle one input record: decode, decide, publish results.",
+            "Wall time to handle one batch of input records: decode, decide, queue results.",
             buckets=_LATENCY_BUCKETS_S, registry=r,
         )  # fmt: skip
         self.detector_seconds = Histogram(
             "spendfuse_detector_seconds",
-            "Wall time of the decision step per accepted event (dedup, pricing, rules and the "
+            "Wall time of the decision step per input record (dedup, pricing, rules and the "
             "detectors they run).",
             buckets=_LATENCY_BUCKETS_S, registry=r,
         )  # fmt: skip

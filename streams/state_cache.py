@@ -14,8 +14,8 @@ worker that takes them over recovers them from the changelog.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import faust
 from faust.sensors import Sensor
@@ -25,8 +25,9 @@ from faust.types import TP
 class WriteBehindStates:
     """The ``states`` mapping the pipeline reads and writes, backed by a Faust table."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, sink: Any = None) -> None:
         self.table = table
+        self.sink = sink  # a CommitProducer; None: Faust's own producer
         self.partition: int | None = None  # of the record being handled; set by the agent
         self._cache: dict[str, Any] = {}
         self._partition_of: dict[str, int] = {}
@@ -50,8 +51,11 @@ class WriteBehindStates:
         todo = self._dirty if keys is None else self._dirty.intersection(keys)
         for key in list(todo):
             value, partition = self._cache[key], self._partition_of[key]
-            _store_put(self.table.data, partition, key, value)
-            self.table.send_changelog(partition, key, value)
+            store_put(self.table.data, partition, key, value)
+            if self.sink is not None:
+                self.sink.changelog(self.table, partition, key, value)
+            else:
+                self.table.send_changelog(partition, key, value)
             self._dirty.discard(key)
         return len(todo)
 
@@ -64,7 +68,7 @@ class WriteBehindStates:
             self._partition_of.pop(key, None)
 
 
-def _store_put(store: Any, partition: int, key: str, value: Any) -> None:
+def store_put(store: Any, partition: int, key: Any, value: Any) -> None:
     """Write one key to the table's local store for ``partition``.
 
     Faust's RocksDB store picks the partition database from the *current event*, which a
@@ -79,20 +83,40 @@ def _store_put(store: Any, partition: int, key: str, value: Any) -> None:
         store[key] = value
 
 
+class WriteBehind(Protocol):
+    def flush(self) -> int: ...
+
+    def drop_partitions(self, partitions: set[int]) -> None: ...
+
+
 class _FlushOnCommit(Sensor):
-    def __init__(self, states: WriteBehindStates) -> None:
+    def __init__(self, caches: Sequence[WriteBehind], sink: Any = None) -> None:
         super().__init__()
-        self.states = states
+        self.caches = caches
+        self.sink = sink
 
     def on_commit_initiated(self, consumer: Any) -> Any:
-        self.states.flush()
+        for cache in self.caches:
+            cache.flush()
+        if self.sink is not None:
+            self.sink.flush()  # durable before Faust commits the offsets that cover it
         return super().on_commit_initiated(consumer)
 
 
-def attach_write_behind(app: faust.App, states: WriteBehindStates, topic_name: str) -> None:
-    """Flush before every offset commit; flush and drop revoked partitions on rebalance."""
-    app.sensors.add(_FlushOnCommit(states))
+def attach_write_behind(app: faust.App, caches: Sequence[WriteBehind],
+                        topic_names: set[str], sink: Any = None) -> None:  # fmt: skip
+    """Flush before every offset commit; flush and drop revoked partitions on rebalance.
+
+    ``caches`` are flushed in order at each commit (the dedup ids and the use-case states
+    that counted them go out together, before the offsets that cover them); ``sink``, the
+    :class:`~spendfuse.streams.commit_producer.CommitProducer` they write through, is then
+    flushed until the broker has everything."""
+    app.sensors.add(_FlushOnCommit(caches, sink))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(_app: Any, revoked: set[TP], **_kw: Any) -> None:
-        states.drop_partitions({tp.partition for tp in revoked if tp.topic == topic_name})
+        partitions = {tp.partition for tp in revoked if tp.topic in topic_names}
+        for cache in caches:
+            cache.drop_partitions(partitions)
+        if sink is not None:
+            sink.flush()

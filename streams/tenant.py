@@ -1,9 +1,10 @@
 """The tenant stage: a second agent keyed by tenant, for tenant budgets, quotas and rules.
 
 Cost events are partitioned by use case, so no single partition sees a tenant's whole spend.
-The ingest agent re-publishes each *accepted, priced* event to ``spendfuse.tenant-spend`` keyed
-by tenant; this agent runs the same pure :meth:`Pipeline.handle_tenant` that replay runs, with
-tenant state in a Faust table, and publishes its alerts and (signed) commands.
+The ingest agent re-publishes each record's *accepted, priced* events to
+``spendfuse.tenant-spend``, one record per tenant keyed by tenant; this agent runs the same pure
+:meth:`Pipeline.handle_tenant_batch` that replay runs, with tenant state in a Faust table
+(written behind at commit), and its alerts and (signed) commands leave through the outbox.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import logging
 from typing import Any
 
 import faust
+import orjson
 
 from spendfuse.pipeline import Pipeline
 from spendfuse.schemas import topics
-from spendfuse.schemas.codec import decode_cost_event, encode
+from spendfuse.schemas.codec import encode, parse_cost_event_obj
+from spendfuse.schemas.cost_event import CostEvent
+from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.state_cache import WriteBehindStates
 
 log = logging.getLogger(__name__)
 TENANT_SPEND = topics.TENANT_SPEND
@@ -27,23 +33,37 @@ def tenant_topic(app: faust.App, partitions: int) -> faust.TopicT:
                      partitions=partitions, internal=True)  # fmt: skip
 
 
+def decode_tenant_record(value: bytes) -> list[CostEvent]:
+    """The priced events of one tenant-stage record (one event or an envelope)."""
+    try:
+        obj = orjson.loads(value)
+        members = obj["events"] if is_envelope(obj) else [obj]
+        return [parse_cost_event_obj(m) for m in members]
+    except (orjson.JSONDecodeError, EventRejectedError, TypeError, KeyError) as exc:
+        log.warning("tenant stage skipped a record: %s", exc)  # our own records: cannot happen
+        return []
+
+
 def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, Any],
-                          signer: Any, partitions: int) -> None:  # fmt: skip
-    states = app.Table("tenant-state", default=None, partitions=partitions,
-                       help="per-tenant rule state (plain data)")  # fmt: skip
+                          signer: Any, partitions: int, outbox: Outbox, *, sink: Any = None,
+                          batch_max: int = 500, batch_within_s: float = 0.02,
+                          ) -> WriteBehindStates:  # fmt: skip
+    """Register the agent; returns its tenant states, to be flushed at commit like the rest."""
+    table = app.Table("tenant-state", default=None, partitions=partitions,
+                      help="per-tenant rule state (plain data)")  # fmt: skip
+    states = WriteBehindStates(table, sink)
 
     @app.agent(topics["tenant_spend"], name="decide_tenant_spend")
     async def decide_tenant_spend(stream: faust.StreamT) -> None:
-        async for value in stream:
-            try:
-                event = decode_cost_event(value, 1 << 20)
-            except EventRejectedError as exc:  # cannot happen for our own records; never block
-                log.warning("tenant stage skipped a record: %s", exc)
-                continue
-            decisions = pipeline.handle_tenant(event, states)
-            for alert in decisions.alerts:
-                await topics["alerts"].send(key=alert.fingerprint.encode(), value=encode(alert))
-            for command in decisions.commands:
-                key, body = command.key().encode(), encode(command)
-                await topics["control"].send(key=key, value=body,
-                                             headers=signer.headers(key, body))  # fmt: skip
+        async for batch in stream.take_events(batch_max, within=batch_within_s):
+            for record in batch:  # synchronous: a commit never sees half a record
+                states.partition = record.message.partition
+                decisions = pipeline.handle_tenant_batch(decode_tenant_record(record.value),
+                                                         states)  # fmt: skip
+                for alert in decisions.alerts:
+                    outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert))
+                for command in decisions.commands:
+                    key, body = command.key().encode(), encode(command)
+                    outbox.add(topics["control"], key, body, signer.headers(key, body))
+
+    return states

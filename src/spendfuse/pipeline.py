@@ -1,25 +1,39 @@
 """The ingest pipeline every path shares: decode → validate → dedup → price → decide.
 
 Pure: no Kafka, no Faust. The Faust worker and ``spendfuse replay`` both call
-:meth:`Pipeline.decode` and :meth:`Pipeline.handle`; they differ only in where dedup ids and
-per-use-case state live (Faust tables vs dicts) and where results go (topics vs files).
+:meth:`Pipeline.decode_record` and :meth:`Pipeline.handle_batch` once per input record (one
+event, or an envelope of many); they differ only in where dedup ids and per-use-case state live
+(Faust tables vs dicts) and where results go (topics vs files). The record is the unit of
+decision in both, so both reach the same decisions on the same records.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from spendfuse.dedup import DedupStore
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.engine import Engine, TenantEngine
-from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES, decode_cost_event, make_dead_letter
+from spendfuse.schemas.codec import (
+    DEFAULT_MAX_EVENT_BYTES,
+    decode_cost_event,
+    make_dead_letter,
+    parse_cost_event_obj,
+)
 from spendfuse.schemas.common import to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
-from spendfuse.schemas.dead_letter import DeadLetter
+from spendfuse.schemas.dead_letter import DeadLetter, SourcePosition
+from spendfuse.schemas.envelope import (
+    DEFAULT_MAX_RECORD_BYTES,
+    SUPPORTED_ENVELOPE_VERSIONS,
+    is_envelope,
+)
 from spendfuse.schemas.errors import EventRejectedError
 from spendfuse.schemas.pricing import price_event
 
@@ -46,9 +60,11 @@ class Pipeline:
         engine: Engine,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         tenant_engine: TenantEngine | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self.engine = engine
         self.max_event_bytes = max_event_bytes
+        self.max_record_bytes = max(max_record_bytes, max_event_bytes)
         self.tenant_engine = tenant_engine
 
     def decode(
@@ -71,6 +87,108 @@ class Pipeline:
             return make_dead_letter(
                 raw, exc, now, key=key, topic=topic, partition=partition, offset=offset
             )
+
+    def decode_record(
+        self,
+        raw: bytes,
+        now: datetime,
+        *,
+        key: bytes | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> list[CostEvent | DeadLetter]:
+        """Decode one record, a single event or an envelope, into events and dead letters.
+
+        A refused envelope member becomes its own dead letter (its bytes, its ``index``); the
+        other members go on. Never raises for bad input.
+        """
+        where = {"key": key, "topic": topic, "partition": partition, "offset": offset}
+        if len(raw) > self.max_event_bytes and len(raw) <= self.max_record_bytes:
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+            if is_envelope(obj):
+                return self._envelope_members(raw, obj, now, where)
+            return [self.decode(raw, now, **where)]
+        head = raw[:64]
+        if b'"events"' in head and head.lstrip()[:1] == b"{":
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+            if is_envelope(obj):
+                return self._envelope_members(raw, obj, now, where)
+        return [self.decode(raw, now, **where)]
+
+    def _envelope_members(self, raw: bytes, obj: dict[str, Any], now: datetime,
+                          where: dict[str, Any]) -> list[CostEvent | DeadLetter]:  # fmt: skip
+        version, members = obj.get("envelope_version"), obj.get("events")
+        if not isinstance(version, int) or isinstance(version, bool) or (
+            version not in SUPPORTED_ENVELOPE_VERSIONS
+        ):
+            supported = ", ".join(str(v) for v in sorted(SUPPORTED_ENVELOPE_VERSIONS))
+            error = EventRejectedError(
+                "unknown_envelope_version",
+                f"envelope_version: {version!r} is not supported by this worker (supported: "
+                f"{supported}); upgrade spendfuse or publish a supported version",
+                field="envelope_version",
+            )
+            return [make_dead_letter(raw, error, now, **where)]
+        if not isinstance(members, list):
+            error = EventRejectedError(
+                "validation", "events: must be a list of cost event objects", field="events"
+            )
+            return [make_dead_letter(raw, error, now, **where)]
+        out: list[CostEvent | DeadLetter] = []
+        for index, member in enumerate(members):
+            try:
+                out.append(parse_cost_event_obj(member))
+            except EventRejectedError as exc:
+                dead = make_dead_letter(orjson.dumps(member), exc, now, **where)
+                dead.source = SourcePosition(topic=where["topic"], partition=where["partition"],
+                                             offset=where["offset"], index=index)  # fmt: skip
+                out.append(dead)
+        return out
+
+    def handle_batch(
+        self,
+        events: Sequence[CostEvent],
+        dedup: DedupStore,
+        states: MutableMapping[str, Any],
+    ) -> list[Handled]:
+        """Dedup, price and decide one record's valid events; one :class:`Handled` per event.
+
+        Events are grouped by use case (in order); each group is decided in one pass
+        (:meth:`Engine.process_batch`), whose decisions ride on the group's last accepted
+        event. One event is exactly :meth:`handle`.
+        """
+        if len(events) == 1:
+            return [self.handle(events[0], dedup, states)]
+        groups: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            groups.setdefault(event.use_case_id, []).append(i)
+        out: list[Handled] = [Handled(Outcome.DUPLICATE, e) for e in events]
+        for use_case, indexes in groups.items():
+            accepted: list[int] = []
+            for i in indexes:
+                event = events[i]
+                ts_ms = to_epoch_ms(event.event_time)
+                if dedup.seen(event.cost_event_id, ts_ms):
+                    continue
+                dedup.remember(event.cost_event_id, ts_ms)
+                price_event(event)
+                out[i].outcome = Outcome.ACCEPTED
+                accepted.append(i)
+            if not accepted:
+                continue
+            state = states.get(use_case) or {}
+            out[accepted[-1]].decisions = self.engine.process_batch(
+                [events[i] for i in accepted], state
+            )
+            states[use_case] = state
+        return out
 
     def handle(
         self,
@@ -98,3 +216,20 @@ class Pipeline:
         decisions = self.tenant_engine.process(event, state)
         tenant_states[event.tenant_id] = state
         return decisions
+
+    def handle_tenant_batch(self, events: Sequence[CostEvent],
+                            tenant_states: MutableMapping[str, Any]) -> Decisions:  # fmt: skip
+        """The tenant stage for one record's accepted events, one pass per tenant."""
+        out = Decisions()
+        if self.tenant_engine is None or not events:
+            return out
+        if len(events) == 1:
+            return self.handle_tenant(events[0], tenant_states)
+        by_tenant: dict[str, list[CostEvent]] = {}
+        for event in events:
+            by_tenant.setdefault(event.tenant_id, []).append(event)
+        for tenant, group in by_tenant.items():
+            state = tenant_states.get(tenant) or {}
+            out.extend(self.tenant_engine.process_batch(group, state))
+            tenant_states[tenant] = state
+        return out

@@ -5,7 +5,11 @@
         pub.publish(event)          # a CostEvent or a dict; returns at once
 
 Events are validated before they leave (a bad event raises here, in the caller's test suite, not
-in the worker's dead-letter topic) and keyed by ``use_case_id``. The Kafka record keeps its
+in the worker's dead-letter topic) and keyed by ``use_case_id``. They are batched per use case
+into envelopes (:mod:`spendfuse.schemas.envelope`) of up to ``envelope_max_events`` events,
+sent when full or ``envelope_linger_ms`` after their first event: one Kafka record, and one
+decision pass in the worker, for many events. ``envelope_max_events=1`` sends one event per
+record. The Kafka record keeps its
 publish time as timestamp: decisions use ``event_time`` from the payload, and Kafka 4 brokers
 refuse records stamped more than an hour ahead of their clock, which a replayed or skewed
 ``event_time`` could be.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -26,6 +31,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from spendfuse.schemas.codec import encode, parse_cost_event_obj
 from spendfuse.schemas.cost_event import CostEvent
+from spendfuse.schemas.envelope import DEFAULT_MAX_RECORD_BYTES, encode_envelope
 from spendfuse.schemas.topics import COST_EVENTS, cost_event_key
 
 log = logging.getLogger(__name__)
@@ -38,7 +44,12 @@ class CostEventPublisher:
         *,
         topic: str = COST_EVENTS,
         config: Mapping[str, Any] | None = None,
+        envelope_max_events: int = 100,
+        envelope_linger_ms: float = 20.0,
+        envelope_max_bytes: int = DEFAULT_MAX_RECORD_BYTES // 2,
     ) -> None:
+        if envelope_max_events < 1:
+            raise ValueError("envelope_max_events must be at least 1")
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
@@ -50,9 +61,16 @@ class CostEventPublisher:
         conf.update(config or {})
         self.topic = topic
         self._producer = Producer(conf)
+        self._queue_limit = int(conf["queue.buffering.max.messages"])
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        self.envelope_max_events = envelope_max_events
+        self.envelope_linger_s = envelope_linger_ms / 1000
+        self.envelope_max_bytes = envelope_max_bytes
+        self._lock = threading.Lock()
+        # use case key -> (monotonic time of its first event, encoded events, their bytes)
+        self._open: dict[bytes, tuple[float, list[bytes], int]] = {}
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="spendfuse-publisher",
                                         daemon=True)
@@ -60,7 +78,20 @@ class CostEventPublisher:
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.1)
+            self._producer.poll(min(0.1, self.envelope_linger_s / 2 or 0.1))
+            if self._open:
+                self._send_envelopes(older_than=self.envelope_linger_s)
+
+    def _send_envelopes(self, older_than: float | None = None) -> None:
+        """Send open envelopes (all, or those whose first event is ``older_than`` seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [k for k, (t0, _e, _n) in self._open.items()
+                   if older_than is None or now - t0 >= older_than]  # fmt: skip
+            batches = [(k, self._open.pop(k)[1]) for k in due]
+        for key, events in batches:
+            self._produce(encode_envelope(events) if len(events) > 1 else events[0], key,
+                          len(events))  # fmt: skip
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
@@ -72,7 +103,42 @@ class CostEventPublisher:
     def publish(self, event: CostEvent | Mapping[str, Any]) -> bool:
         """Queue one event; return False if it had to be dropped (local queue full)."""
         model = event if isinstance(event, CostEvent) else parse_cost_event_obj(event)
-        return self.publish_raw(encode(model), key=cost_event_key(model.use_case_id))
+        value, key = encode(model), cost_event_key(model.use_case_id)
+        if self.envelope_max_events == 1:
+            return self.publish_raw(value, key=key)
+        if len(self._producer) >= self._queue_limit:
+            self.dropped += 1
+            return False
+        full = None
+        with self._lock:
+            started, events, size = self._open.get(key) or (time.monotonic(), [], 0)
+            events.append(value)
+            size += len(value) + 1
+            if len(events) >= self.envelope_max_events or size >= self.envelope_max_bytes:
+                self._open.pop(key, None)
+                full = events
+            else:
+                self._open[key] = (started, events, size)
+        if full is not None:
+            self._produce(encode_envelope(full) if len(full) > 1 else full[0], key, len(full))
+        return True
+
+    def _produce(self, value: bytes, key: bytes, events: int) -> None:
+        try:
+            self._producer.produce(self.topic, value=value, key=key,
+                                   on_delivery=self._delivery_of(events))  # fmt: skip
+        except BufferError:
+            self.dropped += events
+
+    def _delivery_of(self, events: int) -> Any:
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                self.delivered += events
+            else:
+                self.failed += events
+                log.warning("%d cost events not delivered: %s", events, err)
+
+        return on_delivery
 
     def publish_raw(
         self, value: bytes, *, key: bytes | None = None, timestamp_ms: int = 0
@@ -89,7 +155,8 @@ class CostEventPublisher:
         return True
 
     def flush(self, timeout_s: float = 30.0) -> int:
-        """Wait for queued events to be delivered; return how many are still queued."""
+        """Send open envelopes, wait for delivery; return how many records are still queued."""
+        self._send_envelopes()
         return int(self._producer.flush(timeout_s))
 
     def close(self, timeout_s: float = 30.0) -> None:

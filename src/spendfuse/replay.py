@@ -1,6 +1,7 @@
 """``spendfuse replay``: run the worker's pipeline over a JSONL file, with no broker.
 
-Each line is one record's value exactly as a producer would publish it. Alerts, commands and dead
+Each line is one record's value exactly as a producer would publish it: one event, or an
+envelope of many (the record is the unit of decision, as in the worker). Alerts, commands and dead
 letters are written as JSONL with the same models (and bytes) as the topics carry.
 """
 
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from spendfuse.dedup import MemoryDedupStore
-from spendfuse.pipeline import Handled, Outcome, Pipeline
+from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.schemas.codec import encode
+from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter
 
 
@@ -45,17 +47,23 @@ def replay_records(
     tenant_states: dict[str, Any] = {}
     result = ReplayResult()
     for offset, raw in enumerate(records):
-        decoded = pipeline.decode(raw, now, offset=offset)
-        if isinstance(decoded, DeadLetter):
-            handled = Handled(Outcome.DEAD_LETTERED, dead_letter=decoded)
-            result.dead_letters.append(encode(decoded))
-        else:
-            handled = pipeline.handle(decoded, dedup, states)
-            if handled.outcome is Outcome.ACCEPTED and handled.event is not None:
-                handled.decisions.extend(pipeline.handle_tenant(handled.event, tenant_states))
-        result.outcomes[handled.outcome.value] += 1
-        result.alerts.extend(encode(a) for a in handled.decisions.alerts)
-        result.commands.extend(encode(c) for c in handled.decisions.commands)
+        events: list[CostEvent] = []
+        for item in pipeline.decode_record(raw, now, offset=offset):
+            if isinstance(item, DeadLetter):
+                result.outcomes[Outcome.DEAD_LETTERED.value] += 1
+                result.dead_letters.append(encode(item))
+            else:
+                events.append(item)
+        handled = pipeline.handle_batch(events, dedup, states) if events else []
+        accepted = [h.event for h in handled
+                    if h.outcome is Outcome.ACCEPTED and h.event is not None]  # fmt: skip
+        for h in handled:
+            result.outcomes[h.outcome.value] += 1
+            result.alerts.extend(encode(a) for a in h.decisions.alerts)
+            result.commands.extend(encode(c) for c in h.decisions.commands)
+        tenant = pipeline.handle_tenant_batch(accepted, tenant_states)
+        result.alerts.extend(encode(a) for a in tenant.alerts)
+        result.commands.extend(encode(c) for c in tenant.commands)
     return result
 
 

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from spendfuse.rules.anomaly import AnomalyConfig
 from spendfuse.rules.spend_limit import SpendLimitConfig
 from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES
+from spendfuse.schemas.envelope import DEFAULT_MAX_RECORD_BYTES
 
 
 class DashboardSettings(BaseModel):
@@ -69,7 +70,20 @@ class Settings(BaseSettings):
         default=True, description="Print alerts to the console (always, when no Slack token)."
     )
     commit_interval_s: float = Field(
-        default=1.0, gt=0, description="How often the worker commits input offsets."
+        default=0.5, gt=0,
+        description="How often the worker commits input offsets. Alerts and commands leave at "
+        "the commit that covers their events, so this bounds their added latency.",
+    )
+    batch_max_records: int = Field(
+        default=500, gt=0, description="Records an agent takes per batch (stream.take_events)."
+    )
+    batch_within_s: float = Field(
+        default=0.02, gt=0, description="How long an agent waits to fill a batch."
+    )
+    max_record_bytes: int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES, gt=0,
+        description="Largest input record (an envelope of events); one event is still capped "
+        "by max_event_bytes.",
     )
     commit_every: int = Field(
         default=10_000, gt=0, description="Also commit after this many processed records."

@@ -1,0 +1,244 @@
+"""One worker against the raw Python consumers, side by side on the same topic.
+
+    python benchmarks/worker_vs_raw.py [--events 200000] [--use-cases 200] [--partitions 4]
+        [--envelope 100] [--linger-ms 50] [--bootstrap-servers HOST:PORT]
+
+Publishes ``--events`` cost events once (with the producer API: envelopes of up to
+``--envelope`` events per Kafka record, ``--envelope 1`` for one event per record), then reads
+that same topic three times, each with a fresh consumer group:
+
+1. a raw confluent-kafka consumer that only decodes each record with orjson,
+2. a raw aiokafka consumer that only decodes each record with orjson (the ceiling for Python),
+3. one ``spendfuse worker`` process with the default engine (spend limit, the default rule
+   pack, the anomaly watches, the tenant stage), timed by its committed offsets.
+
+Prints records/s and events/s for each and the worker's share of the raw aiokafka rate in
+events/s (the goal is at least 50%), plus the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from spendfuse.localkafka import LocalKafka
+from spendfuse.localkafka.broker import free_port
+from spendfuse.producer import CostEventPublisher
+from spendfuse.schemas import topics
+
+
+def make_events(n: int, use_cases: int, run: str, start: datetime) -> list[dict[str, object]]:
+    """Events spread over ``use_cases`` at a steady event-time pace (20 ms apart)."""
+    rng = random.Random(1)
+    return [
+        {
+            "schema_version": 1, "cost_event_id": f"{run}-{i}",
+            "event_time": (start + timedelta(milliseconds=20 * i)).isoformat(),
+            "tenant_id": "acme", "use_case_id": f"uc-{run}-{rng.randrange(use_cases)}",
+            "risk_tier": "low", "environment": "prod", "component": "model_call",
+            "provider": "openai", "model_or_service": "gpt-4o-mini",
+            "input_tokens": rng.randint(200, 4000), "output_tokens": rng.randint(50, 800),
+            "allocated_cost_usd": round(rng.uniform(0.0005, 0.01), 6),
+        }
+        for i in range(n)
+    ]
+
+
+def count_events(value: bytes) -> int:
+    obj = orjson.loads(value)
+    if isinstance(obj, dict) and isinstance(obj.get("events"), list):
+        return len(obj["events"])
+    return 1
+
+
+def raw_confluent(bootstrap: str, total_records: int) -> tuple[float, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-ck-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.max.bytes": 64 << 20})  # fmt: skip
+    consumer.subscribe([topics.COST_EVENTS])
+    records = events = 0
+    started = None
+    while records < total_records:
+        for msg in consumer.consume(10_000, 1.0):
+            if msg.error():
+                continue
+            started = started or time.perf_counter()
+            events += count_events(msg.value())
+            records += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return elapsed, events
+
+
+async def _raw_aiokafka(bootstrap: str, total_records: int) -> tuple[float, int]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topics.COST_EVENTS, bootstrap_servers=bootstrap,
+                                group_id=f"raw-aio-{uuid.uuid4()}", auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20,
+                                fetch_max_bytes=64 << 20)  # fmt: skip
+    await consumer.start()
+    records = events = 0
+    started = None
+    try:
+        while records < total_records:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for batch in batches.values():
+                started = started or time.perf_counter()
+                for msg in batch:
+                    events += count_events(msg.value)
+                    records += 1
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - (started or time.perf_counter()), events
+
+
+def committed_total(bootstrap: str, group: str, partitions: int) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topics.COST_EVENTS, p) for p in range(partitions)]
+        return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+    finally:
+        c.close()
+
+
+def end_total(bootstrap: str, partitions: int) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+    try:
+        return sum(
+            c.get_watermark_offsets(TopicPartition(topics.COST_EVENTS, p), timeout=10)[1]
+            for p in range(partitions)
+        )
+    finally:
+        c.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_worker(bootstrap: str, partitions: int, target: int, tmp: Path,
+               profile: Path | None = None) -> tuple[float, int, float]:  # fmt: skip
+    """Start a worker on a fresh group; return (steady seconds, records, peak RSS MB).
+
+    With ``profile``, py-spy samples the worker while it works (raw collapsed stacks)."""
+    group = f"spendfuse-bench-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap, "SPENDFUSE_APP_ID": group,
+           "SPENDFUSE_DATA_DIR": str(tmp / group), "SPENDFUSE_WEB_PORT": str(free_port()),
+           "SPENDFUSE_PARTITIONS": str(partitions), "SPENDFUSE_CONSOLE_ALERTS": "false",
+           "SPENDFUSE_LOG_LEVEL": "warning"}  # fmt: skip
+    log = (tmp / f"{group}.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "spendfuse", "worker"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    t_start = time.perf_counter()
+    first: tuple[float, int] | None = None
+    spy: subprocess.Popen[bytes] | None = None
+    done = 0
+    try:
+        while time.perf_counter() - t_start < 900:
+            done = committed_total(bootstrap, group, partitions)
+            if first is None and done > 0:
+                first = (time.perf_counter(), done)
+                if profile is not None:
+                    spy = subprocess.Popen(
+                        ["py-spy", "record", "-p", str(proc.pid), "-f", "raw", "-o", str(profile),
+                         "-d", "30", "--nonblocking"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
+            if done >= target:
+                break
+            time.sleep(0.25)
+        t_end = time.perf_counter()
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        if spy is not None:
+            spy.wait(60)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    if first is None or done < target:
+        sys.exit(f"worker committed only {done}/{target} records; log: {log.name}")
+    return t_end - first[0], done - first[1], rss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--use-cases", type=int, default=200)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--envelope", type=int, default=100, help="max events per record")
+    ap.add_argument("--linger-ms", type=float, default=50.0)
+    ap.add_argument("--bootstrap-servers", default=None)
+    ap.add_argument("--skip-worker", action="store_true")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write py-spy samples of the worker (collapsed stacks) here")
+    args = ap.parse_args()
+
+    broker = None
+    bootstrap = args.bootstrap_servers
+    if not bootstrap:
+        broker = LocalKafka(partitions=args.partitions)
+        bootstrap = broker.start()
+    tmp = Path(tempfile.mkdtemp(prefix="spendfuse-bench-"))
+    try:
+        from spendfuse.settings import Settings
+        from spendfuse.streams.topics import ensure_topics
+
+        ensure_topics(Settings(bootstrap_servers=bootstrap, partitions=args.partitions))
+        if end_total(bootstrap, args.partitions):
+            sys.exit("the cost-events topic is not empty: use a fresh broker")
+        run = uuid.uuid4().hex[:6]
+        events = make_events(args.events, args.use_cases, run,
+                             datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+        t = time.perf_counter()
+        with CostEventPublisher(bootstrap, envelope_max_events=args.envelope,
+                                envelope_linger_ms=args.linger_ms) as pub:  # fmt: skip
+            for ev in events:
+                while not pub.publish(ev):
+                    pub.flush(1)
+        publish_s = time.perf_counter() - t
+        records = end_total(bootstrap, args.partitions)
+        print(f"published {args.events:,} events over {args.use_cases} use cases as "
+              f"{records:,} records ({args.events / records:.1f} events/record, "
+              f"{args.partitions} partitions) in {publish_s:.1f} s "
+              f"({args.events / publish_s:,.0f} events/s)")  # fmt: skip
+
+        ck_s, ck_events = raw_confluent(bootstrap, records)
+        aio_s, aio_events = asyncio.run(_raw_aiokafka(bootstrap, records))
+        rows = [("raw confluent-kafka + orjson", records / ck_s, ck_events / ck_s),
+                ("raw aiokafka + orjson", records / aio_s, aio_events / aio_s)]
+        if not args.skip_worker:
+            w_s, w_records, rss = run_worker(bootstrap, args.partitions, records, tmp,
+                                             args.profile)
+            per_record = args.events / records
+            rows.append(("spendfuse worker (default engine)", w_records / w_s,
+                         w_records * per_record / w_s))  # fmt: skip
+        print(f"{'consumer':36} {'records/s':>12} {'events/s':>12}")
+        for name, rps, eps in rows:
+            print(f"{name:36} {rps:12,.0f} {eps:12,.0f}")
+        if not args.skip_worker:
+            ratio = rows[2][2] / rows[1][2]
+            print(f"worker / raw aiokafka (events/s): {ratio:.1%}  (goal: >= 50%)")
+            print(f"worker peak RSS: {rss:.0f} MB")
+    finally:
+        if broker:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
