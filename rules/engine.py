@@ -121,6 +121,7 @@ class _Stage:
         windowed = [r for r in rules if not r.per_event]
         # the latest event (and its view) per distinct label set since the last evaluation
         recent: dict[tuple[tuple[str, str], ...], _Seen] = {}
+        scopes: dict[tuple[tuple[str, str], ...], Scope] = {}
         minute = -1
         for event in events:
             ts_ms = to_epoch_ms(event.event_time)
@@ -131,16 +132,17 @@ class _Stage:
             minute = ts_ms // 60_000
             view = update_aggregates(agg, event, tz)
             labels = event_labels(event)
-            seen = _Seen(event, labels, view, ts_ms)
+            label_key = tuple(labels.items())
+            seen = _Seen(event, labels, view, ts_ms, scopes.get(label_key))
+            if seen.scope is None:  # a scope is a function of the labels: one per label set
+                seen.scope = scopes[label_key] = scope_of(event)
             if per_event:
                 ctx = seen.context(self, budgets)
-                scope = scope_of(event)
                 for rule in per_event:
                     got = rule.evaluate_one(event, state.setdefault(rule.name, {}), ctx, tenant,
-                                            scope)  # fmt: skip
+                                            seen.scope)  # fmt: skip
                     if got:
                         out.extend(got)
-            label_key = tuple(labels.items())
             recent.pop(label_key, None)
             recent[label_key] = seen
         out.extend(self._decide_windows(recent, state, windowed, budgets, scope_of, tenant))
@@ -162,10 +164,10 @@ class _Stage:
             if ctx is None:
                 ctx = contexts[id(seen)] = seen.context(self, budgets)
             got = rule.evaluate_one(seen.event, state.setdefault(rule.name, {}), ctx, tenant,
-                                    scope_of(seen.event))  # fmt: skip
+                                    seen.scope or scope_of(seen.event))  # fmt: skip
             if got:
                 out.extend(got)
-        scope = scope_of(last.event)
+        scope = last.scope or scope_of(last.event)
         for kind, spec in budgets:
             evaluator = BudgetEvaluator(spec, kind)
             out.extend(evaluator.evaluate_one(last.view, state.setdefault(evaluator.name, {}),
@@ -179,6 +181,7 @@ class _Seen:
     labels: dict[str, str]
     view: AggregateView
     ts_ms: int
+    scope: Scope | None = None
 
     def context(self, stage: _Stage, budgets: list[tuple[str, BudgetSpec]]) -> EvalContext:
         lookup = _budget_lookup(budgets, self.event)

@@ -113,7 +113,8 @@ class IngestHandler:
                                 self.signer.headers(ckey, cvalue))  # fmt: skip
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in accepted_by_tenant.items():
-                self.outbox.add(self.topics["tenant_spend"], tenant.encode(), events_value(events))
+                body = encode_envelope(e.model_dump_json().encode() for e in events)
+                self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
 
     def _dead_letter(self, key: bytes | None, dead: DeadLetter) -> None:
         src = dead.source

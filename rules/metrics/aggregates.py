@@ -67,9 +67,21 @@ def _remember(recent: dict[str, list[float]], key: str, cost: float) -> bool:
     return new
 
 
+_PERIOD_CACHE: dict[tuple[str, int], tuple[str, str]] = {}
+
+
 def _period_keys(event_time: datetime, tz: ZoneInfo) -> tuple[str, str]:
-    local = event_time.astimezone(tz)
-    return local.date().isoformat(), f"{local.year:04d}-{local.month:02d}"
+    """The tenant-local day and month of ``event_time``, cached per clock minute (every time
+    zone's offset is a whole number of minutes, so a minute never straddles two local days)."""
+    cache_key = (tz.key, int(event_time.timestamp()) // 60)
+    hit = _PERIOD_CACHE.get(cache_key)
+    if hit is None:
+        if len(_PERIOD_CACHE) > 4096:
+            _PERIOD_CACHE.clear()
+        local = event_time.astimezone(tz)
+        hit = _PERIOD_CACHE[cache_key] = (local.date().isoformat(),
+                                          f"{local.year:04d}-{local.month:02d}")  # fmt: skip
+    return hit
 
 
 def _roll(bucket: dict[str, Any] | None, key: Any) -> tuple[dict[str, Any], bool]:

@@ -45,10 +45,18 @@ class EventExtensions(BaseModel):
     gpu_utilization: float | None = Field(default=None, ge=0, le=1)
 
 
+_NO_EXTENSIONS = EventExtensions()
+_EXTENSION_NAMES = tuple(EventExtensions.model_fields)
+
+
 def parse_extensions(event: CostEvent) -> EventExtensions:
     """Read the declared extension fields; each invalid one is dropped on its own."""
-    extra = event.model_extra or {}
-    wanted = {k: extra[k] for k in EventExtensions.model_fields if k in extra}
+    extra = event.model_extra
+    if not extra:
+        return _NO_EXTENSIONS  # most events: no validation to run (read-only, never mutated)
+    wanted = {k: extra[k] for k in _EXTENSION_NAMES if k in extra}
+    if not wanted:
+        return _NO_EXTENSIONS
     try:
         return EventExtensions.model_validate(wanted)
     except ValidationError as exc:
