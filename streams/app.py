@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
         broker_heartbeat_interval=1.0,
         broker_commit_interval=settings.commit_interval_s,
         broker_commit_every=settings.commit_every,
+        table_standby_replicas=settings.table_standby_replicas,
         producer_linger=0.005,
         table_cleanup_interval=60.0,
         stream_wait_empty=False,

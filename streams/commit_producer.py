@@ -41,6 +41,8 @@ class CommitProducer:
             "message.timeout.ms": 0,  # never give up: the commit waits for the broker instead
         })  # fmt: skip
         self._failed: list[str] = []
+        self._keepers: dict[int, Any] = {}
+        self._newest: list[tuple[Any, dict[TP, int]]] = []
         self.sent = 0
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
@@ -64,26 +66,37 @@ class CommitProducer:
                 self._producer.poll(0.05)
         self.sent += 1
 
-    def changelog(self, table: Any, partition: int, key: Any, value: Any) -> None:
-        """Write one table entry to its changelog partition, in the table's own encoding."""
+    def changelog(self, table: Any, partition: int, key: Any, value: Any,
+                  raw: tuple[bytes, bytes] | None = None) -> None:  # fmt: skip
+        """Write one table entry to its changelog partition, in the table's own encoding
+        (``raw``: the key and value already encoded by the store)."""
         topic = table.changelog_topic
-        raw_key, _ = topic.prepare_key(key, table.key_serializer)
-        raw_value, _ = topic.prepare_value(value, table.value_serializer)
-        self.produce(topic.get_topic_name(), raw_value, raw_key, partition,
-                     on_delivery=self._persisted_offset_keeper(table))  # fmt: skip
+        if raw is None:
+            raw = (topic.prepare_key(key, table.key_serializer)[0],
+                   topic.prepare_value(value, table.value_serializer)[0])  # fmt: skip
+        self.produce(topic.get_topic_name(), raw[1], raw[0], partition,
+                     on_delivery=self._offset_keeper(table.data))  # fmt: skip
 
-    def _persisted_offset_keeper(self, table: Any) -> Any:
-        """As Faust does for its own changelog writes: remember in the local store the changelog
-        offset it holds, so that a restart replays only the changelog's tail."""
-        store = table.data
+    def _offset_keeper(self, store: Any) -> Any:
+        """As Faust does for its own changelog writes, the local store will remember the newest
+        changelog offset it holds (set once per partition per flush), so that a restart
+        replays only the changelog's tail."""
+        keeper = self._keepers.get(id(store))
+        if keeper is not None:
+            return keeper
+        newest: dict[TP, int] = {}
+        self._newest.append((store, newest))
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 self._failed.append(str(err))
-            elif hasattr(store, "set_persisted_offset"):
-                store.set_persisted_offset(TP(msg.topic(), msg.partition()), msg.offset())
+                return
+            tp = TP(msg.topic(), msg.partition())
+            if msg.offset() > newest.get(tp, -1):
+                newest[tp] = msg.offset()
 
-        return on_delivery
+        keeper = self._keepers[id(store)] = on_delivery
+        return keeper
 
     def flush(self) -> None:
         """Block until every record is acknowledged; raise if any was refused."""
@@ -94,3 +107,8 @@ class CommitProducer:
         if self._failed:
             failed, self._failed = self._failed, []
             raise CommitProducerError(f"{len(failed)} records not delivered: {failed[:3]}")
+        for store, newest in self._newest:
+            if hasattr(store, "set_persisted_offset"):
+                for tp, offset in newest.items():
+                    store.set_persisted_offset(tp, offset)
+            newest.clear()

@@ -75,9 +75,9 @@ class FaustDedupStore:
         """Write pending ids to the store and the changelog, with their expiry."""
         pending, self._pending = self._pending, {}
         for key, partition in pending.items():
-            store_put(self.table.data, partition, key, 1)
+            raw = store_put(self.table.data, partition, key, 1)
             if self.sink is not None:
-                self.sink.changelog(self.table, partition, key, 1)
+                self.sink.changelog(self.table, partition, key, 1, raw)
             else:
                 self.table.send_changelog(partition, key, 1)
             self.table._maybe_set_key_ttl(key, partition)

@@ -51,9 +51,9 @@ class WriteBehindStates:
         todo = self._dirty if keys is None else self._dirty.intersection(keys)
         for key in list(todo):
             value, partition = self._cache[key], self._partition_of[key]
-            store_put(self.table.data, partition, key, value)
+            raw = store_put(self.table.data, partition, key, value)
             if self.sink is not None:
-                self.sink.changelog(self.table, partition, key, value)
+                self.sink.changelog(self.table, partition, key, value, raw)
             else:
                 self.table.send_changelog(partition, key, value)
             self._dirty.discard(key)
@@ -68,19 +68,22 @@ class WriteBehindStates:
             self._partition_of.pop(key, None)
 
 
-def store_put(store: Any, partition: int, key: Any, value: Any) -> None:
-    """Write one key to the table's local store for ``partition``.
+def store_put(store: Any, partition: int, key: Any, value: Any) -> tuple[bytes, bytes] | None:
+    """Write one key to the table's local store for ``partition``; return the encoded pair.
 
     Faust's RocksDB store picks the partition database from the *current event*, which a
     commit-time flush does not have, so this writes to that partition's database directly
-    (the same two calls ``RocksDB._set`` makes). The memory store needs no partition.
+    (the same two calls ``RocksDB._set`` makes). The memory store needs no partition. The
+    encoded key and value are what the changelog carries too (Faust restores a store from
+    the changelog's raw bytes), so callers send them as they are rather than encode twice.
     """
     if hasattr(store, "_db_for_partition"):
         raw_key, raw_value = store._encode_key(key), store._encode_value(value)
         store._key_index[raw_key] = partition
         store._db_for_partition(partition).put(raw_key, raw_value)
-    else:
-        store[key] = value
+        return raw_key, raw_value
+    store[key] = value
+    return None
 
 
 class WriteBehind(Protocol):

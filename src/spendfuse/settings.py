@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="How often the worker commits input offsets. Alerts and commands leave at "
         "the commit that covers their events, so this bounds their added latency.",
     )
+    table_standby_replicas: int = Field(
+        default=1, ge=0,
+        description="Standby copies of each table partition kept warm on other workers, so a "
+        "worker that takes over a dead one's partitions has its state at once.",
+    )
     batch_max_records: int = Field(
         default=500, gt=0, description="Records an agent takes per batch (stream.take_events)."
     )
