@@ -9,7 +9,8 @@ the moment the client has verified and applied the signed command (its ``on_reco
 Goal: p50 < 500 ms, p99 < 2 s.
 
 ``--load-eps N`` adds a steady background load of N events/s (over ``--load-use-cases`` use
-cases, well under every limit, sent in envelopes by a second publisher) while the trips are
+cases, well under every limit, sent in envelopes by a second publisher that lingers
+``--load-linger-ms``) while the trips are
 timed: run it at 50% and 90% of the worker's measured rate (``benchmarks/worker_vs_raw.py``) for
 latency under load. The figure printed includes the producer's envelope linger (20 ms) and the
 worker's commit interval (0.5 s), since decisions leave at the commit that covers their events.
@@ -77,9 +78,10 @@ def trip(pub: CostEventPublisher, arrivals: Arrivals, run: str, i: int, timeout_
 class Load(threading.Thread):
     """Publishes ``eps`` small cost events per second until stopped; counts what it sent."""
 
-    def __init__(self, bootstrap: str, eps: float, use_cases: int, run: str) -> None:
+    def __init__(self, bootstrap: str, eps: float, use_cases: int, run: str,
+                 linger_ms: float) -> None:  # fmt: skip
         super().__init__(daemon=True)
-        self.pub = CostEventPublisher(bootstrap)
+        self.pub = CostEventPublisher(bootstrap, envelope_linger_ms=linger_ms)
         self.eps, self.use_cases, self.run_id = eps, use_cases, run
         self.stop_flag = threading.Event()
         self.sent = 0
@@ -113,7 +115,9 @@ def main() -> None:
     ap.add_argument("--trips", type=int, default=100)
     ap.add_argument("--pause-ms", type=int, default=50, help="between trips")
     ap.add_argument("--load-eps", type=float, default=0.0, help="background events/s")
-    ap.add_argument("--load-use-cases", type=int, default=200)
+    ap.add_argument("--load-use-cases", type=int, default=20)
+    ap.add_argument("--load-linger-ms", type=float, default=200.0,
+                    help="the load publisher's envelope linger")
     ap.add_argument("--bootstrap-servers", default=None)
     args = ap.parse_args()
     broker = None
@@ -144,7 +148,8 @@ def main() -> None:
             print(f"warm-up trip (worker start-up included): {warm:.1f} s")
             load = None
             if args.load_eps > 0:
-                load = Load(bootstrap, args.load_eps, args.load_use_cases, run)
+                load = Load(bootstrap, args.load_eps, args.load_use_cases, run,
+                            args.load_linger_ms)
                 load.start()
                 time.sleep(5)  # let the worker settle into the load
             lat = []

@@ -106,11 +106,12 @@ class IngestHandler:
             if result.outcome is Outcome.ACCEPTED and result.event is not None:
                 accepted_by_tenant.setdefault(result.event.tenant_id, []).append(result.event)
             for alert in result.decisions.alerts:
-                self.outbox.add(self.topics["alerts"], alert.fingerprint.encode(), encode(alert))
+                self.outbox.add(self.topics["alerts"], alert.fingerprint.encode(), encode(alert),
+                                urgent=True)  # fmt: skip
             for command in result.decisions.commands:
                 ckey, cvalue = command.key().encode(), encode(command)
                 self.outbox.add(self.topics["control"], ckey, cvalue,
-                                self.signer.headers(ckey, cvalue))  # fmt: skip
+                                self.signer.headers(ckey, cvalue), urgent=True)  # fmt: skip
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in accepted_by_tenant.items():
                 body = encode_envelope(e.model_dump_json().encode() for e in events)
@@ -132,3 +133,5 @@ def register_ingest_agent(app: faust.App, handler: IngestHandler, *, batch_max: 
         async for batch in stream.take_events(batch_max, within=batch_within_s):
             with handler.observer.processing():
                 handler.handle_batch(batch)
+            if handler.outbox.urgent:  # a decision: send it now, not at the next timed commit
+                await app.consumer.commit()

@@ -7,8 +7,10 @@ committed. A worker killed before the commit sends none of them; its successor r
 same records from the same state and sends them once. Without this, a command sent just before
 a ``kill -9`` would be decided and sent again after the restart.
 
-The price is latency: a decision reaches its topic within one commit interval
-(``commit_interval_s``) of its event being handled.
+The price would be latency (up to one commit interval), so a record that decided something
+marks the outbox ``urgent`` and the agent asks for a commit right after its batch: alerts and
+commands leave within milliseconds, while dead letters and tenant-stage records ride the regular
+commits (``commit_interval_s``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ class Outbox:
     def __init__(self, sink: Any = None) -> None:
         self.sink = sink  # a CommitProducer; None: Faust's own producer
         self._pending: list[tuple[Any, bytes | None, bytes, Any]] = []
+        self.urgent = False  # holds an alert or command: commit now rather than on the timer
 
     def add(self, topic: Any, key: bytes | None, value: bytes,
-            headers: Any = None) -> None:  # fmt: skip
+            headers: Any = None, *, urgent: bool = False) -> None:  # fmt: skip
         self._pending.append((topic, key, value, headers))
+        self.urgent = self.urgent or urgent
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -31,6 +35,7 @@ class Outbox:
     def flush(self) -> int:
         """Hand every held record to the producer (non-blocking); the commit waits for them."""
         pending, self._pending = self._pending, []
+        self.urgent = False
         for topic, key, value, headers in pending:
             if self.sink is not None:
                 self.sink.produce(topic.get_topic_name(), value, key, headers=headers)

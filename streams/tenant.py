@@ -61,9 +61,13 @@ def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, 
                 decisions = pipeline.handle_tenant_batch(decode_tenant_record(record.value),
                                                          states)  # fmt: skip
                 for alert in decisions.alerts:
-                    outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert))
+                    outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert),
+                               urgent=True)  # fmt: skip
                 for command in decisions.commands:
                     key, body = command.key().encode(), encode(command)
-                    outbox.add(topics["control"], key, body, signer.headers(key, body))
+                    outbox.add(topics["control"], key, body, signer.headers(key, body),
+                               urgent=True)  # fmt: skip
+            if outbox.urgent:
+                await app.consumer.commit()
 
     return states

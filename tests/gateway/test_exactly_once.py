@@ -6,9 +6,11 @@ has sent nothing, and its successor decides again from the same committed state 
 And a command's id is derived from the decision and its event time, so even a copy that did get
 out (a crash inside the commit itself) carries the same id, which the gateway applies once.
 
-The worker runs with a 600 s commit interval: it decides (its metrics count the command) but
-commits nothing; it is then SIGKILLed and restarted on the same group, and the control topic
-must end up with exactly one record of that command.
+The worker runs with a 600 s commit interval: it decides (its metrics count the command), the
+decision may leave at once (a decision asks for a commit, which covers the batches before the
+deciding one, not the deciding one itself), and it is then SIGKILLed and restarted on the same
+group: the deciding events are handled again, and the control topic must still end up with
+exactly one record of each command.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def test_worker_killed_between_decision_and_commit_yields_one_command(
     restarted = WorkerProcess(kafka_bootstrap, tmp, **env).start()
     try:
         wait_for(lambda: client.decide({"use_case_id": uc}).action == "deny", "the decision")
-        assert _committed_total(kafka_bootstrap, app_id) > committed_before
+        wait_for(lambda: _committed_total(kafka_bootstrap, app_id) > committed_before,
+                 "the restarted worker to re-handle the deciding events and commit them")
         _trip(kafka_bootstrap, sentinel)  # its command lands after any re-issued one
         wait_for(lambda: client.decide({"use_case_id": sentinel}).action == "deny", "sentinel")
     finally:
