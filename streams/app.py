@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
                             help="per-use-case rule state (plain data)",
                             options=store_options)  # fmt: skip
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
-    states = WriteBehindStates(state_table, sink)
+    states = WriteBehindStates(state_table, sink, settings.state_cache_max_keys)
     dedup = FaustDedupStore(app, options=store_options, sink=sink)
     outbox = Outbox(sink)
     pipeline = build_pipeline(settings)

@@ -25,31 +25,49 @@ from faust.types import TP
 class WriteBehindStates:
     """The ``states`` mapping the pipeline reads and writes, backed by a Faust table."""
 
-    def __init__(self, table: Any, sink: Any = None) -> None:
+    def __init__(self, table: Any, sink: Any = None, max_cached: int = 5_000) -> None:
         self.table = table
         self.sink = sink  # a CommitProducer; None: Faust's own producer
+        self.max_cached = max_cached  # clean keys beyond this are dropped after each flush
         self.partition: int | None = None  # of the record being handled; set by the agent
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}  # in recency order: the least recently written first
         self._partition_of: dict[str, int] = {}
         self._dirty: set[str] = set()
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._cache:
             return self._cache[key]
-        value = self.table.data.get(key)
+        store = self.table.data
+        if self.partition is not None and hasattr(store, "_db_for_partition"):
+            # a key lives in the partition of its records: look there only
+            raw = store._db_for_partition(self.partition).get(store._encode_key(key))
+            value = None if raw is None else store._decode_value(raw)
+        else:
+            value = store.get(key)
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
         if self.partition is None:
             raise RuntimeError("set the record's partition before writing state")
+        self._cache.pop(key, None)
         self._cache[key] = value
         self._partition_of[key] = self.partition
         self._dirty.add(key)
 
+    def _evict(self) -> None:
+        """Keep at most ``max_cached`` keys in memory: the least recently written clean ones go
+        (they are in the store; a later event reads them back)."""
+        excess = len(self._cache) - self.max_cached
+        if excess <= 0:
+            return
+        for key in [k for k in self._cache if k not in self._dirty][:excess]:
+            del self._cache[key]
+            self._partition_of.pop(key, None)
+
     def flush(self, keys: Iterable[str] | None = None) -> int:
         """Write dirty keys (all, or those given) to the store and changelog."""
-        todo = self._dirty if keys is None else self._dirty.intersection(keys)
-        for key in list(todo):
+        todo = set(self._dirty) if keys is None else self._dirty.intersection(keys)
+        for key in todo:
             value, partition = self._cache[key], self._partition_of[key]
             raw = store_put(self.table.data, partition, key, value)
             if self.sink is not None:
@@ -57,6 +75,7 @@ class WriteBehindStates:
             else:
                 self.table.send_changelog(partition, key, value)
             self._dirty.discard(key)
+        self._evict()
         return len(todo)
 
     def drop_partitions(self, partitions: set[int]) -> None:

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         description="Standby copies of each table partition kept warm on other workers, so a "
         "worker that takes over a dead one's partitions has its state at once.",
     )
+    state_cache_max_keys: int = Field(
+        default=5_000, gt=0,
+        description="Use cases (and tenants) whose live state a worker keeps in memory; colder "
+        "ones are read back from RocksDB when their next event comes.",
+    )
     batch_max_records: int = Field(
         default=500, gt=0, description="Records an agent takes per batch (stream.take_events)."
     )
