@@ -22,12 +22,14 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -157,7 +159,7 @@ def run_worker(bootstrap: str, partitions: int, target: int, tmp: Path,
                 first = (time.perf_counter(), done)
                 if profile is not None:
                     spy = subprocess.Popen(
-                        ["py-spy", "record", "-p", str(proc.pid), "-f", "raw", "-o", str(profile),
+                        [_py_spy(), "record", "-p", str(proc.pid), "-f", "raw", "-o", str(profile),
                          "-d", "30", "--nonblocking"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     )  # fmt: skip
@@ -174,6 +176,38 @@ def run_worker(bootstrap: str, partitions: int, target: int, tmp: Path,
     if first is None or done < target:
         sys.exit(f"worker committed only {done}/{target} records; log: {log.name}")
     return t_end - first[0], done - first[1], rss
+
+
+def _py_spy() -> str:
+    """py-spy from the dev extras, next to this interpreter, else from PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else (shutil.which("py-spy") or "py-spy")
+
+
+def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
+    """(function, inclusive share, own share) of the samples in py-spy's raw collapsed stacks.
+
+    Each line is ``frame;frame;...;leaf COUNT``; a function counts once per sample however
+    often it recurs in the stack. Faust's and the event loop's frames are included, so the
+    shares say how much of the worker's time its own code takes.
+    """
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
+                  for f in stack.split(";")]  # fmt: skip
+        for name in set(frames):
+            inclusive[name] += n
+        own[frames[-1]] += n
+    if not total:
+        return []
+    return [(name, n / total, own[name] / total) for name, n in inclusive.most_common(top)]
 
 
 def main() -> None:
@@ -235,6 +269,10 @@ def main() -> None:
             ratio = rows[2][2] / rows[1][2]
             print(f"worker / raw aiokafka (events/s): {ratio:.1%}  (goal: >= 50%)")
             print(f"worker peak RSS: {rss:.0f} MB")
+        if args.profile is not None and args.profile.exists():
+            print(f"\nworker profile (py-spy, {args.profile}): share of samples, inclusive / own")
+            for name, incl, self_share in summarize_profile(args.profile):
+                print(f"  {incl:6.1%} {self_share:6.1%}  {name}")
     finally:
         if broker:
             broker.stop()

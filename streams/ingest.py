@@ -22,7 +22,7 @@ import faust
 
 from spendfuse.control.signing import Signer
 from spendfuse.pipeline import Outcome, Pipeline
-from spendfuse.schemas.codec import encode
+from spendfuse.schemas.codec import encode, encode_cost_events
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter
 from spendfuse.schemas.envelope import encode_envelope
@@ -114,7 +114,7 @@ class IngestHandler:
                                 self.signer.headers(ckey, cvalue), urgent=True)  # fmt: skip
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in accepted_by_tenant.items():
-                body = encode_envelope(e.model_dump_json().encode() for e in events)
+                body = encode_cost_events(events)
                 self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
 
     def _dead_letter(self, key: bytes | None, dead: DeadLetter) -> None:

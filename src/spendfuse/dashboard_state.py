@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from spendfuse.rules.routing import alert_labels
@@ -31,6 +32,14 @@ from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.command import CommandKind, ControlCommand
 from spendfuse.schemas.common import format_rfc3339, to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
+
+
+@lru_cache(maxsize=1024)
+def _day_and_month(year: int, month: int, day: int) -> tuple[str, str]:
+    """``("2026-11-23", "2026-11")``: once per calendar day, not ``strftime`` twice per event."""
+    name = f"{year:04d}-{month:02d}-{day:02d}"
+    return name, name[:7]
+
 
 BAND_LABEL = "trailing-hour mean ± 2σ (simple band; seasonal baselines not wired in yet)"
 
@@ -115,7 +124,7 @@ class DashboardState:
 
     @staticmethod
     def _add_calendar(uc: UseCaseSpend, at: datetime, cost: float) -> None:
-        day, month = at.strftime("%Y-%m-%d"), at.strftime("%Y-%m")
+        day, month = _day_and_month(at.year, at.month, at.day)
         if month > uc.month:
             uc.month, uc.month_usd = month, 0.0
         if month == uc.month:
