@@ -188,8 +188,9 @@ def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float
     """(function, inclusive share, own share) of the samples in py-spy's raw collapsed stacks.
 
     Each line is ``frame;frame;...;leaf COUNT``; a function counts once per sample however
-    often it recurs in the stack. Faust's and the event loop's frames are included, so the
-    shares say how much of the worker's time its own code takes.
+    often it recurs in the stack. Faust's frames are included, so the shares say how much of
+    the worker's time its own code takes; frames in over 90% of samples (the entry point and
+    the event loop) are left out.
     """
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
@@ -207,7 +208,10 @@ def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float
         own[frames[-1]] += n
     if not total:
         return []
-    return [(name, n / total, own[name] / total) for name, n in inclusive.most_common(top)]
+    # the entry frames nearly every sample shares (runpy, click, the event loop) say nothing
+    ranked = [(name, n / total, own[name] / total) for name, n in inclusive.most_common()
+              if n / total < 0.9]  # fmt: skip
+    return ranked[:top]
 
 
 def main() -> None:
