@@ -41,6 +41,8 @@ from spendfuse.schemas import CostEvent
 from spendfuse.schemas.envelope import encode_envelope
 from spendfuse.settings import Settings
 
+_START = datetime(2026, 11, 23, 9, tzinfo=UTC)
+
 
 def envelopes(n: int, use_cases: int, size: int) -> list[bytes]:
     """Records as the producer API makes them: each envelope holds up to ``size`` events of one
@@ -55,9 +57,6 @@ def envelopes(n: int, use_cases: int, size: int) -> list[bytes]:
             buffer.clear()
     records.extend(encode_envelope(b) for b in buffers.values() if b)
     return records
-
-
-_START = datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 def core_run(records: list[bytes]) -> Callable[[], None]:

@@ -22,7 +22,7 @@ from typing import Any
 import faust
 
 from spendfuse.dedup import DEDUP_WINDOW_S
-from spendfuse.streams.state_cache import store_put
+from spendfuse.streams.state_cache import store_get, store_put
 
 
 class FaustDedupStore:
@@ -51,19 +51,9 @@ class FaustDedupStore:
 
     def seen(self, cost_event_id: str, ts_ms: int) -> bool:
         store = self.table.data
-        # An id lives in the partition of its use case's records, so look only there: Faust's
-        # RocksDB lookup of a missing key (the common case) would search every partition.
-        direct = self.partition is not None and hasattr(store, "_db_for_partition")
-        db = store._db_for_partition(self.partition) if direct else None
-        for key in self._keys(cost_event_id, ts_ms):
-            if key in self._pending:
-                return True
-            if db is not None:
-                if db.get(store._encode_key(key)) is not None:
-                    return True
-            elif store.get(key):
-                return True
-        return False
+        # an id lives in the partition of its use case's records: store_get looks only there
+        return any(key in self._pending or store_get(store, self.partition, key)
+                   for key in self._keys(cost_event_id, ts_ms))  # fmt: skip
 
     def remember(self, cost_event_id: str, ts_ms: int) -> None:
         if self.partition is None:

@@ -25,7 +25,6 @@ from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.schemas.codec import encode, encode_cost_events
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter
-from spendfuse.schemas.envelope import encode_envelope
 from spendfuse.schemas.topics import cost_event_key
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
@@ -36,9 +35,7 @@ log = logging.getLogger(__name__)
 
 def events_value(events: Sequence[CostEvent]) -> bytes:
     """One record value for events of one key: the event itself, or an envelope of them."""
-    if len(events) == 1:
-        return encode(events[0])
-    return encode_envelope(encode(e) for e in events)
+    return encode(events[0]) if len(events) == 1 else encode_cost_events(events)
 
 
 class IngestHandler:

@@ -15,6 +15,7 @@ worker that takes them over recovers them from the changelog.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any, Protocol
 
 import faust
@@ -37,13 +38,7 @@ class WriteBehindStates:
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._cache:
             return self._cache[key]
-        store = self.table.data
-        if self.partition is not None and hasattr(store, "_db_for_partition"):
-            # a key lives in the partition of its records: look there only
-            raw = store._db_for_partition(self.partition).get(store._encode_key(key))
-            value = None if raw is None else store._decode_value(raw)
-        else:
-            value = store.get(key)
+        value = store_get(self.table.data, self.partition, key)
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -60,7 +55,8 @@ class WriteBehindStates:
         excess = len(self._cache) - self.max_cached
         if excess <= 0:
             return
-        for key in [k for k in self._cache if k not in self._dirty][:excess]:
+        clean = (k for k in self._cache if k not in self._dirty)  # oldest first
+        for key in list(islice(clean, excess)):
             del self._cache[key]
             self._partition_of.pop(key, None)
 
@@ -85,6 +81,19 @@ class WriteBehindStates:
         for key in keys:
             self._cache.pop(key, None)
             self._partition_of.pop(key, None)
+
+
+def store_get(store: Any, partition: int | None, key: Any) -> Any:
+    """Read one key from the table's local store, looking in ``partition``'s database only.
+
+    A key lives in the partition of the records that wrote it; Faust's own lookup of a key it
+    has not seen (the common case for dedup ids) would search every partition's database.
+    Without a partition, or with the memory store, this is the store's plain ``get``.
+    """
+    if partition is not None and hasattr(store, "_db_for_partition"):
+        raw = store._db_for_partition(partition).get(store._encode_key(key))
+        return None if raw is None else store._decode_value(raw)
+    return store.get(key)
 
 
 def store_put(store: Any, partition: int, key: Any, value: Any) -> tuple[bytes, bytes] | None:
