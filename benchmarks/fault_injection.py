@@ -69,9 +69,15 @@ class Row:
 
 
 def worker_env(app_id: str, data_dir: Path, limit_usd: float) -> dict[str, str]:
-    return {"SPENDFUSE_APP_ID": app_id, "SPENDFUSE_DATA_DIR": str(data_dir),
-            "SPENDFUSE_RULES_DEFAULT_PACK": "false", "SPENDFUSE_CONSOLE_ALERTS": "false",
-            "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": str(limit_usd)}  # fmt: skip
+    """The spend-rate rule alone, at ``limit_usd`` a minute (a rules directory of its own)."""
+    from tests.support.rules import rules_env, spend_limit_yaml
+
+    return {
+        "SPENDFUSE_APP_ID": app_id,
+        "SPENDFUSE_DATA_DIR": str(data_dir),
+        "SPENDFUSE_CONSOLE_ALERTS": "false",
+        **rules_env(data_dir / "rules", spend_limit_yaml(limit_usd), default_pack=False),
+    }
 
 
 def run(

@@ -25,6 +25,7 @@ detector with the best standard NAB score among those scoring >= 20,000 points/s
 from __future__ import annotations
 
 from . import fusion, holt_winters, page_hinkley, zscore
+from . import seasonal_baseline as seasonal_baseline  # registers it for rule files
 from .base import BaseDetector, Detector, Point, State
 from .registry import (
     alias,

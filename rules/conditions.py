@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from spendfuse.rules.metrics.aggregates import AggregateView
 from spendfuse.rules.metrics.baselines import BaselineProvider, ScoreProvider
@@ -21,13 +22,17 @@ from spendfuse.rules.model import (
 )
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-}  # fmt: skip
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 
 
 @dataclass(slots=True)
 class Verdict:
-    """Whether a condition holds, and the numbers behind it (for the alert's evidence)."""
+    """Whether a condition holds for one group at one point in event time, and the numbers
+    behind it: what every rule kind returns, and all the lifecycle and the builder read."""
 
     holds: bool
     metric: str = ""
@@ -35,6 +40,17 @@ class Verdict:
     threshold: float | None = None
     baseline: float | None = None
     parts: list[Verdict] = field(default_factory=list)
+    at_ms: int | None = None  # the verdict's own time (a closed bucket's start); else the event's
+    instance: str = ""  # a sub-key of the rule instance (a budget's threshold)
+    window_s: int | None = None
+    window_start: Any = None
+    summary: str | None = None  # overrides the rule's summary template
+    severity: Any = None  # overrides the rule's severity
+    alert_key: str | None = None  # what makes the alert id unique instead of the firing time
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)  # extra values for the summary
+    targets: dict[str, str] = field(default_factory=dict)  # target type -> id overrides
 
 
 _TOO_EARLY = Verdict(False, "not enough history")
@@ -44,7 +60,7 @@ _TOO_EARLY = Verdict(False, "not enough history")
 class EvalContext:
     view: AggregateView
     baselines: BaselineProvider
-    scores: ScoreProvider
+    scores: Callable[[Any], ScoreProvider]  # detector spec -> its score provider
     budget: Callable[[str, str], BudgetSpec | None]  # (kind, period) -> the budget in scope
     labels: dict[str, str] = field(default_factory=dict)  # the event's labels, computed once
     now_ms: int = 0  # the event's time
@@ -69,7 +85,7 @@ def evaluate_condition(cond: Condition, ctx: EvalContext) -> Verdict:
     if isinstance(cond, RatioToBaselineCondition):
         return _ratio(cond, ctx)
     if isinstance(cond, DetectorScoreCondition):
-        score = ctx.scores.score(ctx.view, cond.metric, cond.window)
+        score = ctx.scores(cond.detector.spec()).score(ctx.view, cond.metric, cond.window)
         ok = score is not None and _OPS[cond.op](score, cond.value)
         return Verdict(ok, f"score({cond.metric}[{cond.window}])", score, cond.value)
     if isinstance(cond, BudgetPercentCondition):
@@ -78,8 +94,14 @@ def evaluate_condition(cond: Condition, ctx: EvalContext) -> Verdict:
     combine = all if isinstance(cond, AllCondition) else any
     head = parts[0]
     assert isinstance(cond, AllCondition | AnyCondition)
-    return Verdict(combine(p.holds for p in parts), head.metric, head.value, head.threshold,
-                   head.baseline, parts)  # fmt: skip
+    return Verdict(
+        combine(p.holds for p in parts),
+        head.metric,
+        head.value,
+        head.threshold,
+        head.baseline,
+        parts,
+    )
 
 
 def _ratio(cond: RatioToBaselineCondition, ctx: EvalContext) -> Verdict:

@@ -1,48 +1,203 @@
-"""The decision engine: every rule over one event, with per-use-case state as plain data.
+"""The decision engine: every rule of a stage over one key's events, state as plain data.
 
-``engine.process(event, state)`` is the single entry point both ``spendfuse replay`` and the Faust
-worker call. ``state`` is the use case's JSON-able dict (a Faust table value in the worker, a dict
-entry in replay); the engine mutates it in place, so both paths reach the same decisions.
+One loop for every rule kind. For each event, each rule whose scope matches it measures the
+event in its *own* aggregates (the events its scope matches, grouped by its ``group_by``
+labels), or in the key's shared aggregates when it neither filters nor groups. A rule kind only
+returns verdicts; :mod:`~spendfuse.rules.lifecycle` turns them into fire / refresh / resolve,
+and :mod:`~spendfuse.rules.actions` builds every alert and command, through the guardrail.
 
-State is keyed by rule name (``state[rule.name]``) plus ``state["__aggregates__"]``, so swapping
-the rule set (a reload) keeps every surviving rule's pending/firing state. Tenant budgets and
-tenant rules run in :class:`TenantEngine` over a tenant-keyed state (a second stage).
+``state`` is one key's JSON-able dict (a Faust table value in the worker, a dict entry in
+replay): ``__aggregates__`` (shared aggregates), ``__agg__`` (per scope signature and group),
+``__risk__`` (the riskiest tier the key has shown), and per rule name its instances. Swapping
+the rule set (a reload) keeps every surviving rule's state.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from spendfuse.rules.actions import Scope
-from spendfuse.rules.anomaly import AnomalyConfig, AnomalyRule
-from spendfuse.rules.budgets import BudgetEvaluator
-from spendfuse.rules.conditions import EvalContext
+from spendfuse.rules import lifecycle
+from spendfuse.rules.actions import RuleMeta, fingerprint
+from spendfuse.rules.actions import fire as build_fire
+from spendfuse.rules.actions import refresh as build_refresh
+from spendfuse.rules.actions import resolve as build_resolve
+from spendfuse.rules.budgets import budget_metas, budget_verdicts
+from spendfuse.rules.conditions import EvalContext, Verdict, evaluate_condition
 from spendfuse.rules.decisions import Decisions
-from spendfuse.rules.declarative import DeclarativeRule, event_labels, event_scope
+from spendfuse.rules.matchers import Matcher, matches_all
 from spendfuse.rules.metrics.aggregates import AggregateView, update_aggregates
 from spendfuse.rules.metrics.baselines import (
     BaselineProvider,
     RollingMeanBaseline,
     ScoreProvider,
-    ZScoreFromHourly,
 )
-from spendfuse.rules.model import BudgetSpec
+from spendfuse.rules.metrics.detector_scores import DetectorScores
+from spendfuse.rules.model import (
+    AlertAction,
+    AnomalyCondition,
+    BudgetSpec,
+    DegradeAction,
+    KillSwitchAction,
+    RuleSpec,
+    TenantSpec,
+)
 from spendfuse.rules.ruleset import RuleSet
-from spendfuse.rules.spend_limit import SpendLimitConfig, SpendLimitRule
+from spendfuse.rules.scope import Scope, event_labels, riskier
+from spendfuse.rules.signals import anomaly_verdicts
+from spendfuse.rules.when import business_days_between, gate_open
 from spendfuse.schemas.common import RiskTier, to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
 
+log = logging.getLogger(__name__)
+
 AGGREGATES_KEY = "__aggregates__"
-_TIER_ORDER = [RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL]
+GROUPS_KEY = "__agg__"
+RISK_KEY = "__risk__"
+OVER_KEY = "__over_groups__"
+ERRORS_KEY = "__rule_errors__"
+_SCOPE_FIELDS = (
+    "tenant_id",
+    "use_case_id",
+    "environment",
+    "risk_tier",
+    "model",
+    "tool",
+    "route_policy",
+    "component",
+)
 
 
-class Rule(Protocol):
+def _reads_one_event(cond: Any) -> bool:
+    """Whether a condition reads the current event itself (``event``/``trace`` windows, or an
+    anomaly watch, which must see every event to fill its buckets)."""
+    if isinstance(cond, AnomalyCondition):
+        return True
+    if hasattr(cond, "conditions"):
+        return any(_reads_one_event(c) for c in cond.conditions)
+    return getattr(cond, "window", None) in ("event", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """A scope field: the label equals one of the values, compared as literals (never a regex,
+    so ``use_case_id: "bot(v2"`` means exactly that use case)."""
+
     name: str
+    values: frozenset[str]
 
-    def evaluate_one(self, event: CostEvent, state: dict[str, Any]) -> Decisions: ...
+    def matches(self, labels: dict[str, str]) -> bool:
+        return labels.get(self.name, "") in self.values
+
+    def __str__(self) -> str:
+        return f"{self.name} in {sorted(self.values)}"
+
+
+def _scope_matchers(spec_scope: Any) -> list[Matcher | OneOf]:
+    """The rule scope as matchers: its fields (literals) and its ``matchers`` (regexes)."""
+    out: list[Matcher | OneOf] = list(spec_scope.parsed_matchers())
+    for label in _SCOPE_FIELDS:
+        value = getattr(spec_scope, label)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        out.append(OneOf(label, frozenset(str(getattr(v, "value", v)) for v in values)))
+    return out
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """One rule, of any kind, ready to run: its scope, groups, timing and builder metadata."""
+
+    name: str
+    meta: RuleMeta
+    matchers: list[Matcher | OneOf]
+    sig: str  # "" = the key's shared aggregates; else its own, per group
+    group_by: tuple[str, ...] = ()
+    max_groups: int = 1000
+    timing: lifecycle.Timing = field(default_factory=lambda: lifecycle.Timing())
+    per_event: bool = False
+    spec: RuleSpec | None = None
+    budget: tuple[str, BudgetSpec] | None = None
+    exhausted_meta: RuleMeta | None = None
+    notify: tuple[str, ...] = ()
+
+    def applies(self, labels: dict[str, str]) -> bool:
+        return not self.matchers or matches_all(self.matchers, labels)  # type: ignore[arg-type]
+
+    def group_of(self, labels: dict[str, str]) -> tuple[str, ...]:
+        return tuple(labels.get(k, "") for k in self.group_by)
+
+    def meta_for(self, verdict: Verdict) -> RuleMeta:
+        if self.exhausted_meta is not None and (verdict.threshold or 0) >= 100:
+            return self.exhausted_meta
+        return self.meta
+
+
+def _timing(spec: RuleSpec) -> lifecycle.Timing:
+    acts = [a for a in spec.actions if isinstance(a, DegradeAction | KillSwitchAction)]
+    refresh = min((a.expires_in.seconds for a in acts), default=0) * 1000 // 2
+    for_ms = spec.for_.seconds * 1000 if spec.for_ is not None else 0
+    return lifecycle.Timing(for_ms, spec.keep_firing_for.seconds * 1000, refresh)
+
+
+def _signature(matchers: list[Matcher | OneOf], group_by: Sequence[str], stage_key: str) -> str:
+    """Rules that filter the same way share aggregates; a filter on the stage's own key (the
+    use case in the use-case stage) filters nothing within one key's state."""
+    parts = sorted(str(m) for m in matchers if m.name != stage_key)
+    if not parts and not group_by:
+        return ""
+    return "|".join(parts) + "#" + ",".join(group_by)
+
+
+def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
+    matchers = _scope_matchers(spec.scope)
+    cmd_actions = tuple(a for a in spec.actions if isinstance(a, DegradeAction | KillSwitchAction))
+    meta = RuleMeta(
+        name=spec.name,
+        severity=spec.severity,
+        actions=cmd_actions,
+        risk_protection=spec.risk_protection,
+        per=spec.per,
+        labels=dict(spec.labels),
+        annotations=dict(spec.annotations),
+        summary=spec.annotations.get("summary"),
+    )
+    notify = tuple(n for a in spec.actions if isinstance(a, AlertAction) for n in a.notify)
+    return CompiledRule(
+        name=spec.name,
+        meta=meta,
+        matchers=matchers,
+        sig=_signature(matchers, spec.group_by, stage_key),
+        group_by=tuple(spec.group_by),
+        max_groups=spec.max_groups,
+        timing=_timing(spec),
+        per_event=_reads_one_event(spec.condition),
+        spec=spec,
+        notify=notify,
+    )
+
+
+def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
+    matchers: list[Matcher | OneOf] = []
+    if spec.environment is not None:
+        matchers.append(OneOf("environment", frozenset({spec.environment.value})))
+    below, exhausted = budget_metas(kind, spec)
+    refresh = spec.on_exhausted.expires_in.seconds * 500 if spec.on_exhausted else 0
+    return CompiledRule(
+        name=below.name,
+        meta=below,
+        matchers=matchers,
+        sig=_signature(matchers, (), stage_key),
+        timing=lifecycle.Timing(0, 0, refresh),
+        budget=(kind, spec),
+        exhausted_meta=exhausted,
+    )
 
 
 @dataclass(slots=True)
@@ -50,24 +205,66 @@ class CompiledRules:
     """An immutable snapshot of a rule set; swapped as a whole on reload."""
 
     ruleset: RuleSet
-    per_use_case: list[DeclarativeRule] = field(default_factory=list)
-    per_tenant: list[DeclarativeRule] = field(default_factory=list)
+    per_use_case: list[CompiledRule] = field(default_factory=list)
+    per_tenant: list[CompiledRule] = field(default_factory=list)
+    _budgets: dict[tuple[str, str | None], list[CompiledRule]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
-        return cls(ruleset, [DeclarativeRule(r) for r in ruleset.enabled_rules("use_case")],
-                   [DeclarativeRule(r) for r in ruleset.enabled_rules("tenant")])  # fmt: skip
+        return cls(
+            ruleset,
+            [compile_rule(r, "use_case_id") for r in ruleset.enabled_rules("use_case")],
+            [compile_rule(r, "tenant_id") for r in ruleset.enabled_rules("tenant")],
+        )
+
+    def budgets(self, tenant_id: str, use_case_id: str | None) -> list[CompiledRule]:
+        """The budgets and quotas of one use case, or (``None``) the tenant-wide ones."""
+        key = (tenant_id, use_case_id)
+        hit = self._budgets.get(key)
+        if hit is None:
+            stage_key = "use_case_id" if use_case_id else "tenant_id"
+            rs = self.ruleset
+            hit = [
+                compile_budget(kind, b, stage_key)
+                for kind in ("budget", "quota")
+                for b in rs.budgets_for(tenant_id, use_case_id, kind)
+            ]
+            if len(self._budgets) > 100_000:
+                self._budgets.clear()
+            self._budgets[key] = hit
+        return hit
+
+
+@dataclass(slots=True)
+class _Due:
+    """A windowed rule instance to evaluate at the end of the clock minute (or the batch)."""
+
+    rule: CompiledRule
+    group: tuple[str, ...]
+    event: CostEvent
+    view: AggregateView
+    labels: dict[str, str]
+    scope: Scope
 
 
 class _Stage:
-    """What both stages share: the rule snapshot, baselines and the evaluation loop."""
+    """What both stages share: the rule snapshot, the providers and the decision loop."""
 
-    def __init__(self, ruleset: RuleSet | None = None, *,
-                 baselines: BaselineProvider | None = None,
-                 scores: ScoreProvider | None = None) -> None:  # fmt: skip
+    stage_key = "use_case_id"
+
+    def __init__(
+        self,
+        ruleset: RuleSet | None = None,
+        *,
+        baselines: BaselineProvider | None = None,
+        scores: ScoreProvider | None = None,
+    ) -> None:
         self.compiled = CompiledRules.build(ruleset or RuleSet())
         self.baselines = baselines or RollingMeanBaseline()
-        self.scores = scores or ZScoreFromHourly()
+        self._scores_override = scores
+        self._scores: dict[str, ScoreProvider] = {}
+        #: rule errors by rule name, counted (the metrics endpoint reads them)
+        self.rule_errors: dict[str, int] = {}
 
     @property
     def ruleset(self) -> RuleSet:
@@ -77,123 +274,283 @@ class _Stage:
         """Replace the rule set atomically (one reference assignment); state is kept."""
         self.compiled = CompiledRules.build(ruleset)
 
-    def _run(self, event: CostEvent, state: dict[str, Any], rules: list[DeclarativeRule],
-             budgets: list[tuple[str, BudgetSpec]], scope: Scope, compiled: CompiledRules,
-             agg_key: str = AGGREGATES_KEY) -> Decisions:  # fmt: skip
-        out = Decisions()
-        if not rules and not budgets:
-            return out
-        tenant = compiled.ruleset.tenant(event.tenant_id)
-        view = update_aggregates(state.setdefault(agg_key, {}), event,
-                                 compiled.ruleset.tz(event.tenant_id))  # fmt: skip
-        ctx = EvalContext(view, self.baselines, self.scores, _budget_lookup(budgets, event),
-                          event_labels(event), to_epoch_ms(event.event_time))  # fmt: skip
-        for rule in rules:
-            got = rule.evaluate_one(event, state.setdefault(rule.name, {}), ctx, tenant, scope)
-            if got:
-                out.extend(got)
-        for kind, spec in budgets:
-            evaluator = BudgetEvaluator(spec, kind)
-            out.extend(evaluator.evaluate_one(view, state.setdefault(evaluator.name, {}), scope))
-        return out
+    def score_provider(self, spec: Any) -> ScoreProvider:
+        if self._scores_override is not None:
+            return self._scores_override
+        key = repr(spec)
+        provider = self._scores.get(key)
+        if provider is None:
+            provider = self._scores[key] = DetectorScores(spec)
+        return provider
 
-    def _run_batch(self, events: Sequence[CostEvent], state: dict[str, Any],
-                   rules: list[DeclarativeRule], budgets: list[tuple[str, BudgetSpec]],
-                   scope_of: Callable[[CostEvent], Scope], compiled: CompiledRules,
-                   agg_key: str = AGGREGATES_KEY) -> Decisions:  # fmt: skip
-        """Several events of one key (one record's worth): aggregate each, decide per batch.
+    # -- the loop --------------------------------------------------------------------------------
+    def _decide(
+        self,
+        events: Sequence[CostEvent],
+        state: dict[str, Any],
+        rules: list[CompiledRule],
+        scope_of: Callable[[CostEvent, RiskTier], Scope],
+        budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None],
+    ) -> Decisions:
+        """Several events of one key, in order (one record's worth).
 
-        Rules that read the event itself (``window: event``/``trace``) are evaluated at every
-        event, as in :meth:`_run`. Window rules and budgets are evaluated once per clock minute
-        the batch spans (at the last event of each minute, so a 1-minute window is never skipped)
-        and otherwise once at its end, at the last event whose labels each rule's scope matches.
+        Rules that read the event itself are evaluated at every event. Window rules and budgets
+        are evaluated once per clock minute the batch spans per group (at the group's last event
+        of that minute, so a 1-minute window is never skipped) and otherwise once at its end.
         Windowed sums only grow within a minute, so a threshold crossed mid-batch still holds at
         the end; what batching saves is evaluating every window rule at every event.
         """
         out = Decisions()
-        if not rules and not budgets:
+        if not rules:
             return out
         first = events[0]
-        tenant = compiled.ruleset.tenant(first.tenant_id)
-        tz = compiled.ruleset.tz(first.tenant_id)
-        agg = state.setdefault(agg_key, {})
-        per_event = [r for r in rules if r.per_event]
-        windowed = [r for r in rules if not r.per_event]
-        # the latest event (and its view) per distinct label set since the last evaluation
-        recent: dict[tuple[tuple[str, str], ...], _Seen] = {}
-        scopes: dict[tuple[tuple[str, str], ...], Scope] = {}
+        rs = self.compiled.ruleset
+        tenant = rs.tenant(first.tenant_id)
+        tz = rs.tz(first.tenant_id)
+        riskiest = RiskTier(state.get(RISK_KEY, first.risk_tier.value))
+        due: dict[tuple[int, tuple[str, ...]], _Due] = {}
+        applicable: dict[tuple[tuple[str, str], ...], list[CompiledRule]] = {}
         minute = -1
         for event in events:
             ts_ms = to_epoch_ms(event.event_time)
-            if recent and ts_ms // 60_000 != minute:
-                out.extend(self._decide_windows(recent, state, windowed, budgets, scope_of,
-                                                tenant))  # fmt: skip
-                recent.clear()
+            if due and ts_ms // 60_000 != minute:
+                self._flush(due, state, tenant, budget_lookup, out)
             minute = ts_ms // 60_000
-            view = update_aggregates(agg, event, tz)
+            riskiest = riskier(riskiest, event.risk_tier)
+            state[RISK_KEY] = riskiest.value
             labels = event_labels(event)
             label_key = tuple(labels.items())
-            seen = _Seen(event, labels, view, ts_ms, scopes.get(label_key))
-            if seen.scope is None:  # a scope is a function of the labels: one per label set
-                seen.scope = scopes[label_key] = scope_of(event)
-            if per_event:
-                ctx = seen.context(self, budgets)
-                for rule in per_event:
-                    got = rule.evaluate_one(event, state.setdefault(rule.name, {}), ctx, tenant,
-                                            seen.scope)  # fmt: skip
-                    if got:
-                        out.extend(got)
-            recent.pop(label_key, None)
-            recent[label_key] = seen
-        out.extend(self._decide_windows(recent, state, windowed, budgets, scope_of, tenant))
+            mine = applicable.get(label_key)
+            if mine is None:
+                mine = applicable[label_key] = [r for r in rules if r.applies(labels)]
+            scope = scope_of(event, riskiest)
+            views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
+            shared = update_aggregates(state.setdefault(AGGREGATES_KEY, {}), event, tz)
+            views[("", ())] = shared
+            for rule in mine:
+                group = rule.group_of(labels)
+                vkey = (rule.sig, group)
+                if vkey in views:
+                    view = views[vkey]
+                else:
+                    view = views[vkey] = self._group_view(state, rule, group, event, tz)
+                if view is None:
+                    continue  # over the rule's group cap: counted, not measured
+                if rule.per_event:
+                    self._evaluate(
+                        rule, group, event, view, labels, scope, state, tenant, budget_lookup, out
+                    )
+                else:
+                    key = (id(rule), group)
+                    due.pop(key, None)
+                    due[key] = _Due(rule, group, event, view, labels, scope)
+        self._flush(due, state, tenant, budget_lookup, out)
         return out
 
-    def _decide_windows(self, recent: dict[Any, _Seen], state: dict[str, Any],
-                        rules: list[DeclarativeRule], budgets: list[tuple[str, BudgetSpec]],
-                        scope_of: Callable[[CostEvent], Scope],
-                        tenant: Any) -> Decisions:  # fmt: skip
-        out = Decisions()
-        latest_first = list(reversed(recent.values()))
-        last = latest_first[0]
-        contexts: dict[int, EvalContext] = {}
-        for rule in rules:
-            seen = next((s for s in latest_first if rule.applies_to(s.labels)), None)
-            if seen is None:
-                continue
-            ctx = contexts.get(id(seen))
-            if ctx is None:
-                ctx = contexts[id(seen)] = seen.context(self, budgets)
-            got = rule.evaluate_one(seen.event, state.setdefault(rule.name, {}), ctx, tenant,
-                                    seen.scope or scope_of(seen.event))  # fmt: skip
-            if got:
-                out.extend(got)
-        scope = last.scope or scope_of(last.event)
-        for kind, spec in budgets:
-            evaluator = BudgetEvaluator(spec, kind)
-            out.extend(evaluator.evaluate_one(last.view, state.setdefault(evaluator.name, {}),
-                                              scope))  # fmt: skip
-        return out
+    def _group_view(
+        self,
+        state: dict[str, Any],
+        rule: CompiledRule,
+        group: tuple[str, ...],
+        event: CostEvent,
+        tz: ZoneInfo,
+    ) -> AggregateView | None:
+        groups = state.setdefault(GROUPS_KEY, {}).setdefault(rule.sig, {})
+        gkey = "\x1f".join(group)
+        agg = groups.get(gkey)
+        if agg is None:
+            if len(groups) >= rule.max_groups:
+                state[OVER_KEY] = state.get(OVER_KEY, 0) + 1
+                return None
+            agg = groups[gkey] = {}
+        return update_aggregates(agg, event, tz)
+
+    def _flush(
+        self,
+        due: dict[Any, _Due],
+        state: dict[str, Any],
+        tenant: TenantSpec,
+        budget_lookup: Callable[..., Any],
+        out: Decisions,
+    ) -> None:
+        for d in due.values():
+            self._evaluate(
+                d.rule,
+                d.group,
+                d.event,
+                d.view,
+                d.labels,
+                d.scope,
+                state,
+                tenant,
+                budget_lookup,
+                out,
+            )
+        due.clear()
+
+    def _evaluate(
+        self,
+        rule: CompiledRule,
+        group: tuple[str, ...],
+        event: CostEvent,
+        view: AggregateView,
+        labels: dict[str, str],
+        scope: Scope,
+        state: dict[str, Any],
+        tenant: TenantSpec,
+        budget_lookup: Callable[..., Any],
+        out: Decisions,
+    ) -> None:
+        """One rule instance at one event: verdicts -> lifecycle -> builder. An error in one
+        rule is counted and logged with the rule's name; it never stops the other rules."""
+        instances = state.setdefault(rule.name, {})
+        gkey = "\x1f".join(group)
+        now_ms = to_epoch_ms(event.event_time)
+        try:
+            verdicts = self._verdicts(
+                rule, gkey, event, view, labels, now_ms, instances, budget_lookup
+            )
+            for verdict in verdicts:
+                self._advance(
+                    rule,
+                    group,
+                    gkey,
+                    verdict,
+                    scope,
+                    instances,
+                    tenant,
+                    view,
+                    now_ms,
+                    budget_lookup,
+                    out,
+                )
+        except Exception:
+            self.rule_errors[rule.name] = self.rule_errors.get(rule.name, 0) + 1
+            errors = state.setdefault(ERRORS_KEY, {})
+            errors[rule.name] = errors.get(rule.name, 0) + 1
+            log.exception("rule %s failed on event %s; skipped", rule.name, event.cost_event_id)
+        if not instances:
+            state.pop(rule.name, None)
+
+    def _verdicts(
+        self,
+        rule: CompiledRule,
+        gkey: str,
+        event: CostEvent,
+        view: AggregateView,
+        labels: dict[str, str],
+        now_ms: int,
+        instances: dict[str, Any],
+        budget_lookup: Callable[..., Any],
+    ) -> list[Verdict]:
+        if rule.budget is not None:
+            return budget_verdicts(rule.budget[0], rule.budget[1], view)
+        spec = rule.spec
+        assert spec is not None
+        cond = spec.condition
+        if isinstance(cond, AnomalyCondition):
+            cstate = instances.setdefault("~" + gkey, {})
+            return anomaly_verdicts(cond, event, cstate)
+        ctx = EvalContext(
+            view,
+            self.baselines,
+            self.score_provider,
+            lambda kind, period: budget_lookup(kind, period, event),
+            labels,
+            now_ms,
+        )
+        return [evaluate_condition(cond, ctx)]
+
+    def _advance(
+        self,
+        rule: CompiledRule,
+        group: tuple[str, ...],
+        gkey: str,
+        verdict: Verdict,
+        scope: Scope,
+        instances: dict[str, Any],
+        tenant: TenantSpec,
+        view: AggregateView,
+        now_ms: int,
+        budget_lookup: Callable[..., Any],
+        out: Decisions,
+    ) -> None:
+        key = gkey + ("@" + verdict.instance if verdict.instance else "")
+        inst = instances.get(key)
+        if inst is None:
+            if not verdict.holds:
+                return  # nothing pending or firing: nothing to do, and no state to keep
+            inst = instances[key] = {}
+        at_ms = verdict.at_ms or now_ms
+        spec = rule.spec
+        timing = rule.timing
+        if spec is not None and spec.for_ is not None and spec.for_.business_days is not None:
+            need = spec.for_.business_days
+            timing = lifecycle.Timing(
+                0,
+                timing.keep_firing_for_ms,
+                timing.refresh_ms,
+                lambda p, n: _business_days(p, n, tenant) >= need,
+            )
+        gate = gate_open(spec.when, at_ms, tenant) if spec is not None else True
+        step = lifecycle.step(inst, verdict.holds, at_ms, timing, gate_open=gate)
+        meta = rule.meta_for(verdict)
+        fp = fingerprint(meta, scope, (*group, *((verdict.instance,) if verdict.instance else ())))
+        group_labels = dict(zip(rule.group_by, group, strict=True))
+        if step is lifecycle.Step.FIRE:
+            decided, issued, mode = build_fire(meta, verdict, scope, at_ms, fp, group_labels)
+            lifecycle.fired(inst, issued, mode)
+            if verdict.alert_key:
+                inst["ak"] = verdict.alert_key
+            self._notify(rule, decided, event_budgets=budget_lookup, event=view.event)
+            out.extend(decided)
+        elif step is lifecycle.Step.REFRESH:
+            out.extend(build_refresh(meta, verdict, scope, at_ms, fp))
+        elif step is lifecycle.Step.RESOLVE:
+            alert_key = inst.pop("ak", None)
+            fired_ms, issued, mode = lifecycle.resolved(inst)
+            if alert_key is not None:
+                verdict.alert_key = alert_key
+            out.extend(
+                build_resolve(meta, verdict, scope, at_ms, fp, fired_ms, issued, mode, group_labels)
+            )
+        if not inst:
+            instances.pop(key, None)
+
+    @staticmethod
+    def _notify(
+        rule: CompiledRule,
+        decided: Decisions,
+        *,
+        event_budgets: Callable[..., Any],
+        event: CostEvent,
+    ) -> None:
+        """``notify: [owner]`` names the owner of the budget in scope (label ``owner``, so a
+        route can send it to the owner's channel); other entries are receivers as written."""
+        if not rule.notify or not decided.alerts:
+            return
+        alert = decided.alerts[0]
+        budgets = [event_budgets("budget", p, event) for p in ("day", "month")]
+        owners = [b.owner for b in budgets if b is not None]
+        alert.annotations["notify"] = [
+            o for n in rule.notify for o in (owners if n == "owner" else [n])
+        ]
+        if owners:
+            alert.labels["owner"] = owners[0]
 
 
-@dataclass(slots=True)
-class _Seen:
-    event: CostEvent
-    labels: dict[str, str]
-    view: AggregateView
-    ts_ms: int
-    scope: Scope | None = None
-
-    def context(self, stage: _Stage, budgets: list[tuple[str, BudgetSpec]]) -> EvalContext:
-        lookup = _budget_lookup(budgets, self.event)
-        return EvalContext(self.view, stage.baselines, stage.scores, lookup, self.labels,
-                           self.ts_ms)  # fmt: skip
+def _business_days(pending_ms: int, now_ms: int, tenant: TenantSpec) -> int:
+    tz = ZoneInfo(tenant.time_zone)
+    start = datetime.fromtimestamp(pending_ms / 1000, tz=UTC).astimezone(tz).date()
+    end = datetime.fromtimestamp(now_ms / 1000, tz=UTC).astimezone(tz).date()
+    return business_days_between(start, end, tenant)
 
 
-def _budget_lookup(
-    budgets: list[tuple[str, BudgetSpec]], event: CostEvent
-) -> Callable[[str, str], BudgetSpec | None]:
-    def lookup(kind: str, period: str) -> BudgetSpec | None:
-        for k, spec in budgets:
+def _budget_lookup(budgets: list[CompiledRule]) -> Callable[[str, str, CostEvent], Any]:
+    def lookup(kind: str, period: str, event: CostEvent) -> BudgetSpec | None:
+        for rule in budgets:
+            assert rule.budget is not None
+            k, spec = rule.budget
             env_ok = spec.environment is None or spec.environment is event.environment
             if k == kind and spec.period == period and env_ok:
                 return spec
@@ -203,141 +560,65 @@ def _budget_lookup(
 
 
 class Engine(_Stage):
-    """Per-use-case stage: built-in rules (the spend-rate limit), rule files, use-case budgets."""
-
-    def __init__(self, rules: list[Rule] | None = None, ruleset: RuleSet | None = None, *,
-                 baselines: BaselineProvider | None = None,
-                 scores: ScoreProvider | None = None) -> None:  # fmt: skip
-        super().__init__(ruleset, baselines=baselines, scores=scores)
-        self.rules = list(rules or [])
+    """Per-use-case stage: the rule files' ``per: use_case`` rules and use-case budgets."""
 
     @classmethod
-    def default(cls, spend_limit: SpendLimitConfig | None = None, *,
-                rules_dir: Path | None = None, default_pack: bool = True,
-                anomaly: AnomalyConfig | None = None) -> Engine:  # fmt: skip
-        """The default pack (plus ``rules_dir`` on top), the built-in spend-rate rule and the
-        spend anomaly watches (seasonal baselines per use case)."""
+    def default(cls, *, rules_dir: Path | None = None, default_pack: bool = True) -> Engine:
+        """The default pack (plus ``rules_dir`` on top)."""
         from spendfuse.rules.loader import load_rules
 
-        builtin: list[Rule] = [SpendLimitRule(spend_limit), AnomalyRule(anomaly)]
-        return cls(builtin, load_rules(rules_dir, default_pack))
-
-    @classmethod
-    def from_rules_dir(cls, path: Path, spend_limit: SpendLimitConfig | None = None, *,
-                       default_pack: bool = False) -> Engine:  # fmt: skip
-        from spendfuse.rules.loader import load_rules
-
-        builtin: list[Rule] = [SpendLimitRule(spend_limit)] if spend_limit else []
-        return cls(builtin, load_rules(path, default_pack))
+        return cls(load_rules(rules_dir, default_pack))
 
     def process(self, event: CostEvent, state: dict[str, Any]) -> Decisions:
-        compiled = self.compiled  # one snapshot for the whole event, even across a reload
-        out = Decisions()
-        for rule in self.rules:
-            out.extend(rule.evaluate_one(event, state.setdefault(rule.name, {})))
-        budgets = self._budgets(compiled, event)
-        out.extend(self._run(event, state, compiled.per_use_case, budgets, event_scope(event),
-                             compiled))  # fmt: skip
-        return out
+        return self.process_batch([event], state)
 
     def process_batch(self, events: Sequence[CostEvent], state: dict[str, Any]) -> Decisions:
-        """Several events of one use case, in order (one record's worth); see ``_run_batch``.
+        """Several events of one use case, in order (one record's worth)."""
+        compiled = self.compiled  # one snapshot for the whole batch, even across a reload
+        last = events[-1]
+        budgets = compiled.budgets(last.tenant_id, last.use_case_id)
+        return self._decide(
+            events, state, [*compiled.per_use_case, *budgets], Scope.of, _budget_lookup(budgets)
+        )
 
-        One event is exactly :meth:`process`. The built-in rules see every event.
-        """
-        if len(events) == 1:
-            return self.process(events[0], state)
-        compiled = self.compiled
-        out = Decisions()
-        for event in events:
-            for rule in self.rules:
-                out.extend(rule.evaluate_one(event, state.setdefault(rule.name, {})))
-        budgets = self._budgets(compiled, events[-1])
-        out.extend(self._run_batch(events, state, compiled.per_use_case, budgets, event_scope,
-                                   compiled))  # fmt: skip
-        return out
 
-    @staticmethod
-    def _budgets(compiled: CompiledRules, event: CostEvent) -> list[tuple[str, BudgetSpec]]:
-        rs = compiled.ruleset
-        budgets = [("budget", b) for b in rs.budgets_for(event.tenant_id, event.use_case_id)]
-        budgets += [("quota", q) for q in rs.budgets_for(event.tenant_id, event.use_case_id,
-                                                         "quota")]  # fmt: skip
-        return budgets
+def _tenant_scope(event: CostEvent, riskiest: RiskTier) -> Scope:
+    scope = Scope.of(event, riskiest)
+    scope.use_case_id = "*"
+    return scope
 
 
 class TenantEngine(_Stage):
     """Tenant stage: tenant-wide budgets, quotas and ``per: tenant`` rules over tenant state.
 
-    A budget or rule limited to an environment (a sandbox quota) is measured on that
-    environment's spend only: its own aggregates, ``__aggregates__@<environment>``.
-
     The guardrail sees the *riskiest* tier the tenant has shown, so a tenant-wide action never
     degrades a tenant that runs any medium/high/critical-risk use case.
     """
 
+    stage_key = "tenant_id"
+
     def process(self, event: CostEvent, tenant_state: dict[str, Any]) -> Decisions:
+        return self.process_batch([event], tenant_state)
+
+    def process_batch(self, events: Sequence[CostEvent], tenant_state: dict[str, Any]) -> Decisions:
         compiled = self.compiled
-        rs = compiled.ruleset
-        budgets = [("budget", b) for b in rs.budgets_for(event.tenant_id, None)]
-        budgets += [("quota", q) for q in rs.budgets_for(event.tenant_id, None, "quota")]
-        seen = tenant_state.get("max_risk_tier", RiskTier.LOW.value)
-        riskiest = max(RiskTier(seen), event.risk_tier, key=_TIER_ORDER.index)
-        tenant_state["max_risk_tier"] = riskiest.value
-        scope = event_scope(event)
-        scope.risk_tier, scope.use_case_id = riskiest, "*"
-        env, labels = event.environment, event_labels(event)
-        whole = [r for r in compiled.per_tenant if r.spec.scope.environment is None]
-        by_env = [r for r in compiled.per_tenant
-                  if r.spec.scope.environment is not None and r.applies_to(labels)]
-        out = self._run(event, tenant_state, whole,
-                        [b for b in budgets if b[1].environment is None], scope, compiled)
-        out.extend(self._run(event, tenant_state, by_env,
-                             [b for b in budgets if b[1].environment is env], scope, compiled,
-                             f"{AGGREGATES_KEY}@{env.value}"))  # fmt: skip
-        return out
-
-    def process_batch(self, events: Sequence[CostEvent], tenant_state: dict[str, Any]
-                      ) -> Decisions:  # fmt: skip
-        """Several accepted events of one tenant, in order; one event is :meth:`process`."""
-        if len(events) == 1:
-            return self.process(events[0], tenant_state)
-        compiled = self.compiled
-        rs = compiled.ruleset
-        tenant_id = events[0].tenant_id
-        budgets = [("budget", b) for b in rs.budgets_for(tenant_id, None)]
-        budgets += [("quota", q) for q in rs.budgets_for(tenant_id, None, "quota")]
-        riskiest = RiskTier(tenant_state.get("max_risk_tier", RiskTier.LOW.value))
-        for event in events:
-            riskiest = max(riskiest, event.risk_tier, key=_TIER_ORDER.index)
-        tenant_state["max_risk_tier"] = riskiest.value
-
-        def scope_of(event: CostEvent) -> Scope:
-            scope = event_scope(event)
-            scope.risk_tier, scope.use_case_id = riskiest, "*"
-            return scope
-
-        whole = [r for r in compiled.per_tenant if r.spec.scope.environment is None]
-        out = self._run_batch(events, tenant_state, whole,
-                              [b for b in budgets if b[1].environment is None], scope_of, compiled)
-        by_env: dict[Any, list[CostEvent]] = {}
-        for event in events:
-            by_env.setdefault(event.environment, []).append(event)
-        for env, env_events in by_env.items():
-            labels = event_labels(env_events[-1])
-            rules = [r for r in compiled.per_tenant
-                     if r.spec.scope.environment is not None and r.applies_to(labels)]
-            out.extend(self._run_batch(env_events, tenant_state, rules,
-                                       [b for b in budgets if b[1].environment is env], scope_of,
-                                       compiled, f"{AGGREGATES_KEY}@{env.value}"))  # fmt: skip
-        return out
+        budgets = compiled.budgets(events[0].tenant_id, None)
+        return self._decide(
+            events,
+            tenant_state,
+            [*compiled.per_tenant, *budgets],
+            _tenant_scope,
+            _budget_lookup(budgets),
+        )
 
     @property
     def active(self) -> bool:
         """Whether the tenant stage has anything to do (else the worker may skip it)."""
         rs = self.ruleset
-        return bool(self.compiled.per_tenant or any(b.use_case_id is None for b in
-                    [*rs.budgets.values(), *rs.quotas.values()]))  # fmt: skip
+        return bool(
+            self.compiled.per_tenant
+            or any(b.use_case_id is None for b in [*rs.budgets.values(), *rs.quotas.values()])
+        )
 
 
-__all__ = ["AggregateView", "Engine", "Rule", "TenantEngine"]
+__all__ = ["AggregateView", "CompiledRule", "Engine", "TenantEngine"]

@@ -39,6 +39,7 @@ MAX_LISTED_ERRORS = 200
 """Most problems listed for one file; the rest are counted."""
 DEFAULT_PACK = Path(__file__).parent / "packs" / "default"
 EXAMPLES_PACK = Path(__file__).parent / "packs" / "examples"
+DEMO_PACK = Path(__file__).parent / "packs" / "demo"  # `spendfuse demo` runs it as its rules dir
 _UNION_TAGS = ("type", "kind")
 
 

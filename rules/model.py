@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import difflib
 from datetime import date, time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from spendfuse.rules.durations import Duration, DurationField
 from spendfuse.rules.matchers import Matcher, MatcherList, parse_matcher
@@ -86,11 +93,91 @@ class RatioToBaselineCondition(_MetricCondition):
     min_history: DurationField = Field(default=Duration(1, "d"), description="Else no verdict.")
 
 
+def check_detector(spec: str | dict[str, Any]) -> str | dict[str, Any]:
+    """A detector named in a rule file must exist and take the params given (built once here,
+    so a typo is a load-time error with its place in the file, not a crash at the first event)."""
+    from spendfuse.detectors import create, list_detectors
+
+    name = spec if isinstance(spec, str) else spec.get("name")
+    try:
+        create(spec)
+    except KeyError:
+        known = list_detectors(include_aliases=True)
+        near = difflib.get_close_matches(str(name), known, n=1)
+        tip = f"; did you mean {near[0]!r}?" if near else f"; one of {known}"
+        raise ValueError(f"unknown detector {name!r}{tip}") from None
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        raise ValueError(text if "detector" in text else f"detector {name!r}: {text}") from None
+    return spec
+
+
+class DetectorRef(_Strict):
+    """``detector: {name: ..., params: {...}}``: any detector in the registry, by name."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _exists(self) -> DetectorRef:
+        check_detector({"name": self.name, "params": self.params})
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params)}
+
+
+def _detector_ref(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+DetectorField = Annotated[DetectorRef, BeforeValidator(_detector_ref)]
+
+
 class DetectorScoreCondition(_MetricCondition):
+    """The score in [0, 1] a registry detector gives the metric's current hour, having learned
+    the closed hours before it."""
+
     type: Literal["detector_score"]
-    detector: str = "default"
+    detector: DetectorField = Field(default_factory=lambda: DetectorRef(name="default"))
     op: Op = ">="
     value: float = Field(ge=0, le=1)
+
+
+Signal = Literal[
+    "spend_usd", "calls", "cost_per_call_usd", "tokens_per_call", "cache_hit_rate",
+    "loop_cost_usd", "retry_and_tool_cost_usd", "max_steps_per_trace",
+]  # fmt: skip
+
+
+class AnomalyCondition(_Strict):
+    """A signal bucketed in event time, judged against a registry detector's baseline.
+
+    Detectors with a baseline (``expected``/``zscore``, e.g. ``seasonal_baseline``) are judged
+    by a z-score *and* a ratio to the baseline, so a statistically odd but cheap wiggle pages
+    no one; any other detector by its score. A verdict comes once per closed bucket.
+    """
+
+    type: Literal["anomaly"]
+    signal: Signal
+    bucket: DurationField = Field(default=Duration(5, "m"))
+    detector: DetectorField = Field(
+        default_factory=lambda: DetectorRef(name="seasonal_baseline")
+    )
+    direction: Literal["up", "down"] = "up"
+    z: float = Field(default=4.0, gt=0, description="z-score needed (baseline detectors)")
+    score: float = Field(default=0.9, gt=0, le=1, description="score needed (other detectors)")
+    min_ratio: float = Field(default=2.0, gt=0, description="value/baseline needed (up)")
+    min_drop: float = Field(default=0.0, ge=0, description="baseline - value needed (down)")
+    min_value: float = Field(default=0.0, ge=0, description="values below this never count")
+    min_calls: int = Field(default=10, gt=0, description="calls a bucket needs for unit signals")
+
+    @field_validator("bucket")
+    @classmethod
+    def _whole_seconds(cls, value: Duration) -> Duration:
+        if value.business_days is not None or value.seconds < 10:
+            raise ValueError("bucket: use a duration of at least 10s, e.g. 1m or 5m")
+        return value
 
 
 class BudgetPercentCondition(_Strict):
@@ -115,7 +202,7 @@ class AnyCondition(_Strict):
 
 Condition = Annotated[
     ThresholdCondition | RatioToBaselineCondition | DetectorScoreCondition
-    | BudgetPercentCondition | AllCondition | AnyCondition,
+    | BudgetPercentCondition | AnomalyCondition | AllCondition | AnyCondition,
     Field(discriminator="type"),
 ]
 
@@ -192,10 +279,44 @@ class RuleSpec(_Strict):
     risk_protection: bool = Field(
         default=False, description="L4 risk protection: may act on medium/high/critical tiers."
     )
+    group_by: list[str] = Field(
+        default_factory=list,
+        description="Measure the metric per value of these labels (cost_center, tool, model...)",
+    )
+    max_groups: int = Field(
+        default=1000, gt=0, le=100_000,
+        description="Groups tracked per key; events of further groups are counted, not measured.",
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     actions: list[Action] = Field(default_factory=lambda: [AlertAction(kind="alert")])
     enabled: bool = True
+
+    @field_validator("group_by")
+    @classmethod
+    def _known_labels(cls, value: list[str]) -> list[str]:
+        from spendfuse.rules.scope import LABELS
+
+        for label in value:
+            if label not in LABELS:
+                near = difflib.get_close_matches(label, LABELS, n=1)
+                tip = f"; did you mean {near[0]!r}?" if near else f"; one of {list(LABELS)}"
+                raise ValueError(f"unknown group_by label {label!r}{tip}")
+        if len(set(value)) != len(value):
+            raise ValueError("group_by lists a label twice")
+        return value
+
+    @model_validator(mode="after")
+    def _anomaly_at_top(self) -> RuleSpec:
+        def nested(cond: Any) -> bool:
+            return any(
+                isinstance(c, AnomalyCondition) or nested(c)
+                for c in getattr(cond, "conditions", [])
+            )
+
+        if nested(self.condition):
+            raise ValueError("an anomaly condition cannot be nested in all/any; give it a rule")
+        return self
 
     @model_validator(mode="after")
     def _l4_needs_risk_protection(self) -> RuleSpec:

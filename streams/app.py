@@ -83,7 +83,8 @@ def create_app(settings: Settings) -> SpendfuseApp:
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
     tenant_states = register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions,
-                                          outbox, sink=sink, **batching)  # fmt: skip
+                                          outbox, sink=sink, observer=observer,
+                                          **batching)  # fmt: skip
     # at each commit: ids, then the state that counted them, then what they decided
     attach_write_behind(app, [dedup, states, tenant_states, outbox],
                         {topics.COST_EVENTS, topics.TENANT_SPEND}, sink)  # fmt: skip

@@ -69,39 +69,29 @@ class IngestHandler:
 
     def handle_record(self, key: bytes | None, value: bytes, message: Any,
                       now: datetime, tenant_stage: bool = True) -> None:  # fmt: skip
-        items = self.pipeline.decode_record(
-            value, now, key=key,
-            topic=message.topic, partition=message.partition, offset=message.offset,
-        )  # fmt: skip
-        mine: list[CostEvent] = []
-        foreign: dict[bytes, list[CostEvent]] = {}
-        for item in items:
-            self.observer.record_in()
-            if isinstance(item, DeadLetter):
-                self._dead_letter(key, item)
-                continue
-            wanted = cost_event_key(item.use_case_id)
-            if wanted == key:
-                mine.append(item)
-            else:
-                foreign.setdefault(wanted, []).append(item)
-        for wanted, events in foreign.items():
-            body = value if len(items) == 1 else events_value(events)  # a lone event as sent
-            self.outbox.add(self.topics["cost_events"], wanted, body)
-            self.outcomes["rekeyed"] += len(events)
-            for _ in events:
-                self.observer.rekeyed()
-        if not mine:
-            return
         self.states.partition = self.dedup.partition = message.partition
         with self.observer.deciding():
-            handled = self.pipeline.handle_batch(mine, self.dedup, self.states)
-        accepted_by_tenant: dict[str, list[CostEvent]] = {}
-        for result in handled:
+            record = self.pipeline.run_record(
+                value, now, self.dedup, self.states, key=key, topic=message.topic,
+                partition=message.partition, offset=message.offset,
+                owns=lambda event: cost_event_key(event.use_case_id) == key,
+            )  # fmt: skip
+        for dead in record.dead_letters:
+            self.observer.record_in()
+            self._dead_letter(key, dead)
+        lone = len(record.dead_letters) + len(record.handled) + sum(
+            len(v) for v in record.foreign.values()) == 1  # fmt: skip
+        for use_case, events in record.foreign.items():
+            body = value if lone else events_value(events)  # a lone event as sent
+            self.outbox.add(self.topics["cost_events"], cost_event_key(use_case), body)
+            self.outcomes["rekeyed"] += len(events)
+            for _ in events:
+                self.observer.record_in()
+                self.observer.rekeyed()
+        for result in record.handled:
+            self.observer.record_in()
             self.outcomes[result.outcome.value] += 1
             self.observer.handled(result)
-            if result.outcome is Outcome.ACCEPTED and result.event is not None:
-                accepted_by_tenant.setdefault(result.event.tenant_id, []).append(result.event)
             for alert in result.decisions.alerts:
                 self.outbox.add(self.topics["alerts"], alert.fingerprint.encode(), encode(alert),
                                 urgent=True)  # fmt: skip
@@ -110,7 +100,7 @@ class IngestHandler:
                 self.outbox.add(self.topics["control"], ckey, cvalue,
                                 self.signer.headers(ckey, cvalue), urgent=True)  # fmt: skip
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
-            for tenant, events in accepted_by_tenant.items():
+            for tenant, events in record.accepted_by_tenant().items():
                 body = encode_cost_events(events)
                 self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from spendfuse.dashboard_state import DashboardState
 from spendfuse.pipeline import Handled, Outcome
+from spendfuse.rules.decisions import Decisions
 from spendfuse.streams.metrics import SpendfuseMetrics
 
 
@@ -26,6 +27,8 @@ class NullObserver:
     def rekeyed(self) -> None: ...
 
     def handled(self, handled: Handled) -> None: ...
+
+    def decided(self, decisions: Decisions) -> None: ...
 
     def processing(self) -> AbstractContextManager[None]:
         return nullcontext()
@@ -63,10 +66,14 @@ class IngestObserver(NullObserver):
         self.metrics.record_accepted(handled.event.cost_usd)
         self.metrics.record_event_time(handled.event.event_time, self.clock())
         self.dashboard.add_event(handled.event)
-        for alert in handled.decisions.alerts:
+        self.decided(handled.decisions)
+
+    def decided(self, decisions: Decisions) -> None:
+        """Every alert and command, of either stage, is counted and charted here."""
+        for alert in decisions.alerts:
             self.metrics.record_alert(alert)
             self.dashboard.add_alert(alert)
-        for command in handled.decisions.commands:
+        for command in decisions.commands:
             self.metrics.record_command(command)
             self.dashboard.add_command(command)
 

@@ -21,6 +21,7 @@ from spendfuse.schemas.codec import encode, parse_cost_event_obj
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.state_cache import WriteBehindStates
 
@@ -47,7 +48,7 @@ def decode_tenant_record(value: bytes) -> list[CostEvent]:
 def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, Any],
                           signer: Any, partitions: int, outbox: Outbox, *, sink: Any = None,
                           batch_max: int = 500, batch_within_s: float = 0.02,
-                          ) -> WriteBehindStates:  # fmt: skip
+                          observer: NullObserver = NULL_OBSERVER) -> WriteBehindStates:  # fmt: skip
     """Register the agent; returns its tenant states, to be flushed at commit like the rest."""
     table = app.Table("tenant-state", default=None, partitions=partitions,
                       help="per-tenant rule state (plain data)")  # fmt: skip
@@ -58,8 +59,8 @@ def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, 
         async for batch in stream.take_events(batch_max, within=batch_within_s):
             for record in batch:  # synchronous: a commit never sees half a record
                 states.partition = record.message.partition
-                decisions = pipeline.handle_tenant_batch(decode_tenant_record(record.value),
-                                                         states)  # fmt: skip
+                decisions = pipeline.run_tenant(decode_tenant_record(record.value), states)
+                observer.decided(decisions)
                 for alert in decisions.alerts:
                     outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert),
                                urgent=True)  # fmt: skip

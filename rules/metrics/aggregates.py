@@ -8,14 +8,17 @@ Layout of ``state`` (JSON-able, a Faust table value in the worker):
   FIELDS order]}``),
   for the 24h/7d windows and the 7-day baselines;
 * ``d`` / ``mo``: the current calendar day and month *in the tenant's time zone* (budgets);
-* ``tr`` / ``oc``: the most recent trace ids (spend, events) and business outcome ids, each
-  capped at ``RECENT_IDS``, to count distinct traces/outcomes and per-trace spend.
+* ``tr`` / ``oc``: every trace (spend, events, last seen) and business outcome id seen within
+  their retention in event time (``TRACE_IDLE_MS`` since a trace's last event,
+  ``OUTCOME_RETENTION_MS`` for outcomes), so per-trace cost and distinct counts are exact however
+  many traces run at once; ids longer than ``MAX_ID_CHARS`` are kept as a fixed-size digest.
 
-Nothing grows per event: every structure is fixed-size or capped.
+Nothing grows per event: every structure is fixed-size, or bounded by time.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +35,9 @@ from spendfuse.schemas.common import to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
 
 RING_HOURS = 7 * 24
-RECENT_IDS = 256
+TRACE_IDLE_MS = 30 * 60_000  # a trace with no event for 30 minutes (event time) is over
+OUTCOME_RETENTION_MS = 24 * 3_600_000  # an outcome id counts once per 24 hours of event time
+MAX_ID_CHARS = 64
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 QUEUE_BOUNDS_MS = (50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
@@ -54,16 +59,32 @@ def _new_hist() -> list[float]:
     return [0.0] * (len(QUEUE_BOUNDS_MS) + 2)
 
 
-def _remember(recent: dict[str, list[float]], key: str, cost: float) -> bool:
-    """Add to a capped insertion-ordered id map; True if the id was new."""
+def id_key(value: str) -> str:
+    """The key an id is kept under: itself, or a fixed-size digest of a long one."""
+    if len(value) <= MAX_ID_CHARS:
+        return value
+    return "#" + hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
+
+
+def _remember(recent: dict[str, list[float]], key: str, cost: float, ts_ms: int,
+              retention_ms: int) -> bool:  # fmt: skip
+    """Add to an id map ordered by last sight; ids unseen for ``retention_ms`` of event time are
+    dropped (from the front, so the work per event stays constant). True if the id was new."""
+    key = id_key(key)
     entry = recent.pop(key, None)
     new = entry is None
-    entry = entry or [0.0, 0.0]
+    entry = entry or [0.0, 0.0, ts_ms]
     entry[0] += cost
     entry[1] += 1
+    if len(entry) < 3 or ts_ms > entry[2]:
+        entry[2:] = [ts_ms]
     recent[key] = entry
-    while len(recent) > RECENT_IDS:
-        recent.pop(next(iter(recent)))
+    horizon = ts_ms - retention_ms
+    while recent:
+        oldest = next(iter(recent))
+        if recent[oldest][2] > horizon:
+            break
+        del recent[oldest]
     return new
 
 
@@ -124,11 +145,14 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> 
     """Add one event to every window; returns the view rules evaluate on."""
     ext = parse_extensions(event)
     ts_ms = to_epoch_ms(event.event_time)
-    new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd) \
-        if event.trace_id else False  # fmt: skip
+    new_trace = False
+    if event.trace_id:
+        new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms,
+                              TRACE_IDLE_MS)  # fmt: skip
     new_outcome = False
     if event.business_outcome_id:
-        new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0)
+        new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0,
+                                ts_ms, OUTCOME_RETENTION_MS)  # fmt: skip
     sums = event_sums(event, ext, new_trace, new_outcome)
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)
@@ -228,7 +252,7 @@ class AggregateView:
         return self.event.cost_usd
 
     def _trace_value(self, name: str) -> float | None:
-        entry = self.state.get("tr", {}).get(self.event.trace_id or "")
+        entry = self.state.get("tr", {}).get(id_key(self.event.trace_id or ""))
         if entry is None:
             return None
         return entry[0] if name == "trace_cost_usd" else entry[1]

@@ -1,4 +1,4 @@
-"""``spendfuse rules check|backtest|metrics`` and ``spendfuse silence add|list|expire``."""
+"""``spendfuse rules check|backtest|metrics|detectors|show`` and ``spendfuse silence ...``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,39 @@ def metrics() -> None:
 
     for m in METRICS.values():
         click.echo(f"{m.name:24} {m.unit:10} {','.join(m.windows()):30} {m.description}")
+
+
+@rules.command()
+def detectors() -> None:
+    """List the detectors a rule may name (``detector: {name: ..., params: {...}}``)."""
+    from spendfuse.detectors import aliases, list_detectors, resolve
+
+    for name in list_detectors():
+        params = ", ".join(resolve(name).param_names())
+        click.echo(f"{name:20} params: {params}")
+    for name, target in sorted(aliases().items()):
+        click.echo(f"{name:20} = {target}")
+
+
+@rules.command()
+@click.argument("name")
+@click.option("--rules-dir", type=_DIR, default=None, help="Merged over the default pack.")
+def show(name: str, rules_dir: Path | None) -> None:
+    """Print rule NAME as the worker runs it (YAML), to copy into a rules directory and edit."""
+    import yaml
+
+    from spendfuse.rules.loader import load_rules
+
+    rs = load_rules(rules_dir, True)
+    spec = rs.rules.get(name)
+    if spec is None:
+        import difflib
+
+        near = difflib.get_close_matches(name, list(rs.rules), n=1)
+        tip = f"; did you mean {near[0]!r}?" if near else ""
+        raise click.ClickException(f"no rule named {name!r}{tip}")
+    doc = {"version": 1, "rules": [spec.model_dump(mode="json", by_alias=True, exclude_unset=True)]}
+    click.echo(yaml.safe_dump(doc, sort_keys=False), nl=False)
 
 
 @click.group()

@@ -9,7 +9,7 @@ decision in both, so both reach the same decisions on the same records.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -54,7 +54,41 @@ class Handled:
     decisions: Decisions = field(default_factory=Decisions)
 
 
+@dataclass(slots=True)
+class RecordResult:
+    """Everything one input record led to in the use-case stage: the one result object replay,
+    backtest and the worker all get from :meth:`Pipeline.run_record`."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    handled: list[Handled] = field(default_factory=list)
+    foreign: dict[str, list[CostEvent]] = field(default_factory=dict)  # use case -> events
+
+    @property
+    def accepted(self) -> list[CostEvent]:
+        """The accepted, priced events, in order: what the tenant stage takes."""
+        return [h.event for h in self.handled if h.outcome is Outcome.ACCEPTED and h.event]
+
+    @property
+    def decisions(self) -> Decisions:
+        out = Decisions()
+        for h in self.handled:
+            out.extend(h.decisions)
+        return out
+
+    def accepted_by_tenant(self) -> dict[str, list[CostEvent]]:
+        out: dict[str, list[CostEvent]] = {}
+        for event in self.accepted:
+            out.setdefault(event.tenant_id, []).append(event)
+        return out
+
+
 class Pipeline:
+    """decode -> dead letter -> dedup -> price -> decide, for one record; then the tenant stage.
+
+    :meth:`run_record` and :meth:`run_tenant` are the record driver: ``spendfuse replay``,
+    ``spendfuse rules backtest`` and both stages of the worker call exactly these.
+    """
+
     def __init__(
         self,
         engine: Engine,
@@ -66,6 +100,44 @@ class Pipeline:
         self.max_event_bytes = max_event_bytes
         self.max_record_bytes = max(max_record_bytes, max_event_bytes)
         self.tenant_engine = tenant_engine
+
+    def run_record(
+        self,
+        raw: bytes,
+        now: datetime,
+        dedup: DedupStore,
+        states: MutableMapping[str, Any],
+        *,
+        key: bytes | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        owns: Callable[[CostEvent], bool] | None = None,
+    ) -> RecordResult:
+        """One input record through the use-case stage.
+
+        ``owns`` says which events this caller decides (the worker: those keyed to the record's
+        partition); the others come back in ``foreign`` for the caller to route. ``now`` only
+        stamps dead letters; decisions never see it.
+        """
+        out = RecordResult()
+        mine: list[CostEvent] = []
+        where = {"key": key, "topic": topic, "partition": partition, "offset": offset}
+        for item in self.decode_record(raw, now, **where):
+            if isinstance(item, DeadLetter):
+                out.dead_letters.append(item)
+            elif owns is None or owns(item):
+                mine.append(item)
+            else:
+                out.foreign.setdefault(item.use_case_id, []).append(item)
+        if mine:
+            out.handled = self.handle_batch(mine, dedup, states)
+        return out
+
+    def run_tenant(self, events: Sequence[CostEvent],
+                   tenant_states: MutableMapping[str, Any]) -> Decisions:  # fmt: skip
+        """The tenant stage for one record's accepted events (see :meth:`handle_tenant_batch`)."""
+        return self.handle_tenant_batch(events, tenant_states)
 
     def decode(
         self,
@@ -223,8 +295,6 @@ class Pipeline:
         out = Decisions()
         if self.tenant_engine is None or not events:
             return out
-        if len(events) == 1:
-            return self.handle_tenant(events[0], tenant_states)
         by_tenant: dict[str, list[CostEvent]] = {}
         for event in events:
             by_tenant.setdefault(event.tenant_id, []).append(event)

@@ -17,8 +17,6 @@ from typing import Any
 from spendfuse.dedup import MemoryDedupStore
 from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.schemas.codec import encode
-from spendfuse.schemas.cost_event import CostEvent
-from spendfuse.schemas.dead_letter import DeadLetter
 
 
 @dataclass
@@ -47,23 +45,19 @@ def replay_records(
     tenant_states: dict[str, Any] = {}
     result = ReplayResult()
     for offset, raw in enumerate(records):
-        events: list[CostEvent] = []
-        for item in pipeline.decode_record(raw, now, offset=offset):
-            if isinstance(item, DeadLetter):
-                result.outcomes[Outcome.DEAD_LETTERED.value] += 1
-                result.dead_letters.append(encode(item))
-            else:
-                events.append(item)
-        handled = pipeline.handle_batch(events, dedup, states) if events else []
-        accepted = [h.event for h in handled
-                    if h.outcome is Outcome.ACCEPTED and h.event is not None]  # fmt: skip
-        for h in handled:
+        record = pipeline.run_record(raw, now, dedup, states, offset=offset)
+        for dead in record.dead_letters:
+            result.outcomes[Outcome.DEAD_LETTERED.value] += 1
+            result.dead_letters.append(encode(dead))
+        for h in record.handled:
             result.outcomes[h.outcome.value] += 1
             result.alerts.extend(encode(a) for a in h.decisions.alerts)
             result.commands.extend(encode(c) for c in h.decisions.commands)
-        tenant = pipeline.handle_tenant_batch(accepted, tenant_states)
-        result.alerts.extend(encode(a) for a in tenant.alerts)
-        result.commands.extend(encode(c) for c in tenant.commands)
+        accepted = record.accepted
+        if accepted:
+            tenant = pipeline.run_tenant(accepted, tenant_states)
+            result.alerts.extend(encode(a) for a in tenant.alerts)
+            result.commands.extend(encode(c) for c in tenant.commands)
     return result
 
 

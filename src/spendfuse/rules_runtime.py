@@ -23,8 +23,7 @@ def build_pipeline(settings: Settings, rules_dir: Path | None = None,
     """The shared pipeline with both stages over one rule set (``rules_dir`` overrides)."""
     pack = settings.rules_default_pack if default_pack is None else default_pack
     ruleset = load_rules(rules_dir or settings.rules_dir, pack)
-    engine = Engine.default(settings.spend_limit, default_pack=False, anomaly=settings.anomaly)
-    engine.swap(ruleset)
+    engine = Engine(ruleset)
     return Pipeline(engine, settings.max_event_bytes, TenantEngine(ruleset),
                     max_record_bytes=settings.max_record_bytes)
 

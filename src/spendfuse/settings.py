@@ -6,16 +6,17 @@ Secrets are ``SecretStr``: they never appear in a repr, a log line or :meth:`Set
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from spendfuse.rules.anomaly import AnomalyConfig
-from spendfuse.rules.spend_limit import SpendLimitConfig
 from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES
 from spendfuse.schemas.envelope import DEFAULT_MAX_RECORD_BYTES
+
+LEGACY_RULE_SETTINGS = ("SPENDFUSE_SPEND_LIMIT__", "SPENDFUSE_ANOMALY__")
 
 
 class DashboardSettings(BaseModel):
@@ -52,8 +53,6 @@ class Settings(BaseSettings):
     web_enabled: bool = True
     log_level: str = "warn"
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
-    spend_limit: SpendLimitConfig = Field(default_factory=SpendLimitConfig)
-    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     store: str = Field(
         default="rocksdb://",
         description="Where tables live: rocksdb:// (durable, fast recovery) or memory://.",
@@ -112,6 +111,21 @@ class Settings(BaseSettings):
         "rule files' route tree (falling back to slack_channel).",
     )
     notify_group_id: str = "spendfuse-notify"
+
+    @model_validator(mode="after")
+    def _no_second_rule_plane(self) -> Settings:
+        """The spend-rate limit and the anomaly watches are rules in the rule files now; their old
+        environment settings would be silently ignored, so they are refused with the fix."""
+        legacy = sorted(k for k in os.environ if k.upper().startswith(LEGACY_RULE_SETTINGS))
+        if legacy:
+            raise ValueError(
+                f"{', '.join(legacy)}: the spend-rate limit and the anomaly watches are rules in "
+                "the rule files now, not settings. Put a rule of the same name (spend_rate_limit, "
+                "spend_spike_anomaly, ...) in a file under SPENDFUSE_RULES_DIR to change it (see "
+                "`spendfuse rules show spend_rate_limit` and the README's migration note), and "
+                "unset these variables"
+            )
+        return self
 
     def require_bootstrap(self) -> str:
         if not self.bootstrap_servers:

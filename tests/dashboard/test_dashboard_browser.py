@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from spendfuse.demo.traffic import DEMO_LIMIT_USD, LOOP_USE_CASE, demo_fleet
+from spendfuse.demo.traffic import LOOP_USE_CASE, demo_fleet
+from spendfuse.rules.loader import DEMO_PACK
 from tests.support.dashboard import get_json, incident_plan, publish_plan
 from tests.support.events import unique
 from tests.support.kafka import WorkerProcess
@@ -45,7 +46,7 @@ _PAINTED_PIXELS_JS = """() => [...document.querySelectorAll('.card')].map(card =
 def fed_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[tuple[WorkerProcess, int]]:  # fmt: skip
     proc = WorkerProcess(kafka_bootstrap, tmp_path_factory.mktemp("dashboard-worker"),
-                         SPENDFUSE_SPEND_LIMIT__LIMIT_USD=str(DEMO_LIMIT_USD)).start()
+                         SPENDFUSE_RULES_DIR=str(DEMO_PACK)).start()
     try:
         yield proc, publish_plan(kafka_bootstrap, incident_plan(unique("browser")))
     finally:

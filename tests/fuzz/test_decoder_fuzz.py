@@ -168,7 +168,7 @@ def test_mutated_events_are_decoded_or_refused_cleanly(event: dict[str, Any]) ->
 @FUZZ
 @given(st.binary(max_size=512) | mutated_events().map(dumps))
 def test_the_pipeline_turns_every_refusal_into_a_dead_letter(raw: bytes) -> None:
-    out = Pipeline(Engine([])).decode(raw, NOW, key=b"k", topic="t", partition=0, offset=7)
+    out = Pipeline(Engine()).decode(raw, NOW, key=b"k", topic="t", partition=0, offset=7)
     if isinstance(out, DeadLetter):
         assert out.reason in REJECTION_REASONS
         assert decode(encode(out), DeadLetter) == out  # the DLQ record reads back
@@ -188,7 +188,7 @@ def test_a_10_mb_record_is_refused_by_size_before_parsing() -> None:
     assert error.reason == "oversized"
     assert "max_event_bytes" in error.message and str(DEFAULT_MAX_EVENT_BYTES) in error.message
     assert "send one event per record" in error.message
-    dead = Pipeline(Engine([])).decode(raw, NOW)
+    dead = Pipeline(Engine()).decode(raw, NOW)
     assert isinstance(dead, DeadLetter) and dead.reason == "oversized"
     assert len(encode(dead)) < 1024 * 1024  # fits a Kafka record (dead letters go to a topic)
     assert dead.original == raw[:DEAD_LETTER_KEEPS_BYTES] and "cut to its first" in dead.error

@@ -13,6 +13,7 @@ from spendfuse.schemas import topics
 from spendfuse.settings import Settings
 from spendfuse.streams.topics import ensure_topics
 from tests.support.kafka import WorkerProcess
+from tests.support.rules import rules_env, spend_limit_yaml
 
 SPEND_LIMIT_USD = 1.0
 
@@ -35,8 +36,8 @@ def signing_worker(
     settings must not outlive these tests and add alerts or commands to other suites' checks."""
     proc = WorkerProcess(
         kafka_bootstrap, tmp_path_factory.mktemp("signing-worker"),
-        SPENDFUSE_SPEND_LIMIT__LIMIT_USD=str(SPEND_LIMIT_USD),
-        SPENDFUSE_SPEND_LIMIT__ACTION="kill_switch",
+        **rules_env(tmp_path_factory.mktemp("signing-rules"),
+                    spend_limit_yaml(SPEND_LIMIT_USD, "kill_switch")),
         SPENDFUSE_CONTROL_SIGNING_KEY=signing_spec,
     ).start()  # fmt: skip
     try:

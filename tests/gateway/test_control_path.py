@@ -55,7 +55,7 @@ def test_rule_trips_and_the_gateway_denies_the_matching_request(
     )  # fmt: skip
     assert decision.action == "deny"
     assert decision.issued_by == "rule:spend_rate_limit"
-    assert "spend $1.20 per 60s over $1.00" in decision.reason
+    assert "$1.20 in a minute, over $1.00" in decision.reason
     assert client.decide({"tenant_id": "acme", "use_case_id": other}).action == "allow"
     assert client.counts["applied"] >= 1
 

@@ -31,6 +31,7 @@ from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
 from tests.support.events import make_event, unique
 from tests.support.kafka import WorkerProcess
+from tests.support.rules import rules_env, spend_limit_yaml
 from tests.support.waiting import wait_for
 
 
@@ -100,8 +101,8 @@ def test_worker_killed_between_decision_and_commit_yields_one_command(
 ) -> None:  # fmt: skip
     tmp = tmp_path_factory.mktemp("eos")
     app_id = f"spendfuse-eos-{uuid.uuid4().hex[:8]}"
-    env = {"SPENDFUSE_APP_ID": app_id, "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "1.0",
-           "SPENDFUSE_SPEND_LIMIT__ACTION": "kill_switch",
+    env = {"SPENDFUSE_APP_ID": app_id,
+           **rules_env(tmp / "rules", spend_limit_yaml(1.0, "kill_switch")),
            "SPENDFUSE_CONTROL_SIGNING_KEY": signing_spec}  # fmt: skip
     seen: list[tuple[str, bytes | None]] = []
     client = ControlClient(kafka_bootstrap, Verifier([signer.verify_key_spec()]),

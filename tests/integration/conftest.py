@@ -9,8 +9,18 @@ import pytest
 
 from spendfuse.producer import CostEventPublisher
 from tests.support.kafka import WorkerProcess
+from tests.support.rules import spend_limit_yaml, temp_rules_env
 
 SPEND_LIMIT_USD = 1.0
+# only the replay-vs-stream fixture's events, so its budget is its own
+REPLAY_TENANT = "acme-replay"
+TENANT_BUDGET = f"""version: 1
+budgets:
+  - {{name: replay-tenant-day, owner: "#finops", tenant_id: {REPLAY_TENANT}, period: day,
+     limit_usd: 3, thresholds: [50, 100]}}
+"""
+# replay runs the same rules as the worker
+WORKER_RULES = temp_rules_env(spend_limit_yaml(SPEND_LIMIT_USD), TENANT_BUDGET)
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +30,7 @@ def worker(
     tmp: Path = tmp_path_factory.mktemp("worker")
     proc = WorkerProcess(
         kafka_bootstrap, tmp,
-        SPENDFUSE_SPEND_LIMIT__LIMIT_USD=str(SPEND_LIMIT_USD),
+        **WORKER_RULES,
         SPENDFUSE_MAX_EVENT_BYTES="4096",
         # a tiny in-memory state cache: use cases are evicted after each commit and read back
         # from RocksDB on their next event, so every test here also checks that round trip

@@ -40,13 +40,18 @@ from tests.support.cluster import (
     window_spend,
 )
 from tests.support.events import BASE_TIME, make_event, unique
+from tests.support.rules import (
+    fast_watches_yaml,
+    rules_env,
+    spend_limit_yaml,
+    temp_rules_env,
+)
 from tests.support.waiting import wait_for
 
-LEAN = {"SPENDFUSE_RULES_DEFAULT_PACK": "false", "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "6.0"}
-BASELINES = {  # one-minute buckets and a short warm-up, as in test_state_recovery
-    "SPENDFUSE_ANOMALY__BUCKETS_S": '{"fast": 60, "volume": 60, "unit": 600}',
-    "SPENDFUSE_ANOMALY__WARMUP_BUCKETS": "5",
-}
+LEAN = temp_rules_env(spend_limit_yaml(6.0), default_pack=False)
+# one-minute buckets and a short warm-up, as in test_state_recovery
+LEAN_WITH_BASELINES = temp_rules_env(spend_limit_yaml(6.0), fast_watches_yaml(),
+                                     default_pack=False)
 FAST_COMMITS = {"SPENDFUSE_COMMIT_INTERVAL_S": "0.5"}
 
 
@@ -122,7 +127,7 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
 
     first = ClusterWorker(kafka_bootstrap, tmp_path / "first", SPENDFUSE_APP_ID=app_id,
                           SPENDFUSE_DATA_DIR=str(tmp_path / "data"), SPENDFUSE_COMMIT_EVERY="200",
-                          SPENDFUSE_COMMIT_INTERVAL_S="600", **LEAN, **BASELINES)  # fmt: skip
+                          SPENDFUSE_COMMIT_INTERVAL_S="600", **LEAN_WITH_BASELINES)  # fmt: skip
     (tmp_path / "first").mkdir()
     first.start()
     start = end_offsets(kafka_bootstrap, topics.COST_EVENTS)
@@ -140,8 +145,8 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
 
     (tmp_path / "second").mkdir()
     second = ClusterWorker(kafka_bootstrap, tmp_path / "second", SPENDFUSE_APP_ID=app_id,
-                           SPENDFUSE_DATA_DIR=str(tmp_path / "data"), **FAST_COMMITS, **LEAN,
-                           **BASELINES)  # fmt: skip
+                           SPENDFUSE_DATA_DIR=str(tmp_path / "data"), **FAST_COMMITS,
+                           **LEAN_WITH_BASELINES)  # fmt: skip
     second.start()
     try:
         feed.join()
@@ -178,8 +183,7 @@ def test_command_decided_just_before_a_kill_is_sent_once(
     app_id = f"spendfuse-once-{uuid.uuid4().hex[:6]}"
     uc = unique("once")
     env = {"SPENDFUSE_APP_ID": app_id, "SPENDFUSE_DATA_DIR": str(tmp_path / "data"),
-           "SPENDFUSE_RULES_DEFAULT_PACK": "false",
-           "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "1.0"}  # fmt: skip
+           **rules_env(tmp_path / "rules", spend_limit_yaml(1.0), default_pack=False)}
     (tmp_path / "first").mkdir()
     first = ClusterWorker(kafka_bootstrap, tmp_path / "first", SPENDFUSE_COMMIT_INTERVAL_S="600",
                           SPENDFUSE_COMMIT_EVERY="100000000", **env)  # fmt: skip

@@ -17,14 +17,12 @@ from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
 from tests.support.events import BASE_TIME, make_event
 from tests.support.kafka import WorkerProcess, consume_until
+from tests.support.rules import fast_watches_yaml, spend_limit_yaml, temp_rules_env
 from tests.support.waiting import wait_for
 
 ANOMALY_ENV = {
     "SPENDFUSE_STORE": "rocksdb://",
-    "SPENDFUSE_ANOMALY__BUCKETS_S": '{"fast": 60, "volume": 60, "unit": 600}',
-    "SPENDFUSE_ANOMALY__WARMUP_BUCKETS": "5",
-    "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "100",
-    "SPENDFUSE_RULES_DEFAULT_PACK": "false",
+    **temp_rules_env(spend_limit_yaml(100), fast_watches_yaml(), default_pack=False),
 }
 
 

@@ -18,6 +18,7 @@ from spendfuse.producer import CostEventPublisher
 from spendfuse.streams.web.health import LAG_INTERVAL_S
 from tests.support.events import make_event, unique
 from tests.support.kafka import WorkerProcess
+from tests.support.rules import rules_env, spend_limit_yaml
 
 TOKEN = "test-dashboard-token"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -28,7 +29,8 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[WorkerProcess]:  # fmt: skip
     proc = WorkerProcess(
         kafka_bootstrap, tmp_path_factory.mktemp("metrics-worker"),
-        SPENDFUSE_SPEND_LIMIT__LIMIT_USD="1.0", SPENDFUSE_MAX_EVENT_BYTES="4096",
+        **rules_env(tmp_path_factory.mktemp("metrics-rules"), spend_limit_yaml(1.0)),
+        SPENDFUSE_MAX_EVENT_BYTES="4096",
         SPENDFUSE_DASHBOARD__TOKEN=TOKEN,
     ).start()  # fmt: skip
     try:

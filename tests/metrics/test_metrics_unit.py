@@ -10,12 +10,12 @@ from spendfuse.dashboard_state import DashboardState
 from spendfuse.dedup import MemoryDedupStore
 from spendfuse.pipeline import Pipeline
 from spendfuse.rules.engine import Engine
-from spendfuse.rules.spend_limit import SpendLimitConfig
 from spendfuse.schemas.codec import parse_cost_event_obj
 from spendfuse.schemas.command import CommandKind, ControlCommand, Target, TargetType
 from spendfuse.streams.metrics import SpendfuseMetrics, rule_of
 from spendfuse.streams.observer import IngestObserver
 from tests.support.events import make_event
+from tests.support.rules import spend_limit_rules
 
 
 def samples(metrics: SpendfuseMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,7 +30,7 @@ def samples(metrics: SpendfuseMetrics) -> dict[tuple[str, tuple[tuple[str, str],
 
 def test_counters_by_outcome_reason_rule_and_kind() -> None:
     metrics = SpendfuseMetrics()
-    pipeline = Pipeline(Engine.default(SpendLimitConfig(limit_usd=1.0)))
+    pipeline = Pipeline(Engine(spend_limit_rules(1.0)))
     observer = IngestObserver(metrics, DashboardState())
     dedup, states = MemoryDedupStore(), {}
     first = make_event("bot", cost=0.6)

@@ -39,7 +39,7 @@ def test_each_rejection_reason_has_its_own_metric_label() -> None:
     assert set(RECORDS) == set(REJECTION_REASONS)
     metrics = SpendfuseMetrics()
     observer = IngestObserver(metrics, DashboardState())
-    pipeline = Pipeline(Engine([]))
+    pipeline = Pipeline(Engine())
     for reason, raw in RECORDS.items():
         dead = pipeline.decode(raw, BASE_TIME)
         assert isinstance(dead, DeadLetter) and dead.reason == reason, (reason, dead)
@@ -53,7 +53,7 @@ def test_late_and_early_events_are_accepted_and_counted() -> None:
     now = BASE_TIME + timedelta(days=3)
     metrics = SpendfuseMetrics()
     observer = IngestObserver(metrics, DashboardState(), clock=lambda: now)
-    pipeline, dedup, states = Pipeline(Engine([])), MemoryDedupStore(), {}
+    pipeline, dedup, states = Pipeline(Engine()), MemoryDedupStore(), {}
     for at in (now - timedelta(days=2), now - timedelta(hours=23), now,
                now + timedelta(minutes=59), now + timedelta(hours=2)):  # fmt: skip
         event = parse_cost_event_obj(make_event("bot", at=at.astimezone(UTC)))

@@ -31,7 +31,9 @@ def test_default_pack_loads_with_every_domain_rule() -> None:
         "gpu_idle_burn", "queue_slo_breach", "agent_loop_cost_spike", "sandbox_runaway",
         "sandbox_hard_cap", "high_risk_budget_overrun", "carbon_efficiency_drift",
         "session_cost_over_1usd", "agent_step_limit", "cost_per_answer_hourly",
-        "token_doubling_flat_traffic", "high_risk_quality_protection",
+        "token_doubling_flat_traffic", "high_risk_quality_protection", "spend_rate_limit",
+        "agent_loop_anomaly", "spend_spike_anomaly", "unit_cost_anomaly", "token_bloat_anomaly",
+        "cache_collapse_anomaly",
     }  # fmt: skip
     assert rs.route is not None and rs.inhibit_rules
 

@@ -41,7 +41,7 @@ from tests.support.events import BASE_TIME, make_event
 from tests.support.kafka import HISTORY_TOPICS, WorkerProcess, skip_history
 from tests.support.waiting import wait_for
 
-SPEND_RULE = "spend_rate_limit"  # the built-in spend-rate rule (rules/spend_limit.py)
+SPEND_RULE = "spend_rate_limit"  # the default pack's spend-rate rule (packs/default/spend.yaml)
 UNIT_USD = 0.0625  # 1/16: sums of multiples are exact in binary floating point
 
 # ----------------------------------------------------------------------------- workers
@@ -323,8 +323,10 @@ def latest_states(bootstrap: str, app_id: str) -> dict[str, dict[str, Any]]:
 
 
 def window_spend(states: dict[str, dict[str, Any]], use_case: str) -> float:
-    """The spend-rate rule's spend in the use case's current window (0 if it has no state)."""
-    return float(states.get(use_case, {}).get(SPEND_RULE, {}).get("spend_usd", 0.0))
+    """The use case's spend in its current clock minute, the spend-rate rule's window (0 if it
+    has no state)."""
+    minute = states.get(use_case, {}).get("__aggregates__", {}).get("m", {})
+    return float(minute.get("s", {}).get("spend_usd", 0.0))
 
 
 # ----------------------------------------------------------------------------- input

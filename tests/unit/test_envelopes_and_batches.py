@@ -8,19 +8,19 @@ import orjson
 
 from spendfuse.pipeline import Pipeline
 from spendfuse.replay import replay_records
-from spendfuse.rules_runtime import build_pipeline
+from spendfuse.rules.engine import Engine, TenantEngine
+from spendfuse.rules.ruleset import RuleSet
 from spendfuse.schemas import DeadLetter
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import encode_envelope, is_envelope
-from spendfuse.settings import Settings
 from tests.support.events import make_event
+from tests.support.rules import spend_limit_rules
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
 def _pipeline(limit: float = 1.0) -> Pipeline:
-    settings = Settings(spend_limit={"limit_usd": limit})  # type: ignore[arg-type]
-    return build_pipeline(settings)
+    return Pipeline(Engine(spend_limit_rules(limit)), tenant_engine=TenantEngine(RuleSet()))
 
 
 def _envelope(events: list[dict]) -> bytes:

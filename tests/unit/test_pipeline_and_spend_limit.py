@@ -9,13 +9,14 @@ import orjson
 from spendfuse.dedup import MemoryDedupStore
 from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.replay import replay_records
-from spendfuse.rules import Engine, SpendLimitConfig
+from spendfuse.rules import Engine
 from spendfuse.schemas import DeadLetter
 from tests.support.events import BASE_TIME, make_event
+from tests.support.rules import spend_limit_rules
 
 
 def _pipeline(limit: float = 1.0, action: str = "degrade") -> Pipeline:
-    return Pipeline(Engine.default(SpendLimitConfig(limit_usd=limit, action=action)))
+    return Pipeline(Engine(spend_limit_rules(limit, action)))
 
 
 def _run(events: list[dict], **kw):

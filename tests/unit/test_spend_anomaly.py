@@ -8,18 +8,25 @@ import orjson
 
 from spendfuse.pipeline import Pipeline
 from spendfuse.replay import replay_records
-from spendfuse.rules.anomaly import AnomalyRule
 from spendfuse.rules.engine import Engine
+from spendfuse.rules.loader import load_default_pack
 from spendfuse.simulate import Fleet, Incident, UseCaseProfile, simulate_fleet
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # Monday
 INCIDENT_AT = START + timedelta(days=2, hours=11)  # Wednesday 11:00
 
 
+def _watches() -> Engine:
+    """The default pack's anomaly watches alone (``rules/packs/default/spend.yaml``)."""
+    rs = load_default_pack()
+    rs.rules = {name: r for name, r in rs.rules.items() if name.endswith("_anomaly")}
+    return Engine(rs)
+
+
 def _alerts(profile: UseCaseProfile, incident: Incident | None) -> list[dict]:
     events = simulate_fleet(Fleet((profile,)), START, timedelta(days=2, hours=17),
                             [incident] if incident else [], seed=3)  # fmt: skip
-    result = replay_records((orjson.dumps(e) for e in events), Pipeline(Engine([AnomalyRule()])))
+    result = replay_records((orjson.dumps(e) for e in events), Pipeline(_watches()))
     return [orjson.loads(a) for a in result.alerts if b'"firing"' in a]
 
 
@@ -49,7 +56,7 @@ def test_runaway_loop_is_stopped_within_five_minutes_on_low_risk() -> None:
     agent = UseCaseProfile("agent", "acme", "low", steps_per_task=(3, 6), tasks_per_minute=1.5)
     loop = Incident("runaway_loop", "agent", INCIDENT_AT, timedelta(minutes=30))
     events = simulate_fleet(Fleet((agent,)), START, timedelta(days=2, hours=12), [loop], seed=3)
-    result = replay_records((orjson.dumps(e) for e in events), Pipeline(Engine([AnomalyRule()])))
+    result = replay_records((orjson.dumps(e) for e in events), Pipeline(_watches()))
     alerts = [orjson.loads(a) for a in result.alerts]
     commands = [orjson.loads(c) for c in result.commands]
     loop_alert = next(a for a in alerts if a["rule"] == "agent_loop_anomaly")
@@ -64,7 +71,7 @@ def test_runaway_loop_on_high_risk_alerts_but_the_guardrail_holds_the_kill() -> 
     agent = UseCaseProfile("claims", "acme", "high", steps_per_task=(3, 6), tasks_per_minute=1.5)
     loop = Incident("runaway_loop", "claims", INCIDENT_AT, timedelta(minutes=30))
     events = simulate_fleet(Fleet((agent,)), START, timedelta(days=2, hours=12), [loop], seed=3)
-    result = replay_records((orjson.dumps(e) for e in events), Pipeline(Engine([AnomalyRule()])))
+    result = replay_records((orjson.dumps(e) for e in events), Pipeline(_watches()))
     alerts = [orjson.loads(a) for a in result.alerts]
     loop_alert = next(a for a in alerts if a["rule"] == "agent_loop_anomaly")
     assert result.commands == []

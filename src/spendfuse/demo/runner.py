@@ -36,6 +36,7 @@ from spendfuse.demo.traffic import DEMO_LIMIT_USD, LOOP_USE_CASE, DemoPlan, demo
 from spendfuse.localkafka import LocalKafka
 from spendfuse.localkafka.broker import free_port
 from spendfuse.producer import CostEventPublisher
+from spendfuse.rules.loader import DEMO_PACK
 from spendfuse.schemas import topics
 from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.codec import decode
@@ -78,7 +79,7 @@ def worker(settings: Settings, servers: str, web_port: int, log_path: Path, toke
     env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": servers,
            "SPENDFUSE_DASHBOARD__TOKEN": token,
            "SPENDFUSE_WEB_PORT": str(web_port), "SPENDFUSE_APP_ID": "spendfuse-demo",
-           "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": str(DEMO_LIMIT_USD),
+           "SPENDFUSE_RULES_DIR": str(DEMO_PACK),
            "SPENDFUSE_DATA_DIR": str(settings.data_dir), "SPENDFUSE_LOG_LEVEL": "info"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:

@@ -1,0 +1,108 @@
+"""Who a decision is about: an event's labels, the scope a command target is taken from, and
+the group a rule measures it in.
+
+Labels are only declared event fields, never extras, so a producer cannot invent a label that a
+matcher or a route then trusts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spendfuse.schemas.command import TargetType
+from spendfuse.schemas.common import Component, RiskTier
+from spendfuse.schemas.cost_event import CostEvent
+
+RISK_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL)
+
+#: every label a rule may filter on or group by (``group_by`` keys are checked against these)
+LABELS = (
+    "tenant_id",
+    "use_case_id",
+    "environment",
+    "risk_tier",
+    "component",
+    "model",
+    "tool",
+    "route_policy",
+    "provider",
+    "workflow_step",
+    "business_unit",
+    "cost_center",
+    "user_role",
+    "prompt_version",
+    "cache_status",
+    "trace_id",
+)
+
+
+def event_labels(event: CostEvent) -> dict[str, str]:
+    """The labels scopes, matchers and ``group_by`` see (absent fields are left out)."""
+    tool = event.model_or_service if event.component is Component.TOOL_CALL else None
+    raw = {
+        "tenant_id": event.tenant_id,
+        "use_case_id": event.use_case_id,
+        "environment": event.environment.value,
+        "risk_tier": event.risk_tier.value,
+        "component": event.component.value,
+        "model": event.model_or_service,
+        "tool": tool,
+        "route_policy": event.route_policy_version,
+        "provider": event.provider,
+        "workflow_step": event.workflow_step,
+        "business_unit": event.business_unit,
+        "cost_center": event.cost_center,
+        "user_role": event.user_role,
+        "prompt_version": event.prompt_version,
+        "cache_status": event.cache_status,
+    }
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def riskier(a: RiskTier, b: RiskTier) -> RiskTier:
+    return a if RISK_ORDER.index(a) >= RISK_ORDER.index(b) else b
+
+
+@dataclass(slots=True)
+class Scope:
+    """The attributes a command target is taken from, and the risk tier the guardrail sees.
+
+    ``risk_tier`` is the riskiest tier the rule's key (use case or tenant) has shown, never just
+    the triggering event's own tier, so one low-risk-labelled event cannot open a high-risk use
+    case to an automatic action.
+    """
+
+    tenant_id: str
+    use_case_id: str
+    risk_tier: RiskTier
+    model: str | None = None
+    prompt: str | None = None
+    tool: str | None = None
+    route_policy: str | None = None
+    trace: str | None = None
+    environment: str | None = None
+
+    @classmethod
+    def of(cls, event: CostEvent, risk_tier: RiskTier | None = None) -> Scope:
+        tool = event.model_or_service if event.component is Component.TOOL_CALL else None
+        return cls(
+            event.tenant_id,
+            event.use_case_id,
+            risk_tier or event.risk_tier,
+            event.model_or_service,
+            event.prompt_version,
+            tool,
+            event.route_policy_version,
+            event.trace_id,
+            event.environment.value,
+        )
+
+    def target_id(self, target: TargetType) -> str | None:
+        return {
+            TargetType.TENANT: self.tenant_id,
+            TargetType.USE_CASE: self.use_case_id,
+            TargetType.MODEL: self.model,
+            TargetType.PROMPT: self.prompt,
+            TargetType.TOOL: self.tool,
+            TargetType.ROUTE_POLICY: self.route_policy,
+        }.get(target)

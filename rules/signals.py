@@ -1,0 +1,111 @@
+"""The ``anomaly`` condition: a signal bucketed in event time, judged by a registry detector.
+
+Each closed bucket (see :mod:`spendfuse.detectors.spend_signals`) yields one verdict, stamped
+with the bucket's start, so the lifecycle's ``for`` and ``keep_firing_for`` count buckets in
+event time. The detector is any registered one, named in the rule file; its state is plain data
+in the rule instance's condition state, so replay and the worker agree.
+
+Growth is not waste: the spend signal's verdict says which drove it (``driver``), comparing the
+bucket's calls and cost per call with their slow moving averages: traffic that grew at a flat
+unit cost is ``volume``, the same calls at a higher price per call is ``unit cost``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spendfuse.detectors import create, from_state
+from spendfuse.detectors.spend_signals import ClosedBucket, add_event
+from spendfuse.rules.conditions import Verdict
+from spendfuse.rules.model import AnomalyCondition
+from spendfuse.schemas.common import Component
+from spendfuse.schemas.cost_event import CostEvent
+
+_UNIT_SIGNALS = frozenset({"cost_per_call_usd", "tokens_per_call", "cache_hit_rate"})
+_DRIVER_ALPHA = 0.05  # the slow averages the driver compares with: about 20 buckets
+
+
+def anomaly_verdicts(
+    cond: AnomalyCondition, event: CostEvent, state: dict[str, Any]
+) -> list[Verdict]:
+    """Fold ``event`` into the rule instance's bucket; one verdict per bucket it closed."""
+    if event.is_retry and event.component is Component.TOOL_CALL and event.model_or_service:
+        state["loop_tool"] = event.model_or_service
+    size_s = cond.bucket.seconds
+    closed = add_event(state.setdefault("b", {}), event, size_s, cond.min_calls)
+    return [v for bucket in closed if (v := _judge(cond, bucket, state, size_s)) is not None]
+
+
+def _judge(
+    cond: AnomalyCondition, bucket: ClosedBucket, state: dict[str, Any], size_s: int
+) -> Verdict | None:
+    value = bucket.values.get(cond.signal)
+    driver = _driver(bucket, state)
+    if value is None:
+        return None
+    spec = cond.detector.spec()
+    det = from_state(state["det"]) if "det" in state else create(spec)
+    point = {"t": bucket.start, "value": value}
+    warmed = getattr(det, "warmed_up", True)
+    at_ms = int(bucket.start.timestamp() * 1000)
+    if hasattr(det, "expected") and hasattr(det, "zscore"):
+        expected = float(det.expected(point))
+        z = float(det.zscore(point))
+        if cond.direction == "up":
+            abnormal = (
+                z >= cond.z
+                and value >= cond.min_value
+                and value >= cond.min_ratio * max(expected, 1e-12)
+            )
+        else:
+            abnormal = -z >= cond.z and expected - value >= cond.min_drop
+    else:
+        expected, score = float("nan"), float(det.score_one(point))
+        abnormal = score >= cond.score and value >= cond.min_value
+    det.learn_one(point)
+    state["det"] = det.to_state()
+    has_base = expected == expected and expected > 0  # not NaN, positive
+    ratio = value / expected if has_base else 0.0
+    labels = {"driver": "unit cost" if cond.signal in _UNIT_SIGNALS else driver}
+    targets = {"tool": state["loop_tool"]} if state.get("loop_tool") else {}
+    return Verdict(
+        holds=warmed and abnormal,
+        metric=cond.signal,
+        value=value,
+        threshold=cond.min_ratio if cond.direction == "up" else cond.min_drop,
+        baseline=expected if expected == expected else None,
+        at_ms=at_ms + size_s * 1000,  # decided when the bucket closed
+        window_s=size_s,
+        window_start=bucket.start,
+        labels=labels,
+        fields={"ratio": ratio, "driver": _driver_text(labels["driver"], bucket)},
+        targets=targets,
+    )
+
+
+def _driver(bucket: ClosedBucket, state: dict[str, Any]) -> str:
+    """``volume`` or ``unit cost``: which of calls and cost per call moved more, relative to
+    their slow averages (kept per rule instance, updated with every closed bucket)."""
+    calls = bucket.values.get("calls", 0.0)
+    spend = bucket.values.get("spend_usd", 0.0)
+    unit = spend / calls if calls else None
+    avg = state.get("drv")
+    driver = "volume"
+    if avg is not None and unit is not None and avg[0] > 0 and avg[1] > 0:
+        calls_ratio, unit_ratio = calls / avg[0], unit / avg[1]
+        driver = "unit cost" if unit_ratio > calls_ratio else "volume"
+    if unit is not None:
+        if avg is None:
+            state["drv"] = [calls, unit]
+        else:
+            avg[0] += _DRIVER_ALPHA * (calls - avg[0])
+            avg[1] += _DRIVER_ALPHA * (unit - avg[1])
+    return driver
+
+
+def _driver_text(driver: str, bucket: ClosedBucket) -> str:
+    if driver == "unit cost":
+        unit = bucket.values.get("cost_per_call_usd")
+        return "unit cost" + (f": ${unit:.4f} per call" if unit is not None else "")
+    calls = bucket.values.get("calls", 0.0)
+    return f"volume: {calls:.0f} calls in the window"
