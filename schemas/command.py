@@ -21,14 +21,16 @@ not low (the guardrail, enforced again at the edge).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spendfuse.schemas.alert import Evidence
 from spendfuse.schemas.common import DegradationLevel, Environment, RiskTier, UtcDatetime
+
+# Set by the publisher when it signs (spendfuse.control.stamp), not by the rule that decided.
+PUBLISH_STAMP = ("issued_at", "expires_at", "ttl_s", "version", "decided_at")
 
 
 class CommandKind(StrEnum):
@@ -197,12 +199,17 @@ class ControlCommand(BaseModel):
             return None
         return max((self.expires_at - self.issued_at).total_seconds(), 0.001)
 
+    def decision_view(self) -> dict[str, Any]:
+        """The command as the rule decided it, without what the publisher stamps (its clock,
+        version): equal for a replay and the stream, which publish at different times."""
+        dumped = self.model_dump(mode="json")
+        view = {k: v for k, v in dumped.items() if k not in PUBLISH_STAMP}
+        view["decided_at"] = dumped["decided_at"] or dumped["issued_at"]
+        view["ttl_s"] = self.ttl_seconds()
+        return view
+
     def order(self) -> int:
         """What gateways compare: the signed ``version``, else ``issued_at`` in ms."""
         if self.version is not None:
             return self.version
         return int(self.issued_at.timestamp() * 1000)
-
-
-def epoch_ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
