@@ -65,8 +65,11 @@ def test_operator_commands_refuse_to_run_without_a_signing_key(tmp_path, monkeyp
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPENDFUSE_DATA_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    for args in (["kill", "use_case", "bot"], ["degrade", "use_case", "bot"],
-                 ["restore", "use_case", "bot"]):  # fmt: skip
+    for args in (
+        ["kill", "use_case", "bot"],
+        ["degrade", "use_case", "bot"],
+        ["restore", "use_case", "bot"],
+    ):
         result = CliRunner().invoke(
             main, [*args, "--reason", "t", "--bootstrap-servers", "127.0.0.1:1"]
         )

@@ -17,10 +17,14 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def _cmd(uc: str, kind: str = "kill_switch") -> ControlCommand:
     return ControlCommand(
-        command_id=f"{uc}-{kind}", kind=CommandKind(kind),
-        target=Target(type=TargetType.USE_CASE, id=uc), issued_by="rule:t", reason="t",
-        issued_at=T0, ttl_s=600,
-    )  # fmt: skip
+        command_id=f"{uc}-{kind}",
+        kind=CommandKind(kind),
+        target=Target(type=TargetType.USE_CASE, id=uc),
+        issued_by="rule:t",
+        reason="t",
+        issued_at=T0,
+        ttl_s=600,
+    )
 
 
 def _state(**cfg) -> DashboardState:
@@ -36,8 +40,10 @@ def test_unsigned_forged_and_untrusted_records_never_show_as_in_force() -> None:
     assert state.add_control_record(key, value + b" ", headers[0][1])[0] == "forged"
     assert state.snapshot(T0)["commands_in_force"] == []
     assert state.snapshot(T0)["control_records_refused"] == {
-        "unsigned": 1, "unknown_key": 1, "forged": 1,
-    }  # fmt: skip
+        "unsigned": 1,
+        "unknown_key": 1,
+        "forged": 1,
+    }
     outcome, shown = state.add_control_record(key, value, headers[0][1])
     assert outcome == "shown" and shown is not None
     assert [c["key"] for c in state.snapshot(T0)["commands_in_force"]] == ["use_case:bot"]

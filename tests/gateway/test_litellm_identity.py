@@ -40,26 +40,33 @@ class StateClient:
 def client() -> StateClient:
     state = ControlState(Verifier([SIGNER.verify_key_spec()]))
     kill = ControlCommand(
-        command_id="k1", kind=CommandKind.KILL_SWITCH,
-        target=Target(type=TargetType.USE_CASE, id="support-bot"), issued_by="rule:t",
-        reason="runaway", issued_at=datetime.now(UTC), ttl_s=600,
-    )  # fmt: skip
+        command_id="k1",
+        kind=CommandKind.KILL_SWITCH,
+        target=Target(type=TargetType.USE_CASE, id="support-bot"),
+        issued_by="rule:t",
+        reason="runaway",
+        issued_at=datetime.now(UTC),
+        ttl_s=600,
+    )
     key, value, headers = CommandSigner(SIGNER).records(kill)[0]
     assert state.apply_record(key, value, headers[0][1], time.time()) == "applied"
     return StateClient(state)
 
 
 KEY = UserAPIKeyAuth(
-    api_key="sk-test", team_id="team-1",
+    api_key="sk-test",
+    team_id="team-1",
     metadata={"tenant_id": "acme", "use_case_id": "support-bot"},
     team_metadata={"risk_tier": "low", "environment": "prod"},
-)  # fmt: skip
+)
 
 
 async def test_client_metadata_cannot_dodge_a_kill_on_its_key(client: StateClient) -> None:
     hook = SpendfuseLiteLLMCallback(client)
-    data = {"model": "gpt-4o", "metadata": {"use_case_id": "innocent", "tenant_id": "other",
-                                            "risk_tier": "low"}}  # fmt: skip
+    data = {
+        "model": "gpt-4o",
+        "metadata": {"use_case_id": "innocent", "tenant_id": "other", "risk_tier": "low"},
+    }
     with pytest.raises(SpendfuseDeniedError):
         await hook.async_pre_call_hook(KEY, None, data, "completion")
     assert hook.attributes(data, KEY)["use_case_id"] == "support-bot"
@@ -68,8 +75,9 @@ async def test_client_metadata_cannot_dodge_a_kill_on_its_key(client: StateClien
 
 async def test_client_metadata_cannot_claim_a_killed_use_case_either(client: StateClient) -> None:
     hook = SpendfuseLiteLLMCallback(client)
-    other_key = UserAPIKeyAuth(api_key="sk-2", metadata={"tenant_id": "acme",
-                                                         "use_case_id": "faq", "risk_tier": "low"})
+    other_key = UserAPIKeyAuth(
+        api_key="sk-2", metadata={"tenant_id": "acme", "use_case_id": "faq", "risk_tier": "low"}
+    )
     data = {"model": "gpt-4o", "metadata": {"use_case_id": "support-bot"}}
     assert await hook.async_pre_call_hook(other_key, None, data, "completion") is data
 
@@ -77,22 +85,37 @@ async def test_client_metadata_cannot_claim_a_killed_use_case_either(client: Sta
 def test_cost_event_is_charged_to_the_authenticated_key(client: StateClient) -> None:
     hook = SpendfuseLiteLLMCallback(client)
     # what the proxy leaves in the request: its own copy of the key's metadata over the client's
-    kwargs = {"model": "gpt-4o", "litellm_call_id": "c1", "response_cost": 0.01,
-              "litellm_params": {"metadata": {
-                  "use_case_id": "innocent", "user_api_key_metadata": KEY.metadata,
-                  "user_api_key_team_metadata": KEY.team_metadata}}}  # fmt: skip
+    kwargs = {
+        "model": "gpt-4o",
+        "litellm_call_id": "c1",
+        "response_cost": 0.01,
+        "litellm_params": {
+            "metadata": {
+                "use_case_id": "innocent",
+                "user_api_key_metadata": KEY.metadata,
+                "user_api_key_team_metadata": KEY.team_metadata,
+            }
+        },
+    }
     event = hook.cost_event(kwargs, None, datetime.now(UTC))
     assert (event["tenant_id"], event["use_case_id"], event["risk_tier"]) == (
-        "acme", "support-bot", "low",
-    )  # fmt: skip
+        "acme",
+        "support-bot",
+        "low",
+    )
 
 
 def test_request_metadata_is_used_only_when_explicitly_trusted(client: StateClient) -> None:
     data = {"model": "gpt-4o", "metadata": {"use_case_id": "support-bot", "tenant_id": "acme"}}
     assert SpendfuseLiteLLMCallback(client).identity(data)["use_case_id"] is None
-    trusted = SpendfuseLiteLLMCallback(client, trust_request_metadata=True,
-                                       defaults={"risk_tier": "low"})  # fmt: skip
-    assert trusted.identity(data) == {"tenant_id": "acme", "use_case_id": "support-bot",
-                                      "risk_tier": "low", "environment": None}  # fmt: skip
+    trusted = SpendfuseLiteLLMCallback(
+        client, trust_request_metadata=True, defaults={"risk_tier": "low"}
+    )
+    assert trusted.identity(data) == {
+        "tenant_id": "acme",
+        "use_case_id": "support-bot",
+        "risk_tier": "low",
+        "environment": None,
+    }
     with pytest.raises(SpendfuseDeniedError):
         trusted.apply(data)

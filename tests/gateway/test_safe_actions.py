@@ -31,20 +31,30 @@ LOW = {"tenant_id": "acme", "use_case_id": "bot", "risk_tier": "low", "environme
 
 
 def cmd(
-    target: str, kind: str = "kill_switch", *, at: datetime | None = None,
-    ttl_s: float | None = 600, level: str | None = None, **kw,
-) -> ControlCommand:  # fmt: skip
+    target: str,
+    kind: str = "kill_switch",
+    *,
+    at: datetime | None = None,
+    ttl_s: float | None = 600,
+    level: str | None = None,
+    **kw,
+) -> ControlCommand:
     """A command as a rule builds it: stamped with the (event) time it decided at."""
     at = at or datetime.fromtimestamp(NOW, tz=UTC)
     ttype, tid = target.split(":", 1)
     lvl = DegradationLevel(level) if level else (DegradationLevel.L1 if kind == "degrade" else None)
     return ControlCommand(
         command_id=kw.pop("cid", f"{target}-{kind}-{at.timestamp()}-{level}"),
-        kind=CommandKind(kind), target=Target(type=ttype, id=tid), level=lvl,
+        kind=CommandKind(kind),
+        target=Target(type=ttype, id=tid),
+        level=lvl,
         params=DegradeParams(cache_first=True) if kind == "degrade" else DegradeParams(),
-        issued_by=kw.pop("by", "rule:test"), reason="test", issued_at=at,
-        expires_at=at + timedelta(seconds=ttl_s) if ttl_s else None, **kw,
-    )  # fmt: skip
+        issued_by=kw.pop("by", "rule:test"),
+        reason="test",
+        issued_at=at,
+        expires_at=at + timedelta(seconds=ttl_s) if ttl_s else None,
+        **kw,
+    )
 
 
 class Clock:
@@ -70,8 +80,12 @@ def state() -> ControlState:
     return ControlState(Verifier([SIGNER.verify_key_spec()]))
 
 
-def publish(state: ControlState, stamper: CommandSigner, command: ControlCommand,
-            appended_at: float | None = None) -> str:  # fmt: skip
+def publish(
+    state: ControlState,
+    stamper: CommandSigner,
+    command: ControlCommand,
+    appended_at: float | None = None,
+) -> str:
     key, value, headers = stamper.records(command)[0]
     return state.apply_record(key, value, headers[0][1], stamper.clock(), appended_at)
 
@@ -118,8 +132,10 @@ def test_signer_versions_follow_what_it_observed_on_the_topic(stamper: CommandSi
     lift = stamper.stamp(cmd("use_case:bot", "restore", ttl_s=None))
     assert lift.version == int(NOW * 1000) + 3_600_001
     records = stamper.records(lift)  # a restore is followed by a tombstone on its key
-    assert [(r[0], r[1] is None) for r in records] == [(b"use_case:bot", False),
-                                                        (b"use_case:bot", True)]  # fmt: skip
+    assert [(r[0], r[1] is None) for r in records] == [
+        (b"use_case:bot", False),
+        (b"use_case:bot", True),
+    ]
 
 
 def test_stamper_memory_is_bounded() -> None:
@@ -240,8 +256,9 @@ def test_two_scopes_of_one_target_are_two_keys_and_lifted_separately(
     publish(state, stamper, cmd("tool:search", within=cost_scope("acme", "faq")))
     assert len(state) == 2
     clock.t += 1
-    publish(state, stamper, cmd("tool:search", "restore", ttl_s=None,
-                                within=cost_scope("acme", "bot")))  # fmt: skip
+    publish(
+        state, stamper, cmd("tool:search", "restore", ttl_s=None, within=cost_scope("acme", "bot"))
+    )
     req = {**LOW, "tool": "search"}
     assert state.decide(req, NOW + 1).action == "allow"
     assert state.decide({**req, "use_case_id": "faq"}, NOW + 1).action == "deny"
