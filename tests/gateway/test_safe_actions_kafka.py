@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import CollectorRegistry, generate_latest
 
 from spendfuse.cli import main
 from spendfuse.control.publish import encode_signed, publish_commands
@@ -30,6 +31,7 @@ from spendfuse.control.signing import Signer, Verifier
 from spendfuse.control.stamp import CommandSigner
 from spendfuse.gateway.client import ControlClient
 from spendfuse.gateway.decision import ALLOW_UNAVAILABLE, DENY_UNAVAILABLE
+from spendfuse.gateway.metrics import register
 from spendfuse.localkafka.broker import free_port
 from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
@@ -237,6 +239,12 @@ def test_kafka_unavailable_at_start_applies_the_declared_fail_mode(
         stats = wait_for(lambda: (s := client.stats())["last_error"] and s, "the reason")
         assert stats["ready"] is False and stats["fail_mode"] == mode
         assert stats["consumer_alive"] and "cannot read" in stats["last_error"]
+        registry = CollectorRegistry()
+        register(client, registry)
+        scraped = generate_latest(registry).decode()
+        assert f'spendfuse_gateway_ready{{fail_mode="{mode}"}} 0.0' in scraped
+        assert "spendfuse_gateway_state_age_seconds -1.0" in scraped
+        assert 'spendfuse_gateway_health_events_total{event="load_retries"}' in scraped
     finally:
         client.close()
 
