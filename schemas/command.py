@@ -100,10 +100,12 @@ class Within(BaseModel):
 
 
 def within(
-    *, tenant_id: str | None = None, use_case_id: str | None = None,
+    *,
+    tenant_id: str | None = None,
+    use_case_id: str | None = None,
     environment: Environment | str | None = None,
     risk_tiers: Iterable[RiskTier | str] | None = None,
-) -> Within | None:  # fmt: skip
+) -> Within | None:
     """The ``within`` a rule puts on a command for the scope that tripped it (None if empty).
 
     Pure helper for the rule side: pass the tripped scope's tenant and use case, its environment
@@ -111,10 +113,11 @@ def within(
     tier only: ``risk_tiers=["low"]``).
     """
     scope = Within(
-        tenant_id=tenant_id, use_case_id=use_case_id,
+        tenant_id=tenant_id,
+        use_case_id=use_case_id,
         environment=Environment(environment) if environment is not None else None,
         risk_tiers=tuple(RiskTier(t) for t in risk_tiers) if risk_tiers is not None else None,
-    )  # fmt: skip
+    )
     return None if scope.is_empty() else scope
 
 
@@ -123,8 +126,12 @@ def cost_scope(
 ) -> Within:
     """The scope of a command a cost or budget rule issues: this tenant, this use case, the
     environment if the rule is about one, and low-risk requests only."""
-    scope = within(tenant_id=tenant_id, use_case_id=use_case_id, environment=environment,
-                   risk_tiers=[RiskTier.LOW])  # fmt: skip
+    scope = within(
+        tenant_id=tenant_id,
+        use_case_id=use_case_id,
+        environment=environment,
+        risk_tiers=[RiskTier.LOW],
+    )
     assert scope is not None
     return scope
 
@@ -174,10 +181,11 @@ class ControlCommand(BaseModel):
         default=None, description="``issued_at + ttl_s``, stamped by the publisher."
     )
     version: int | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="Per-key order assigned and signed by the publisher (hybrid logical clock,"
         " ms); gateways keep the highest. Unset only on records of older publishers.",
-    )  # fmt: skip
+    )
     decided_at: UtcDatetime | None = Field(
         default=None, description="The event time the rule decided at (evidence, not validity)."
     )

@@ -76,9 +76,13 @@ def create_app(settings: Settings) -> SpendfuseApp:
     outbox = Outbox(sink)
     pipeline = build_pipeline(settings)
     topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)
-    signer = CommandSigner(load_signer(
-        settings.control_signing_key, settings.control_signing_key_file, settings.data_dir / "keys"
-    ))  # fmt: skip
+    signer = CommandSigner(
+        load_signer(
+            settings.control_signing_key,
+            settings.control_signing_key_file,
+            settings.data_dir / "keys",
+        )
+    )
     observer = attach_operator_web(app, settings, topic_map, signer)
     ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer, outbox)
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}

@@ -215,8 +215,10 @@ class DashboardState:
     def _evict_in_force(self) -> None:
         """Over the cap: drop expired commands first, then the oldest."""
         now = max((e["issued_at"] for e in self.in_force.values()), default="")
-        for key in [k for k, e in self.in_force.items()
-                    if e.get("expires_at") and e["expires_at"] <= now]:  # fmt: skip
+        expired = [
+            k for k, e in self.in_force.items() if e.get("expires_at") and e["expires_at"] <= now
+        ]
+        for key in expired:
             self._lifted[key] = self.in_force.pop(key)["_order"]
         while len(self.in_force) > self.config.max_in_force:
             key = next(iter(self.in_force))
@@ -224,8 +226,11 @@ class DashboardState:
 
     def in_force_on(self, target_key: str) -> list[dict[str, Any]]:
         """The commands in force on a target, every scope (what a lift must restore)."""
-        return [e for k, e in self.in_force.items()
-                if k == target_key or k.startswith(target_key + "|")]  # fmt: skip
+        return [
+            e
+            for k, e in self.in_force.items()
+            if k == target_key or k.startswith(target_key + "|")
+        ]
 
     # -- reading -------------------------------------------------------------------------
     def chart_end(self, now: datetime) -> int:

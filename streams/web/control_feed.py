@@ -40,8 +40,7 @@ def register_control_feed(app: faust.App, state: DashboardState, signer: Any = N
             if command is not None and signer is not None:
                 signer.observe(command.key(), command.order())
             elif outcome not in ("shown", "tombstone"):
-                log.warning("control record %r not shown on the dashboard: %s",
-                            message.key, outcome)  # fmt: skip
+                log.warning("control record %r not shown on dashboard: %s", message.key, outcome)
 
 
 def register_alert_feed(app: faust.App, alerts_topic: faust.TopicT, state: DashboardState) -> None:

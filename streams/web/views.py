@@ -147,11 +147,14 @@ def register_web(app: faust.App, ctx: WebContext) -> None:
             author = str(body.get("author") or "dashboard")
             command = operator_restore(target, author, str(body.get("reason") or "lifted"),
                                        datetime.now(UTC))  # fmt: skip
-            scopes = [Within.model_validate(held["within"]) for held in
-                      ctx.state.in_force_on(target.key) if held.get("within")]  # fmt: skip
+            scopes = [
+                Within.model_validate(held["within"])
+                for held in ctx.state.in_force_on(target.key)
+                if held.get("within")
+            ]
             for n, scope in enumerate([None, *scopes]):  # every scope in force on the target
-                lift = command if scope is None else command.model_copy(
-                    update={"within": scope, "command_id": f"{command.command_id}-{n}"})
+                update = {"within": scope, "command_id": f"{command.command_id}-{n}"}
+                lift = command if scope is None else command.model_copy(update=update)
                 for key, value, headers in ctx.signer.records(lift):  # stamped, signed, tombstone
                     await ctx.control_topic.send(key=key, value=value, headers=headers)
             ctx.metrics.record_command(command)

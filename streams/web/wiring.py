@@ -26,10 +26,11 @@ def attach_operator_web(
     """
     metrics = default_metrics()
     verifier = Verifier([signer.verify_key_spec()]) if signer is not None else None
-    state = DashboardState(DashboardConfig(
+    config = DashboardConfig(
         daily_budget_usd=settings.dashboard.daily_budget_usd,
         monthly_budget_usd=settings.dashboard.monthly_budget_usd,
-    ), verifier)  # fmt: skip
+    )
+    state = DashboardState(config, verifier)
     register_control_feed(app, state, signer)
     register_alert_feed(app, topic_map["alerts"], state)
     register_lag_timer(app, metrics)

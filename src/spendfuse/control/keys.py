@@ -61,8 +61,9 @@ def tighten_private(path: Path) -> None:
             os.chmod(path, 0o600, follow_symlinks=False)
             log.warning("signing key file %s had mode %o: set to 600", path, mode)
     except (OSError, NotImplementedError) as exc:
-        log.warning("signing key file %s is readable by others and cannot be made 600: %s",
-                    path, exc)  # fmt: skip
+        log.warning(
+            "signing key file %s is readable by others and cannot be made 600: %s", path, exc
+        )
 
 
 def write_key_pair(directory: Path, spec: str | None = None) -> tuple[Path, Path, Signer]:

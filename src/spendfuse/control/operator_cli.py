@@ -87,12 +87,17 @@ def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
             signer.observe(key, version)
         commands = [command]
         if command.kind is CommandKind.RESTORE:  # lift every scope of the target in force
-            commands += [
-                command.model_copy(update={"within": held.within, "command_id":
-                                           f"{command.command_id}-{n}"})
-                for n, held in enumerate(in_force.values(), 1)
+            scopes = [
+                held.within
+                for held in in_force.values()
                 if held.target == command.target and held.key() != command.key()
-            ]  # fmt: skip
+            ]
+            commands += [
+                command.model_copy(
+                    update={"within": scope, "command_id": f"{command.command_id}-{n}"}
+                )
+                for n, scope in enumerate(scopes, 1)
+            ]
         published = publish_commands(servers, commands, signer)
     except ControlError as exc:
         raise click.ClickException(str(exc)) from None

@@ -59,8 +59,9 @@ def publish_commands(
     for command in commands:
         stamped, records = stamper.publish(command)
         for key, value, headers in records:
-            producer.produce(topic, key=key, value=value, headers=headers,
-                             on_delivery=on_delivery)  # fmt: skip
+            producer.produce(
+                topic, key=key, value=value, headers=headers, on_delivery=on_delivery
+            )
         published.append(stamped)
     if producer.flush(timeout_s) or errors:
         raise CommandPublishError(

@@ -47,9 +47,16 @@ from spendfuse.schemas.errors import EventRejectedError, SpendfuseError
 log = logging.getLogger(__name__)
 IDENTITY = ("tenant_id", "use_case_id", "risk_tier", "environment")
 _ATTRIBUTES = ("prompt_version", "tool", "route_policy_version", "trace_id")
-_EVENT_FIELDS = ("business_unit", "cost_center", "workflow_step", "user_role",
-                 "route_policy_version", "prompt_version", "trace_id",
-                 "business_outcome_id")  # fmt: skip
+_EVENT_FIELDS = (
+    "business_unit",
+    "cost_center",
+    "workflow_step",
+    "user_role",
+    "route_policy_version",
+    "prompt_version",
+    "trace_id",
+    "business_outcome_id",
+)
 
 
 class SpendfuseDeniedError(SpendfuseError, PermissionError):
@@ -68,8 +75,10 @@ def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _key_identity(user_api_key_dict: Any) -> list[dict[str, Any]]:
     """The authenticated key's metadata, then its team's (LiteLLM's ``UserAPIKeyAuth``)."""
-    return [getattr(user_api_key_dict, "metadata", None) or {},
-            getattr(user_api_key_dict, "team_metadata", None) or {}]  # fmt: skip
+    return [
+        getattr(user_api_key_dict, "metadata", None) or {},
+        getattr(user_api_key_dict, "team_metadata", None) or {},
+    ]
 
 
 def _proxy_identity(meta: dict[str, Any]) -> list[dict[str, Any]]:
