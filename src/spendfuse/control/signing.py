@@ -163,8 +163,9 @@ class Verifier:
         self.algorithm: str = algorithm or held.pop()
         if held - {self.algorithm} or (algorithm is not None and algorithm not in held):
             raise KeyConfigError(
-                f"verify keys are not all {self.algorithm}: the signature algorithm is pinned "
-                "(SPENDFUSE_GATEWAY_SIGNATURE_ALGORITHM); remove keys of any other algorithm"
+                f"verify keys are not all {self.algorithm}: the signature algorithm is pinned; "
+                "set SPENDFUSE_GATEWAY_SIGNATURE_ALGORITHM to the algorithm of your keys "
+                "(ed25519 or hmac-sha256) and remove keys of any other"
             )
 
     def _add(self, spec: str) -> None:
