@@ -286,3 +286,22 @@ def test_record_under_a_scoped_key_must_match_its_body(state: ControlState) -> N
     _, value, _ = encode_signed(scoped, SIGNER)
     wide = b"tool:search"  # re-keyed to reach every tenant: refused
     assert state.apply_record(wide, value, SIGNER.sign(wide, value), NOW) == "invalid"
+
+
+# -- settings --
+def test_gateway_settings_declare_the_fail_mode_and_pin_the_algorithm(monkeypatch) -> None:
+    from spendfuse.control.errors import KeyConfigError
+    from spendfuse.gateway.client import ControlClient
+    from spendfuse.gateway.decision import DENY_UNAVAILABLE
+
+    monkeypatch.setenv("SPENDFUSE_GATEWAY_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("SPENDFUSE_GATEWAY_VERIFY_KEYS", SIGNER.verify_key_spec())
+    monkeypatch.setenv("SPENDFUSE_GATEWAY_FAIL_MODE", "closed")
+    monkeypatch.setenv("SPENDFUSE_GATEWAY_DEFAULT_RISK_TIER", "low")
+    client = ControlClient.from_settings()
+    assert client.fail_mode == "closed" and client.verifier.algorithm == "ed25519"
+    assert client.state.default_risk_tier == "low"
+    assert not client.ready and client.decide(LOW) is DENY_UNAVAILABLE  # never started
+    monkeypatch.setenv("SPENDFUSE_GATEWAY_VERIFY_KEYS", generate_ed25519_spec())
+    with pytest.raises(KeyConfigError, match="private"):
+        ControlClient.from_settings()

@@ -128,6 +128,7 @@ class ControlClient:
             stale_after_s=settings.stale_after_s,
             max_staleness_s=settings.max_staleness_s,
             default_risk_tier=settings.default_risk_tier,
+            max_publish_delay_s=settings.max_publish_delay_s,
             **kw,
         )
 

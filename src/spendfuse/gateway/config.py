@@ -50,6 +50,12 @@ class GatewaySettings(BaseSettings):
     max_staleness_s: float = Field(
         default=900.0, gt=0, description="last_known_good: the oldest state still applied."
     )
+    max_publish_delay_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A record the broker appended longer than this after it was signed is an old "
+        "record sent again, refused as late (needs LogAppendTime on the control topic).",
+    )
     default_risk_tier: Literal["low", "medium", "high", "critical"] | None = Field(
         default=None,
         description="Risk tier of requests that state none. Unset: such requests are not known "
