@@ -188,20 +188,35 @@ class DashboardState:
         self.add_command(command)
         return outcome, command
 
-    def add_command(self, command: ControlCommand) -> None:
-        """Record a verified command once (by id); the newest version per key is in force."""
+    def add_decided_command(self, command: ControlCommand) -> None:
+        """A command the worker just decided (the ingest hook), before its publisher stamped
+        it: listed as recent only. Its time and expiry are the rule's event time until the
+        signed record comes back on the control feed and replaces it."""
+        self._add_recent(command)
+
+    def _add_recent(self, command: ControlCommand) -> dict[str, Any]:
+        entry = command.model_dump(mode="json")
+        entry["_order"] = command.order()
         if command.command_id in self._command_ids:
-            return
+            for i, held in enumerate(self.commands):  # the published record replaces the decision
+                if held["command_id"] == command.command_id:
+                    if command.version is not None:
+                        self.commands[i] = entry
+                    break
+            return entry
         if len(self._command_ids) >= 10 * self.config.max_commands:
             self._command_ids = {c["command_id"] for c in self.commands}
         self._command_ids.add(command.command_id)
-        entry = command.model_dump(mode="json")
-        entry["_order"] = command.order()
         self.commands.append(entry)
+        return entry
+
+    def add_command(self, command: ControlCommand) -> None:
+        """Record a verified, published command; the newest version per key is in force."""
+        entry = self._add_recent(command)
         key = command.key()
         current = self.in_force.get(key)
         newest = current["_order"] if current is not None else self._lifted.get(key, -1)
-        if entry["_order"] < newest:
+        if entry["_order"] <= newest:
             return
         if command.kind is CommandKind.RESTORE:
             self.in_force.pop(key, None)

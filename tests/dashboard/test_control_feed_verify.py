@@ -69,3 +69,23 @@ def test_in_force_follows_versions_and_is_bounded() -> None:
         state.add_control_record(key, value, headers[0][1])
     assert len(state.in_force) == 3
     assert len(state.snapshot(T0 + timedelta(seconds=1))["commands_in_force"]) == 3
+
+
+def test_a_decision_shows_in_force_only_as_published_and_a_later_restore_lifts_it() -> None:
+    state = _state()
+    now = T0.timestamp()
+    stamper = CommandSigner(SIGNER, clock=lambda: now)
+    decided = _cmd("bot").model_copy(update={"issued_at": datetime(2099, 1, 1, tzinfo=UTC)})
+    state.add_decided_command(decided)  # the ingest hook: event time 2099, not yet published
+    assert state.snapshot(T0)["commands_in_force"] == []
+    assert state.snapshot(T0)["commands_recent"][0]["issued_at"].startswith("2099")
+    key, value, headers = stamper.sign(stamper.stamp(decided))
+    state.add_control_record(key, value, headers[0][1])
+    shown = state.snapshot(T0)
+    assert [c["key"] for c in shown["commands_in_force"]] == ["use_case:bot"]
+    assert shown["commands_in_force"][0]["expires_at"] == "2026-11-23T12:10:00.000Z"
+    assert len(shown["commands_recent"]) == 1 and shown["commands_recent"][0]["version"]
+    lift = stamper.stamp(_cmd("bot", "restore").model_copy(update={"command_id": "lift"}))
+    key, value, headers = stamper.sign(lift)
+    state.add_control_record(key, value, headers[0][1])
+    assert state.snapshot(T0)["commands_in_force"] == []
