@@ -321,3 +321,20 @@ def test_dashboard_shows_only_signed_commands(
     )
     assert f"use_case:{forged_uc}" not in keys
     assert refused.get("unsigned", 0) >= 1
+
+
+def test_unsigned_record_with_a_huge_version_does_not_push_the_operators_version(
+    kafka_bootstrap: str, signer: Signer, signing_spec: str, make_client
+) -> None:
+    client = make_client()
+    uc = unique("inflated")
+    inflated = _kill(uc).model_copy(update={"version": 2**62})
+    key, value, _ = encode_signed(inflated, signer)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topics.CONTROL, key=key, value=value)  # unsigned: the attacker's
+    producer.flush(30)
+    out = _cli(["restore", "use_case", uc], kafka_bootstrap, signing_spec)
+    version = int(out.split("(version ")[1].split(")")[0])
+    assert version < 2**62 and abs(version - time.time() * 1000) < 60_000
+    publish_commands(kafka_bootstrap, [_kill(uc)], signer)  # a later kill still applies
+    wait_for(lambda: client.decide({**LOW, "use_case_id": uc}).action == "deny", "the later kill")

@@ -82,7 +82,7 @@ def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
         signer = CommandSigner(
             load_signer(settings.control_signing_key, settings.control_signing_key_file)
         )
-        versions, in_force = read_in_force(servers, signer.verify_key_spec())
+        versions, in_force = read_in_force(servers, _verify_specs(signer.verify_key_spec()))
         for key, version in versions.items():
             signer.observe(key, version)
         commands = [command]
@@ -108,6 +108,19 @@ def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
             + (f", expires {sent.expires_at:%Y-%m-%d %H:%M:%S}Z" if sent.expires_at else "")
             + (f"; lift with: {sent.how_to_lift}" if sent.how_to_lift else "")
         )
+
+
+def _verify_specs(own: str) -> list[str]:
+    """The operator's own verify key, plus the gateways' (``SPENDFUSE_GATEWAY_VERIFY_KEYS``) of
+    the same algorithm: the worker may sign with another key during a rotation."""
+    from spendfuse.gateway.config import GatewaySettings
+
+    family = own.partition(":")[0]
+    try:
+        theirs = GatewaySettings().key_specs()
+    except OSError:  # an unreadable gateway key file is the gateways' problem, not this one's
+        theirs = []
+    return [own, *(s for s in theirs if s.partition(":")[0] == family)]
 
 
 def _common(fn):

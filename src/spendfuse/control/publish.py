@@ -59,9 +59,7 @@ def publish_commands(
     for command in commands:
         stamped, records = stamper.publish(command)
         for key, value, headers in records:
-            producer.produce(
-                topic, key=key, value=value, headers=headers, on_delivery=on_delivery
-            )
+            producer.produce(topic, key=key, value=value, headers=headers, on_delivery=on_delivery)
         published.append(stamped)
     if producer.flush(timeout_s) or errors:
         raise CommandPublishError(
@@ -71,14 +69,22 @@ def publish_commands(
 
 
 def read_in_force(
-    bootstrap_servers: str, verify_spec: str, *, topic: str = CONTROL, timeout_s: float = 30.0
+    bootstrap_servers: str,
+    verify_specs: list[str],
+    *,
+    topic: str = CONTROL,
+    timeout_s: float = 30.0,
 ) -> tuple[dict[str, int], dict[str, ControlCommand]]:
     """Read the control topic to its end as a gateway does: the newest version per key and the
-    commands in force (so an operator's command is newer than all, and a restore lifts all)."""
+    commands in force (so an operator's command is newer than all, and a restore lifts all).
+
+    Only verified records count: an unsigned record claiming a huge version must not push the
+    operator's version (and so every later command on the key) out of reach.
+    """
     from spendfuse.gateway.client import ControlClient
     from spendfuse.gateway.errors import GatewayError
 
-    client = ControlClient(bootstrap_servers, Verifier([verify_spec]), topic=topic)
+    client = ControlClient(bootstrap_servers, Verifier(verify_specs), topic=topic)
     try:
         client.start(timeout_s, require_ready=True)
     except GatewayError as exc:
