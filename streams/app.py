@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import faust
 
 from spendfuse.control.keys import load_signer
+from spendfuse.control.stamp import CommandSigner
 from spendfuse.rules_runtime import build_pipeline
 from spendfuse.schemas import topics
 from spendfuse.settings import Settings
@@ -75,8 +76,12 @@ def create_app(settings: Settings) -> SpendfuseApp:
     outbox = Outbox(sink)
     pipeline = build_pipeline(settings)
     topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)
-    signer = load_signer(
-        settings.control_signing_key, settings.control_signing_key_file, settings.data_dir / "keys"
+    signer = CommandSigner(
+        load_signer(
+            settings.control_signing_key,
+            settings.control_signing_key_file,
+            settings.data_dir / "keys",
+        )
     )
     observer = attach_operator_web(app, settings, topic_map, signer)
     ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer, outbox)

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from spendfuse.control.signing import Signer
+from spendfuse.control.stamp import CommandSigner
 from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.schemas.codec import encode, encode_cost_events
 from spendfuse.schemas.cost_event import CostEvent
@@ -45,7 +45,7 @@ class IngestHandler:
         dedup: FaustDedupStore,
         states: Any,
         topics: dict[str, faust.TopicT],
-        signer: Signer,
+        signer: CommandSigner,
         observer: NullObserver = NULL_OBSERVER,
         outbox: Outbox | None = None,
     ) -> None:
@@ -95,10 +95,9 @@ class IngestHandler:
             for alert in result.decisions.alerts:
                 self.outbox.add(self.topics["alerts"], alert.fingerprint.encode(), encode(alert),
                                 urgent=True)  # fmt: skip
-            for command in result.decisions.commands:
-                ckey, cvalue = command.key().encode(), encode(command)
-                self.outbox.add(self.topics["control"], ckey, cvalue,
-                                self.signer.headers(ckey, cvalue), urgent=True)  # fmt: skip
+            for command in result.decisions.commands:  # stamped at publish time, then signed
+                for ckey, cvalue, cheaders in self.signer.records(command):
+                    self.outbox.add(self.topics["control"], ckey, cvalue, cheaders, urgent=True)
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in record.accepted_by_tenant().items():
                 body = encode_cost_events(events)

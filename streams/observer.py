@@ -75,7 +75,7 @@ class IngestObserver(NullObserver):
             self.dashboard.add_alert(alert)
         for command in decisions.commands:
             self.metrics.record_command(command)
-            self.dashboard.add_command(command)
+            self.dashboard.add_decided_command(command)  # in force once the feed sees it
 
     @contextmanager
     def processing(self) -> Iterator[None]:

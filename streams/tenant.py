@@ -64,10 +64,9 @@ def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, 
                 for alert in decisions.alerts:
                     outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert),
                                urgent=True)  # fmt: skip
-                for command in decisions.commands:
-                    key, body = command.key().encode(), encode(command)
-                    outbox.add(topics["control"], key, body, signer.headers(key, body),
-                               urgent=True)  # fmt: skip
+                for command in decisions.commands:  # stamped at publish time, then signed
+                    for key, body, headers in signer.records(command):
+                        outbox.add(topics["control"], key, body, headers, urgent=True)
             if outbox.urgent:
                 await app.consumer.commit()
 

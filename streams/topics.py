@@ -19,7 +19,10 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         config = {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {}
         partitions = settings.partitions if name in topics.PARTITIONED_TOPICS else 1
         if name == topics.CONTROL:
-            config |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"}
+            # The broker stamps append time: gateways refuse signed records appended long after
+            # they were signed (re-sent old records), the same on running and restarted ones.
+            config |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000",
+                       "message.timestamp.type": "LogAppendTime"}
         specs.append(
             NewTopic(name, num_partitions=partitions,
                      replication_factor=settings.replication_factor, config=config)

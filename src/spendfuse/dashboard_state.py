@@ -7,7 +7,12 @@ passes ``now``, so the same code is unit-tested with fixed times.
 
 Memory is bounded: per use case a ring of spend buckets covering ``horizon_s``; at most
 ``max_use_cases`` use cases (the least recently active is dropped), ``max_alerts`` alert
-fingerprints and ``max_commands`` recent commands.
+fingerprints, ``max_commands`` recent commands and ``max_in_force`` commands in force (expired
+ones dropped first, then the oldest), with the versions of ``max_in_force`` lifted keys.
+
+Control records are shown only once their signature verifies (:meth:`add_control_record`, with
+the worker's verify key): an unsigned or forged record on the topic never shows as in force.
+Commands are ordered per key by their publisher-assigned version, as gateways order them.
 
 The baseline band is a *simple* one until seasonal baselines land: the mean ± 2σ of the use
 case's spend rate over the trailing ``band_window_s`` (the current bucket excluded). Budgets are
@@ -26,6 +31,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+from cachetools import LRUCache
+from pydantic import ValidationError
+
+from spendfuse.control.signing import Verifier, VerifyOutcome
 from spendfuse.rules.routing import alert_labels
 from spendfuse.rules.silences import Silence, silenced_by
 from spendfuse.schemas.alert import Alert
@@ -58,6 +68,7 @@ class DashboardConfig:
     max_charts: int = 12
     max_alerts: int = 200
     max_commands: int = 50
+    max_in_force: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("bucket_s", "horizon_s", "band_window_s", "max_use_cases", "max_charts"):
@@ -82,8 +93,13 @@ class UseCaseSpend:
 
 
 class DashboardState:
-    def __init__(self, config: DashboardConfig | None = None) -> None:
+    def __init__(
+        self, config: DashboardConfig | None = None, verifier: Verifier | None = None
+    ) -> None:
         self.config = config or DashboardConfig()
+        self.verifier = verifier
+        self.control_refused: dict[str, int] = {}
+        self._lifted: LRUCache[str, int] = LRUCache(maxsize=self.config.max_in_force)
         self.use_cases: OrderedDict[str, UseCaseSpend] = OrderedDict()
         self.alerts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.commands: deque[dict[str, Any]] = deque(maxlen=self.config.max_commands)
@@ -147,19 +163,89 @@ class DashboardState:
             self.alerts.pop(dropped)
             self._labels.pop(dropped, None)
 
-    def add_command(self, command: ControlCommand) -> None:
-        """Record a command once (by id); the latest per target is the one in force."""
+    def add_control_record(
+        self, key: bytes | None, value: bytes | None, signature: bytes | None
+    ) -> tuple[str, ControlCommand | None]:
+        """Show a record from the control topic if its signature verifies; return the outcome
+        (``shown``, ``tombstone``, or why it was refused: ``unverified`` without a verify key,
+        else the verifier's reason or ``invalid``) and the command shown."""
+        command = None
+        if value is None:
+            return "tombstone", None  # compaction's marker; the signed restore before it lifted
+        if self.verifier is None:
+            outcome = "unverified"
+        else:
+            outcome = self.verifier.verify(key or b"", value, signature)
+        if outcome == VerifyOutcome.OK:
+            try:
+                command = ControlCommand.model_validate(orjson.loads(value))
+                outcome = "shown" if command.key().encode() == key else "invalid"
+            except (orjson.JSONDecodeError, ValidationError):
+                outcome = "invalid"
+        if outcome != "shown" or command is None:
+            self.control_refused[outcome] = self.control_refused.get(outcome, 0) + 1
+            return outcome, None
+        self.add_command(command)
+        return outcome, command
+
+    def add_decided_command(self, command: ControlCommand) -> None:
+        """A command the worker just decided (the ingest hook), before its publisher stamped
+        it: listed as recent only. Its time and expiry are the rule's event time until the
+        signed record comes back on the control feed and replaces it."""
+        self._add_recent(command)
+
+    def _add_recent(self, command: ControlCommand) -> dict[str, Any]:
+        entry = command.model_dump(mode="json")
+        entry["_order"] = command.order()
         if command.command_id in self._command_ids:
-            return
+            for i, held in enumerate(self.commands):  # the published record replaces the decision
+                if held["command_id"] == command.command_id:
+                    if command.version is not None:
+                        self.commands[i] = entry
+                    break
+            return entry
         if len(self._command_ids) >= 10 * self.config.max_commands:
             self._command_ids = {c["command_id"] for c in self.commands}
         self._command_ids.add(command.command_id)
-        entry = command.model_dump(mode="json")
         self.commands.append(entry)
+        return entry
+
+    def add_command(self, command: ControlCommand) -> None:
+        """Record a verified, published command; the newest version per key is in force."""
+        entry = self._add_recent(command)
         key = command.key()
         current = self.in_force.get(key)
-        if current is None or current["issued_at"] <= entry["issued_at"]:
-            self.in_force[key] = entry
+        newest = current["_order"] if current is not None else self._lifted.get(key, -1)
+        if entry["_order"] <= newest:
+            return
+        if command.kind is CommandKind.RESTORE:
+            self.in_force.pop(key, None)
+            self._lifted[key] = entry["_order"]
+            return
+        self.in_force.pop(key, None)
+        self.in_force[key] = entry  # re-inserted: the dict's order is oldest first
+        if len(self.in_force) > self.config.max_in_force:
+            self._evict_in_force()
+
+    def _evict_in_force(self) -> None:
+        """Over the cap: drop expired commands first, then the oldest."""
+        now = max((e["issued_at"] for e in self.in_force.values()), default="")
+        expired = [
+            k for k, e in self.in_force.items() if e.get("expires_at") and e["expires_at"] <= now
+        ]
+        for key in expired:
+            self._lifted[key] = self.in_force.pop(key)["_order"]
+        while len(self.in_force) > self.config.max_in_force:
+            key = next(iter(self.in_force))
+            self._lifted[key] = self.in_force.pop(key)["_order"]
+
+    def in_force_on(self, target_key: str) -> list[dict[str, Any]]:
+        """The commands in force on a target, every scope (what a lift must restore)."""
+        return [
+            e
+            for k, e in self.in_force.items()
+            if k == target_key or k.startswith(target_key + "|")
+        ]
 
     # -- reading -------------------------------------------------------------------------
     def chart_end(self, now: datetime) -> int:
@@ -194,7 +280,8 @@ class DashboardState:
             "alerts_active": active,
             "alerts_recent": recent,
             "commands_in_force": self._in_force_views(now),
-            "commands_recent": list(reversed(self.commands))[:20],
+            "commands_recent": [_public(c) for c in list(reversed(self.commands))[:20]],
+            "control_records_refused": dict(self.control_refused),
         }
 
     def ranked(self, end_ms: int) -> list[tuple[str, UseCaseSpend]]:
@@ -282,8 +369,13 @@ class DashboardState:
             expires = cmd.get("expires_at")
             if expires and datetime.fromisoformat(expires) <= now:
                 continue
-            out.append({"key": key, **cmd})
+            out.append({"key": key, **_public(cmd)})
         return out
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    """A command entry as the page gets it (without the internal ordering field)."""
+    return {k: v for k, v in entry.items() if k != "_order"}
 
 
 def _band(n: int, total: float, total_sq: float, cfg: DashboardConfig

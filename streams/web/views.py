@@ -22,8 +22,7 @@ from pydantic import SecretStr
 from spendfuse.dashboard_state import DashboardState
 from spendfuse.rules.ids import stable_id
 from spendfuse.rules.silences import Silence, new_silence
-from spendfuse.schemas.codec import encode
-from spendfuse.schemas.command import CommandKind, ControlCommand, Target, TargetType
+from spendfuse.schemas.command import CommandKind, ControlCommand, Target, TargetType, Within
 from spendfuse.schemas.common import DegradationLevel, to_epoch_ms
 from spendfuse.silence_store import load_silences, save_silences
 from spendfuse.streams.metrics import SpendfuseMetrics
@@ -143,12 +142,21 @@ def register_web(app: faust.App, ctx: WebContext) -> None:
                 target = Target(type=TargetType(body.get("target_type")), id=body.get("target_id"))
             except ValueError as exc:
                 return _json(self, {"error": f"bad target: {exc}"}, 400)
+            if ctx.signer is None:
+                return _json(self, {"error": "no control signing key configured"}, 503)
             author = str(body.get("author") or "dashboard")
             command = operator_restore(target, author, str(body.get("reason") or "lifted"),
                                        datetime.now(UTC))  # fmt: skip
-            key, value = command.key().encode(), encode(command)
-            headers = ctx.signer.headers(key, value) if ctx.signer is not None else None
-            await ctx.control_topic.send(key=key, value=value, headers=headers)
+            scopes = [
+                Within.model_validate(held["within"])
+                for held in ctx.state.in_force_on(target.key)
+                if held.get("within")
+            ]
+            for n, scope in enumerate([None, *scopes]):  # every scope in force on the target
+                update = {"within": scope, "command_id": f"{command.command_id}-{n}"}
+                lift = command if scope is None else command.model_copy(update=update)
+                for key, value, headers in ctx.signer.records(lift):  # stamped, signed, tombstone
+                    await ctx.control_topic.send(key=key, value=value, headers=headers)
             ctx.metrics.record_command(command)
             return _json(self, {"published": command.command_id}, 201)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import faust
 
+from spendfuse.control.signing import Verifier
 from spendfuse.dashboard_state import DashboardConfig, DashboardState
 from spendfuse.settings import Settings
 from spendfuse.silence_store import silences_path
@@ -24,11 +25,13 @@ def attach_operator_web(
     Returns the observer the ingest handler reports to.
     """
     metrics = default_metrics()
-    state = DashboardState(DashboardConfig(
+    verifier = Verifier([signer.verify_key_spec()]) if signer is not None else None
+    config = DashboardConfig(
         daily_budget_usd=settings.dashboard.daily_budget_usd,
         monthly_budget_usd=settings.dashboard.monthly_budget_usd,
-    ))  # fmt: skip
-    register_control_feed(app, state)
+    )
+    state = DashboardState(config, verifier)
+    register_control_feed(app, state, signer)
     register_alert_feed(app, topic_map["alerts"], state)
     register_lag_timer(app, metrics)
     if settings.web_enabled:

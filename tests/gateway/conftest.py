@@ -60,7 +60,9 @@ def make_client(
     clients: list[ControlClient] = []
 
     def make() -> ControlClient:
-        client = ControlClient(kafka_bootstrap, Verifier([signer.verify_key_spec()])).start(60)
+        client = ControlClient(  # this suite's requests are all low-risk
+            kafka_bootstrap, Verifier([signer.verify_key_spec()]), default_risk_tier="low"
+        ).start(60, require_ready=True)
         clients.append(client)
         return client
 

@@ -1,17 +1,19 @@
 """The control path on the real broker: a rule trips, a signed command reaches a gateway client.
 
 The worker runs with kill_switch as the spend-limit action and a known Ed25519 key; gateway
-clients trust only that key. Events carry the current time so commands are not yet expired.
+clients trust only that key. Commands are valid from when they are published (publisher clock).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Producer
 
 from spendfuse.control.publish import encode_signed, publish_commands
 from spendfuse.control.signing import Signer, generate_ed25519_spec, parse_signer
+from spendfuse.control.stamp import CommandSigner
 from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
 from spendfuse.schemas.command import CommandKind, ControlCommand, Target, TargetType
@@ -76,10 +78,16 @@ def test_forged_unsigned_expired_and_replayed_commands_are_rejected(
     producer.produce(topics.CONTROL, key=key, value=forged_value,
                      headers=signer.headers(key, value))  # signature of another body
     producer.flush(30)
-    publish_commands(kafka_bootstrap, [_command(uc, ago_s=120, ttl_s=60)], signer)  # expired
-    fresh = _command(uc, "degrade", ago_s=10)
-    publish_commands(kafka_bootstrap, [fresh], signer)
-    publish_commands(kafka_bootstrap, [_command(uc, ago_s=30)], signer)  # older than in force
+    # signed two minutes ago by a publisher, valid one minute: expired on arrival
+    two_min_ago = CommandSigner(signer, clock=lambda: time.time() - 120)
+    old_key, old_value, old_headers = two_min_ago.records(_command(uc, ttl_s=60))[0]
+    producer.produce(topics.CONTROL, key=old_key, value=old_value, headers=old_headers)
+    producer.flush(30)
+    fresh = publish_commands(kafka_bootstrap, [_command(uc, "degrade")], signer)[0]
+    wait_for(lambda: client.decide({"use_case_id": uc}).action == "degrade", "the degrade")
+    # the old record sent again: older than the version in force
+    producer.produce(topics.CONTROL, key=old_key, value=old_value, headers=old_headers)
+    producer.flush(30)
 
     wait_for(lambda: len(_rejected(client, uc)) >= 5, "five rejections")
     assert sorted(_rejected(client, uc)) == sorted(

@@ -45,6 +45,7 @@ def hook(kafka_bootstrap: str, make_client) -> SpendfuseLiteLLMCallback:
     cb = SpendfuseLiteLLMCallback(
         make_client(), publisher, small_model="gpt-4o-mini",
         defaults={"tenant_id": "acme", "risk_tier": "low", "environment": "prod"},
+        trust_request_metadata=True,  # the SDK: the metadata is the calling code's own
     )  # fmt: skip
     previous = litellm.callbacks
     litellm.callbacks = [cb]

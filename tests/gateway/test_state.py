@@ -35,7 +35,7 @@ def command(
 
 @pytest.fixture
 def state() -> ControlState:
-    return ControlState(Verifier([SIGNER.verify_key_spec()]))
+    return ControlState(Verifier([SIGNER.verify_key_spec()]), default_risk_tier="low")
 
 
 def feed(state: ControlState, cmd: ControlCommand, now: float = NOW, signer=SIGNER) -> str:
@@ -59,16 +59,19 @@ def test_kill_denies_degrade_degrades_restore_lifts(state: ControlState) -> None
     assert state.decide({"use_case_id": "bot"}, NOW).action == "allow"
 
 
-def test_most_specific_target_wins(state: ControlState) -> None:
+def test_deny_beats_degrade_then_the_most_specific_target_wins(state: ControlState) -> None:
     feed(state, command("tenant:acme"))
     feed(state, command("model:gpt-4o", "degrade"))
     feed(state, command("use_case:bot", "degrade"))
     feed(state, command("prompt:bot-v7"))
     req = {"tenant_id": "acme", "use_case_id": "bot", "model": "gpt-4o"}
-    assert state.decide(req, NOW).target == "use_case:bot"
+    # the use case is degraded, but its tenant is killed: the call must not go through
+    assert state.decide(req, NOW).target == "tenant:acme"
+    assert state.decide(req, NOW).action == "deny"
     assert state.decide({**req, "prompt_version": "bot-v7"}, NOW).target == "prompt:bot-v7"
-    assert state.decide({**req, "use_case_id": "faq"}, NOW).target == "model:gpt-4o"
-    assert state.decide({"tenant_id": "acme", "use_case_id": "faq"}, NOW).action == "deny"
+    other = {"tenant_id": "beta", "use_case_id": "bot", "model": "gpt-4o"}
+    assert state.decide(other, NOW).target == "use_case:bot"  # same level: more specific
+    assert state.decide({**other, "use_case_id": "faq"}, NOW).target == "model:gpt-4o"
 
 
 def test_unsigned_forged_and_untrusted_records_are_refused_and_counted(

@@ -47,7 +47,8 @@ def test_overspend_produces_alert_and_command(
     assert command["level"] == "L1"
     assert command["target"] == {"type": "use_case", "id": uc}
     assert command["_key"] == f"use_case:{uc}"
-    assert command["issued_at"] == alert["fired_at"]
+    assert command["decided_at"] == alert["fired_at"]  # event time: evidence
+    assert command["issued_at"] > "2026-11-24" and command["version"] > 0  # publisher's clock
     assert alert["actions_taken"] == [command["command_id"]]
 
 

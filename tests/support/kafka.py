@@ -45,8 +45,8 @@ def consume_until(
                 if done(records):
                     return records
                 continue
-            if msg.error():
-                continue
+            if msg.error() or msg.value() is None:
+                continue  # errors, and tombstones (a lift's, on the control topic)
             try:
                 rec = orjson.loads(msg.value())
             except orjson.JSONDecodeError:

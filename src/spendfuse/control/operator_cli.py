@@ -2,7 +2,15 @@
 
 A hand-issued command goes to the same control topic as the worker's, signed with the same key
 (``SPENDFUSE_CONTROL_SIGNING_KEY`` or ``_FILE``), keyed by target, and records who issued it
-(``operator:<who>``) and why. Operators act in real time, so ``issued_at`` is the wall clock.
+(``operator:<who>``) and why. The command is stamped at publish time like every other
+(:mod:`spendfuse.control.stamp`): ``issued_at`` is the wall clock, ``expires_at`` is ``--for``
+from now, and its version is above every version already on the topic for its key (the CLI reads
+the compacted topic first), so a restore lifts what is in force even if the worker's clock runs
+ahead. ``restore TYPE ID`` lifts every command in force on the target, scoped ones included.
+
+Operator commands are ``risk_protection``: a human decided, so they act at every risk tier.
+Without a configured signing key the commands refuse to run: a key generated on the spot would be
+trusted by no gateway.
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ def build_operator_command(
     return ControlCommand(
         command_id=f"op-{uuid.uuid4().hex[:24]}", kind=kind, target=target, level=level,
         params=params or DegradeParams(), issued_by=f"operator:{who}", reason=reason,
-        issued_at=now, expires_at=now + ttl if ttl else None,
+        issued_at=now, ttl_s=ttl.total_seconds() if ttl else None,
+        expires_at=now + ttl if ttl else None, risk_protection=True,
         how_to_lift=None if kind is CommandKind.RESTORE else lift,
         tenant_id=target.id if target.type is TargetType.TENANT else None,
         use_case_id=target.id if target.type is TargetType.USE_CASE else None,
@@ -60,7 +69,8 @@ def build_operator_command(
 def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
     from spendfuse.control.errors import ControlError
     from spendfuse.control.keys import load_signer
-    from spendfuse.control.publish import publish_commands
+    from spendfuse.control.publish import publish_commands, read_in_force
+    from spendfuse.control.stamp import CommandSigner
 
     settings = Settings()
     servers = bootstrap_servers or settings.bootstrap_servers
@@ -68,20 +78,49 @@ def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
         raise click.UsageError(
             "no Kafka: pass --bootstrap-servers or set SPENDFUSE_BOOTSTRAP_SERVERS"
         )
-    try:
-        signer = load_signer(
-            settings.control_signing_key, settings.control_signing_key_file,
-            settings.data_dir / "keys",
-        )  # fmt: skip
-        publish_commands(servers, [command], signer)
+    try:  # no default directory: never generate a key no gateway trusts
+        signer = CommandSigner(
+            load_signer(settings.control_signing_key, settings.control_signing_key_file)
+        )
+        versions, in_force = read_in_force(servers, _verify_specs(signer.verify_key_spec()))
+        for key, version in versions.items():
+            signer.observe(key, version)
+        commands = [command]
+        if command.kind is CommandKind.RESTORE:  # lift every scope of the target in force
+            scopes = [
+                held.within
+                for held in in_force.values()
+                if held.target == command.target and held.key() != command.key()
+            ]
+            commands += [
+                command.model_copy(
+                    update={"within": scope, "command_id": f"{command.command_id}-{n}"}
+                )
+                for n, scope in enumerate(scopes, 1)
+            ]
+        published = publish_commands(servers, commands, signer)
     except ControlError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"{command.kind.value} {command.key()} published as {command.command_id} "
-        f"by {command.issued_by}"
-        + (f", expires {command.expires_at:%Y-%m-%d %H:%M:%S}Z" if command.expires_at else "")
-        + (f"; lift with: {command.how_to_lift}" if command.how_to_lift else "")
-    )
+    for sent in published:
+        click.echo(
+            f"{sent.kind.value} {sent.key()} published as {sent.command_id} "
+            f"by {sent.issued_by} (version {sent.version})"
+            + (f", expires {sent.expires_at:%Y-%m-%d %H:%M:%S}Z" if sent.expires_at else "")
+            + (f"; lift with: {sent.how_to_lift}" if sent.how_to_lift else "")
+        )
+
+
+def _verify_specs(own: str) -> list[str]:
+    """The operator's own verify key, plus the gateways' (``SPENDFUSE_GATEWAY_VERIFY_KEYS``) of
+    the same algorithm: the worker may sign with another key during a rotation."""
+    from spendfuse.gateway.config import GatewaySettings
+
+    family = own.partition(":")[0]
+    try:
+        theirs = GatewaySettings().key_specs()
+    except OSError:  # an unreadable gateway key file is the gateways' problem, not this one's
+        theirs = []
+    return [own, *(s for s in theirs if s.partition(":")[0] == family)]
 
 
 def _common(fn):

@@ -12,6 +12,10 @@ hold several verify keys during a rotation.
 Key specs are strings, as they come from settings or a key file:
 ``ed25519:<base64 32-byte private seed>`` (signer), ``ed25519-pub:<base64 32-byte public key>``
 (verifier), ``hmac-sha256:<base64 secret, at least 32 bytes>`` (both).
+
+A verifier is pinned to one algorithm (given, or the one all its keys share): a header naming
+another is refused before any key is looked up, and a private ``ed25519:`` seed is refused as a
+verify key (it would put the signing key on every gateway).
 """
 
 from __future__ import annotations
@@ -127,14 +131,22 @@ class VerifyOutcome:
     UNSIGNED = "unsigned"
     FORGED = "forged"
     UNKNOWN_KEY = "unknown_key"
+    WRONG_ALGORITHM = "wrong_algorithm"
+
+
+ALGORITHMS = (ED25519, HMAC_SHA256)
 
 
 class Verifier:
     """Checks ``spendfuse-signature`` headers against a set of verify keys (by key id)."""
 
-    def __init__(self, specs: Iterable[str]) -> None:
+    def __init__(self, specs: Iterable[str], algorithm: str | None = None) -> None:
         self._ed: dict[str, Ed25519PublicKey] = {}
         self._hmac: dict[str, bytes] = {}
+        if algorithm is not None and algorithm not in ALGORITHMS:
+            raise KeyConfigError(
+                f"signature algorithm {algorithm!r} is not supported: use one of {ALGORITHMS}"
+            )
         for spec in specs:
             self._add(spec)
         if not (self._ed or self._hmac):
@@ -142,15 +154,29 @@ class Verifier:
                 "no verify key configured: set SPENDFUSE_GATEWAY_VERIFY_KEYS (or _FILE) to the "
                 "worker's public key spec (`spendfuse keygen` prints it)"
             )
+        held = {alg for alg, keys in ((ED25519, self._ed), (HMAC_SHA256, self._hmac)) if keys}
+        if algorithm is None and len(held) > 1:
+            raise KeyConfigError(
+                "verify keys mix ed25519 and hmac-sha256: pin one algorithm "
+                "(SPENDFUSE_GATEWAY_SIGNATURE_ALGORITHM) and keep only its keys"
+            )
+        self.algorithm: str = algorithm or held.pop()
+        if held - {self.algorithm} or (algorithm is not None and algorithm not in held):
+            raise KeyConfigError(
+                f"verify keys are not all {self.algorithm}: the signature algorithm is pinned; "
+                "set SPENDFUSE_GATEWAY_SIGNATURE_ALGORITHM to the algorithm of your keys "
+                "(ed25519 or hmac-sha256) and remove keys of any other"
+            )
 
     def _add(self, spec: str) -> None:
         alg, material = _split_spec(spec, "verify key")
-        if alg in (ED25519, "ed25519-pub"):
-            if alg == ED25519:  # a private seed was given: derive the public key
-                if len(material) != 32:
-                    raise KeyConfigError("verify key: an ed25519 private seed is 32 bytes")
-                private = Ed25519PrivateKey.from_private_bytes(material)
-                material = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        if alg == ED25519:
+            raise KeyConfigError(
+                "verify key: this is an ed25519 *private* seed (ed25519:...); a gateway must hold "
+                "only the public key: use the ed25519-pub:... line `spendfuse keygen` wrote to "
+                "control-verify.pub, and keep the private key on the signing side"
+            )
+        if alg == "ed25519-pub":
             if len(material) != 32:
                 raise KeyConfigError("verify key: an ed25519 public key is 32 bytes")
             self._ed[_key_id(material, ED25519)] = Ed25519PublicKey.from_public_bytes(material)
@@ -178,6 +204,8 @@ class Verifier:
             return VerifyOutcome.FORGED
         if version != "v1":
             return VerifyOutcome.FORGED
+        if alg != self.algorithm:  # pinned: never let the header choose how it is checked
+            return VerifyOutcome.WRONG_ALGORITHM
         message = signed_message(key, value)
         if alg == ED25519:
             pub = self._ed.get(kid)

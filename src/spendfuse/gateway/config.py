@@ -7,6 +7,7 @@ broker, the topic and the keys it trusts. Verify keys are ``SecretStr``: an HMAC
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +35,32 @@ class GatewaySettings(BaseSettings):
     verify_keys_file: Path | None = Field(
         default=None, description="One key spec per line (`spendfuse keygen` writes it)."
     )
+    signature_algorithm: Literal["ed25519", "hmac-sha256"] = Field(
+        default="ed25519", description="The one algorithm records may be signed with (pinned)."
+    )
     load_timeout_s: float = Field(default=30.0, gt=0)
+    fail_mode: Literal["open", "closed", "last_known_good"] = Field(
+        default="last_known_good",
+        description="What decide answers while the state is not loaded or stale: open = allow, "
+        "closed = deny, last_known_good = the last loaded state up to max_staleness_s, then allow.",
+    )
+    stale_after_s: float = Field(
+        default=30.0, gt=0, description="Not ready once the broker has not answered this long."
+    )
+    max_staleness_s: float = Field(
+        default=900.0, gt=0, description="last_known_good: the oldest state still applied."
+    )
+    max_publish_delay_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A record the broker appended longer than this after it was signed is an old "
+        "record sent again, refused as late (needs LogAppendTime on the control topic).",
+    )
+    default_risk_tier: Literal["low", "medium", "high", "critical"] | None = Field(
+        default=None,
+        description="Risk tier of requests that state none. Unset: such requests are not known "
+        "to be low-risk, so only risk-protection and operator commands act on them.",
+    )
 
     def key_specs(self) -> list[str]:
         specs: list[str] = []

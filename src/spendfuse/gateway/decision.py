@@ -26,6 +26,7 @@ class Decision:
     issued_by: str | None = None
     expires_at_s: float | None = None
     how_to_lift: str | None = None
+    version: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -34,3 +35,6 @@ class Decision:
 
 
 ALLOW = Decision("allow")
+# What the fail modes answer when the client has no fresh state (spendfuse.gateway.client).
+ALLOW_UNAVAILABLE = Decision("allow", "spendfuse control state unavailable (fail_mode: open)")
+DENY_UNAVAILABLE = Decision("deny", "spendfuse control state unavailable (fail_mode: closed)")

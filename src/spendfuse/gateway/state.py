@@ -3,32 +3,46 @@
 Pure (no Kafka, no clock: ``now`` is passed in as epoch seconds), so every acceptance rule is
 unit-tested without a broker. One record at a time goes through :meth:`ControlState.apply_record`:
 
-* ``unsigned`` / ``forged`` / ``unknown_key``: the signature header is missing, wrong, or made
-  with a key this gateway does not trust;
-* ``invalid``: not a valid command, or its record key is not its target's key;
-* ``expired``: ``expires_at`` is already past (it still clears an older command on that target);
-* ``duplicate``: the command in force on the target has this very ``command_id`` (a worker that
-  re-processed after a restart re-issues the same id: applied once);
-* ``replayed``: issued before the latest command already seen for the target (an old, validly
-  signed command sent again must not undo a newer one);
+* ``unsigned`` / ``forged`` / ``unknown_key``: the signature header is missing, wrong, made with
+  another algorithm than the one pinned, or with a key this gateway does not trust;
+* ``invalid``: not a valid command, or its record key is not its own key;
+* ``late``: the broker appended the record more than ``max_publish_delay_s`` after the publisher
+  signed it (its ``issued_at``): an old signed record sent again. The broker's append time
+  (``message.timestamp.type=LogAppendTime`` on the control topic) is the witness an attacker
+  without a key cannot forge, so running and restarted gateways refuse the same records;
+* ``expired``: ``expires_at`` (publisher time + TTL) is already past;
+* ``duplicate``: the very version already applied on the key (a record read twice);
+* ``replayed``: a version lower than the newest already seen on the key;
 * ``shadow``: ``mode: shadow``, counted, never enforced;
-* ``applied`` / ``restored``: the command is now the state in force for its target.
+* ``applied`` / ``restored``: the command is now the state in force on its key;
+* ``tombstone``: a record without a value, ignored: tombstones carry no version, so one sent
+  again could otherwise lift a newer kill. The signed restore before it did the lifting.
 
-Specificity: when several commands match a request the most specific target wins, in the order
-prompt version > tool > use case > model > route policy > tenant (narrowest set of requests
-first: a prompt version or tool belongs to one use case; a model or route policy spans use cases;
-a tenant spans everything it runs). A restore *lifts* a target; it never acts as an exemption.
+Precedence in :meth:`ControlState.decide`, over every command whose target and scope match:
+
+1. a command not marked ``risk_protection`` never acts on a request whose risk tier is not low
+   (a request that states no risk tier is not known to be low: set ``default_risk_tier`` for
+   gateways whose traffic is all low-risk);
+2. deny beats degrade;
+3. among degrades the strongest level wins (L4 > L3 > L2 > L1);
+4. ties go to the most specific target: trace > prompt version > tool > use case > model >
+   route policy > tenant (narrowest set of requests first).
+
+Memory: commands in force are kept until they expire or are lifted; the versions of keys with
+nothing in force are kept in an LRU of ``max_seen`` keys (100,000 by default, about 20 MB). A key
+dropped from it is safe: a record for it re-sent later is older than ``max_publish_delay_s`` by
+then and refused as ``late``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from pydantic import ValidationError
 
 from spendfuse.control.signing import Verifier, VerifyOutcome
@@ -37,6 +51,7 @@ from spendfuse.schemas.command import CommandKind, ControlCommand, TargetType
 
 # Target type -> the request attribute it matches (cost-event field names where there is one).
 REQUEST_ATTRIBUTE: dict[TargetType, str] = {
+    TargetType.TRACE: "trace_id",
     TargetType.PROMPT: "prompt_version",
     TargetType.TOOL: "tool",
     TargetType.USE_CASE: "use_case_id",
@@ -45,128 +60,243 @@ REQUEST_ATTRIBUTE: dict[TargetType, str] = {
     TargetType.TENANT: "tenant_id",
 }
 DEFAULT_SPECIFICITY: tuple[TargetType, ...] = tuple(REQUEST_ATTRIBUTE)
+LEVEL_RANK = {"L1": 1, "L2": 2, "L3": 3, "L4": 4}
+MAX_SEEN = 100_000
+MAX_PUBLISH_DELAY_S = 900.0
+ACCEPTED = frozenset({"applied", "restored", "duplicate", "shadow", "tombstone"})
 
 
-@dataclass(slots=True)
-class _Seen:
-    issued_at_s: float
-    command_id: str
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """One command in force, with what ``decide`` checks before using its decision."""
+
+    decision: Decision
+    version: int
+    expires_s: float | None
+    protect: bool  # risk_protection: may act on medium/high/critical requests
+    rank: int  # 0 for deny; the level for degrade
+    tenant: str | None = None
+    use_case: str | None = None
+    env: str | None = None
+    tiers: frozenset[str] | None = None
+    scoped: bool = False
+
+    def in_scope(self, get: Callable[[str], Any], tier: Any) -> bool:
+        return (
+            (self.tenant is None or get("tenant_id") == self.tenant)
+            and (self.use_case is None or get("use_case_id") == self.use_case)
+            and (self.env is None or get("environment") == self.env)
+            and (self.tiers is None or tier in self.tiers)
+        )
 
 
 def build_decision(command: ControlCommand) -> Decision:
     """The decision a command gives every request it matches."""
     expires = command.expires_at.timestamp() if command.expires_at else None
     who = f"{command.issued_by}: {command.reason}"
+    key = command.key()
     if command.kind is CommandKind.KILL_SWITCH:
         return Decision(
-            "deny", f"kill switch on {command.key()} ({who})", target=command.key(),
-            command_id=command.command_id, issued_by=command.issued_by, expires_at_s=expires,
+            "deny",
+            f"kill switch on {key} ({who})",
+            target=key,
+            command_id=command.command_id,
+            issued_by=command.issued_by,
+            expires_at_s=expires,
             how_to_lift=command.how_to_lift,
-        )  # fmt: skip
+            version=command.version,
+        )
     params = command.params.model_dump(exclude_none=True)
     return Decision(
-        "degrade", f"degraded to {command.level or 'L1'} on {command.key()} ({who})",
-        level=command.level.value if command.level else None, params=params,
-        target=command.key(), command_id=command.command_id, issued_by=command.issued_by,
-        expires_at_s=expires, how_to_lift=command.how_to_lift,
-    )  # fmt: skip
+        "degrade",
+        f"degraded to {command.level or 'L1'} on {key} ({who})",
+        level=command.level.value if command.level else None,
+        params=params,
+        target=key,
+        command_id=command.command_id,
+        issued_by=command.issued_by,
+        expires_at_s=expires,
+        how_to_lift=command.how_to_lift,
+        version=command.version,
+    )
+
+
+def _entry(command: ControlCommand) -> _Entry:
+    decision = build_decision(command)
+    scope = command.within
+    return _Entry(
+        decision,
+        command.order(),
+        decision.expires_at_s,
+        command.risk_protection,
+        0 if decision.action == "deny" else LEVEL_RANK.get(decision.level or "L1", 1),
+        tenant=scope.tenant_id if scope else None,
+        use_case=scope.use_case_id if scope else None,
+        env=scope.environment.value if scope and scope.environment else None,
+        tiers=frozenset(t.value for t in scope.risk_tiers) if scope and scope.risk_tiers else None,
+        scoped=scope is not None and not scope.is_empty(),
+    )
 
 
 class ControlState:
-    """Commands in force, indexed by target type then target id."""
+    """Commands in force, indexed by target type, then target id, then record key."""
 
     def __init__(
-        self, verifier: Verifier, specificity: tuple[TargetType, ...] = DEFAULT_SPECIFICITY
+        self,
+        verifier: Verifier,
+        specificity: tuple[TargetType, ...] = DEFAULT_SPECIFICITY,
+        *,
+        default_risk_tier: str | None = None,
+        max_seen: int = MAX_SEEN,
+        max_publish_delay_s: float = MAX_PUBLISH_DELAY_S,
     ) -> None:
         self.verifier = verifier
+        self.default_risk_tier = default_risk_tier
+        self.max_publish_delay_s = max_publish_delay_s
         self.counts: Counter[str] = Counter()
         self.rejections: deque[tuple[str, str, str | None]] = deque(maxlen=256)
-        self._tables: dict[TargetType, dict[str, Decision]] = {t: {} for t in specificity}
-        self._lookup: tuple[tuple[str, dict[str, Decision]], ...] = tuple(
+        self._tables: dict[TargetType, dict[str, tuple[_Entry, ...]]] = {t: {} for t in specificity}
+        self._lookup: tuple[tuple[str, dict[str, tuple[_Entry, ...]]], ...] = tuple(
             (REQUEST_ATTRIBUTE[t], self._tables[t]) for t in specificity
         )
-        self._seen: dict[str, _Seen] = {}
+        self._in_force: dict[str, tuple[ControlCommand, _Entry]] = {}
+        self._seen: LRUCache[str, int] = LRUCache(maxsize=max_seen)  # key -> version, lifted keys
 
     def __len__(self) -> int:
-        return sum(len(t) for t in self._tables.values())
+        return len(self._in_force)
 
     def decide(self, request: Mapping[str, Any], now: float) -> Decision:
-        """Allow, or the most specific unexpired command matching ``request``'s attributes."""
+        """Allow, or the command that wins among those matching ``request`` (see the module)."""
         get = request.get
+        tier = get("risk_tier") or self.default_risk_tier
+        protected = tier != "low"
+        best: _Entry | None = None
         for attr, table in self._lookup:
             if table:
                 value = get(attr)
                 if value is not None:
-                    hit = table.get(value)
-                    if hit is not None and (hit.expires_at_s is None or now < hit.expires_at_s):
-                        return hit
-        return ALLOW
+                    entries = table.get(value)
+                    if entries:
+                        for e in entries:
+                            if (e.expires_s is not None and now >= e.expires_s) or (
+                                protected and not e.protect
+                            ):
+                                continue
+                            if e.scoped and not e.in_scope(get, tier):
+                                continue
+                            if e.rank == 0:
+                                return e.decision  # deny beats degrade; most specific first
+                            if best is None or e.rank > best.rank:
+                                best = e
+        return ALLOW if best is None else best.decision
 
     def apply_record(
-        self, key: bytes | None, value: bytes | None, signature: bytes | None, now: float
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        signature: bytes | None,
+        now: float,
+        appended_at: float | None = None,
     ) -> str:
-        """Verify and apply one control record; return (and count) the outcome."""
-        outcome, command = self._accept(key or b"", value, signature, now)
+        """Verify and apply one control record; return (and count) the outcome.
+
+        ``appended_at`` is the broker's append time (epoch s) when the topic records it
+        (LogAppendTime); with it, records signed long before they were appended are ``late``.
+        """
+        outcome, command = self._accept(key or b"", value, signature, now, appended_at)
         self.counts[outcome] += 1
-        if outcome not in ("applied", "restored", "duplicate", "shadow"):
+        if outcome not in ACCEPTED:
             self.rejections.append(
                 (outcome, (key or b"").decode(errors="replace"), command and command.command_id)
             )
         return outcome
 
+    def version_of(self, key: str) -> int | None:
+        """The newest version seen on a record key (in force or lifted), if remembered."""
+        held = self._in_force.get(key)
+        return held[1].version if held is not None else self._seen.get(key)
+
     def _accept(
-        self, key: bytes, value: bytes | None, signature: bytes | None, now: float
+        self,
+        key: bytes,
+        value: bytes | None,
+        signature: bytes | None,
+        now: float,
+        appended_at: float | None,
     ) -> tuple[str, ControlCommand | None]:
-        verdict = self.verifier.verify(key, value or b"", signature)
+        if value is None:  # compaction's delete marker: carries no version, so it never lifts
+            return "tombstone", None
+        verdict = self.verifier.verify(key, value, signature)
         if verdict != VerifyOutcome.OK:
             return verdict, None
-        if value is None:  # a signed tombstone: the target has no state any more
-            self._drop(key.decode(errors="replace"))
-            return "restored", None
         try:
             command = ControlCommand.model_validate(orjson.loads(value))
         except (orjson.JSONDecodeError, ValidationError):
             return "invalid", None
-        target_key = command.key()
-        if target_key != key.decode(errors="replace"):
+        record_key = command.key()
+        if record_key != key.decode(errors="replace"):
             return "invalid", command
         issued = command.issued_at.timestamp()
-        seen = self._seen.get(target_key)
+        if appended_at is not None and appended_at - issued > self.max_publish_delay_s:
+            return "late", command
+        version = command.order()
+        seen = self.version_of(record_key)
         if seen is not None:
-            if seen.command_id == command.command_id:
+            if version == seen:
                 return "duplicate", command
-            if issued < seen.issued_at_s:
+            if version < seen:
                 return "replayed", command
         if command.mode == "shadow":
             return "shadow", command
-        self._seen[target_key] = _Seen(issued, command.command_id)
-        table = self._tables.get(command.target.type)
+        self._drop(record_key)
+        self._seen[record_key] = version
         if command.expires_at is not None and command.expires_at.timestamp() <= now:
-            if table is not None:
-                table.pop(command.target.id, None)
             return "expired", command
-        if command.kind is CommandKind.RESTORE or table is None:
-            self._drop(target_key)
+        if command.kind is CommandKind.RESTORE or command.target.type not in self._tables:
             return "restored", command
-        table[command.target.id] = build_decision(command)
+        self._put(record_key, command)
         return "applied", command
 
-    def _drop(self, target_key: str) -> None:
-        type_name, _, target_id = target_key.partition(":")
-        with contextlib.suppress(ValueError):  # an unknown target type holds nothing
-            self._tables.get(TargetType(type_name), {}).pop(target_id, None)
+    def _put(self, record_key: str, command: ControlCommand) -> None:
+        entry = _entry(command)
+        self._seen.pop(record_key, None)
+        self._in_force[record_key] = (command, entry)
+        table = self._tables[command.target.type]
+        held = table.get(command.target.id, ())
+        others = tuple(e for e in held if e.decision.target != record_key)
+        table[command.target.id] = (*others, entry)
+
+    def _drop(self, record_key: str) -> None:
+        held = self._in_force.pop(record_key, None)
+        if held is None:
+            return
+        command, entry = held
+        self._seen[record_key] = entry.version
+        table = self._tables[command.target.type]
+        rest = tuple(e for e in table.get(command.target.id, ()) if e is not entry)
+        if rest:
+            table[command.target.id] = rest
+        else:
+            table.pop(command.target.id, None)
 
     def expire(self, now: float) -> int:
         """Forget commands whose expiry has passed (``decide`` already ignores them)."""
-        dropped = 0
-        for table in self._tables.values():
-            gone = [k for k, d in table.items() if d.expires_at_s and d.expires_at_s <= now]
-            for target_id in gone:
-                del table[target_id]
-                dropped += 1
-        self.counts["expired_in_force"] += dropped
-        return dropped
+        gone = [k for k, (_, e) in self._in_force.items() if e.expires_s and e.expires_s <= now]
+        for record_key in gone:
+            self._drop(record_key)
+        self.counts["expired_in_force"] += len(gone)
+        return len(gone)
 
     def active(self) -> dict[str, Decision]:
-        """The commands in force, by target key (for status pages and tests)."""
-        return {d.target or "": d for table in self._tables.values() for d in table.values()}
+        """The commands in force, by record key (for status pages and tests)."""
+        return {k: e.decision for k, (_, e) in self._in_force.items()}
+
+    def known_versions(self) -> dict[str, int]:
+        """The newest version seen per record key (in force, or lifted and still remembered)."""
+        versions = dict(self._seen.items())
+        versions.update((k, e.version) for k, (_, e) in self._in_force.items())
+        return versions
+
+    def commands_in_force(self) -> dict[str, ControlCommand]:
+        """The commands in force, by record key (an operator's restore lifts each of them)."""
+        return {k: c for k, (c, _) in self._in_force.items()}

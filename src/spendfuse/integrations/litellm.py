@@ -9,11 +9,21 @@
         ControlClient.from_settings().start(), CostEventPublisher("kafka:9092"),
         defaults={"tenant_id": "acme", "risk_tier": "low", "environment": "prod"},
         small_model="gpt-4o-mini",
+        trust_request_metadata=True,  # SDK: the metadata below is your own code's
     )]
     await litellm.acompletion(model="gpt-4o", messages=[...],
                               metadata={"use_case_id": "support-bot", "prompt_version": "v7"})
 
 On a LiteLLM proxy, list it under ``litellm_settings.callbacks`` (a module exposing an instance).
+
+Identity. Tenant, use case, risk tier and environment (:data:`IDENTITY`) decide which kill
+switches apply and whom spend is charged to, so on a proxy they come from the *authenticated*
+virtual key: its metadata, then its team's metadata (``user_api_key_dict`` in the pre-call hook,
+the ``user_api_key_metadata`` / ``user_api_key_team_metadata`` the proxy writes over the
+request's metadata afterwards), then ``defaults``. A client's own request metadata is ignored for
+them unless ``trust_request_metadata=True`` (the SDK, where the caller is your code). Set them on
+the key: ``/key/generate`` with ``metadata: {"tenant_id": "acme", "use_case_id": "support-bot",
+"risk_tier": "low"}``. Other attributes (prompt version, tool, trace) come from request metadata.
 Before the call (``async_pre_call_hook`` on the proxy, ``async_pre_call_deployment_hook`` for the
 SDK and after proxy routing) a ``deny`` raises :class:`SpendfuseDeniedError` and a ``degrade``
 rewrites the request: a smaller model, fewer output tokens, LiteLLM's cache. After a successful
@@ -35,10 +45,18 @@ from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas.errors import EventRejectedError, SpendfuseError
 
 log = logging.getLogger(__name__)
-_ATTRIBUTES = ("tenant_id", "use_case_id", "prompt_version", "tool", "route_policy_version")
-_EVENT_FIELDS = ("tenant_id", "use_case_id", "risk_tier", "environment", "business_unit",
-                 "cost_center", "workflow_step", "user_role", "route_policy_version",
-                 "prompt_version", "trace_id", "business_outcome_id")  # fmt: skip
+IDENTITY = ("tenant_id", "use_case_id", "risk_tier", "environment")
+_ATTRIBUTES = ("prompt_version", "tool", "route_policy_version", "trace_id")
+_EVENT_FIELDS = (
+    "business_unit",
+    "cost_center",
+    "workflow_step",
+    "user_role",
+    "route_policy_version",
+    "prompt_version",
+    "trace_id",
+    "business_outcome_id",
+)
 
 
 class SpendfuseDeniedError(SpendfuseError, PermissionError):
@@ -55,30 +73,60 @@ def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**(params.get("metadata") or {}), **meta}
 
 
+def _key_identity(user_api_key_dict: Any) -> list[dict[str, Any]]:
+    """The authenticated key's metadata, then its team's (LiteLLM's ``UserAPIKeyAuth``)."""
+    return [
+        getattr(user_api_key_dict, "metadata", None) or {},
+        getattr(user_api_key_dict, "team_metadata", None) or {},
+    ]
+
+
+def _proxy_identity(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same, as the proxy copies it into the request's metadata (over the client's)."""
+    return [meta.get("user_api_key_metadata") or {}, meta.get("user_api_key_team_metadata") or {}]
+
+
 class SpendfuseLiteLLMCallback(CustomLogger):
-    """``decide`` before, cost event after; request attributes come from call metadata."""
+    """``decide`` before, cost event after; identity from the authenticated key (see module)."""
 
     def __init__(
         self, client: Any, publisher: CostEventPublisher | None = None, *,
         defaults: dict[str, str] | None = None, small_model: str | None = None,
+        trust_request_metadata: bool = False,
     ) -> None:  # fmt: skip
         super().__init__()
         self.client = client
         self.publisher = publisher
         self.defaults = defaults or {}
         self.small_model = small_model
+        self.trust_request_metadata = trust_request_metadata
         self.published = 0
         self._pricing_version = f"litellm-{version('litellm')}"
 
-    def attributes(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def identity(self, kwargs: dict[str, Any], user_api_key_dict: Any = None) -> dict[str, Any]:
+        """Tenant, use case, risk tier, environment: authenticated key, team, then defaults;
+        the request's own metadata only when ``trust_request_metadata``."""
+        meta = _metadata(kwargs)
+        sources = _key_identity(user_api_key_dict) if user_api_key_dict is not None else []
+        sources += _proxy_identity(meta)
+        if self.trust_request_metadata:
+            sources.append(meta)
+        sources.append(self.defaults)
+        out: dict[str, Any] = {}
+        for name in IDENTITY:
+            out[name] = next((s[name] for s in sources if s.get(name) is not None), None)
+        return out
+
+    def attributes(self, kwargs: dict[str, Any], user_api_key_dict: Any = None) -> dict[str, Any]:
         meta = _metadata(kwargs)
         attrs = {k: meta.get(k, self.defaults.get(k)) for k in _ATTRIBUTES}
+        attrs.update(self.identity(kwargs, user_api_key_dict))
         attrs["model"] = kwargs.get("model")
         return attrs
 
-    def apply(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, kwargs: dict[str, Any], user_api_key_dict: Any = None) -> dict[str, Any]:
         """Deny (raise) or degrade (rewrite ``kwargs``) per the client's decision."""
-        decision = self.client.decide(self.attributes(kwargs))
+        decision = self.client.decide(self.attributes(kwargs, user_api_key_dict))
         if decision.action == "allow":
             return kwargs
         if decision.action == "deny":
@@ -97,7 +145,7 @@ class SpendfuseLiteLLMCallback(CustomLogger):
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict,
                                   call_type: Any) -> dict:  # fmt: skip
-        return self.apply(data)
+        return self.apply(data, user_api_key_dict)
 
     async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict:
         return self.apply(kwargs)
@@ -119,6 +167,9 @@ class SpendfuseLiteLLMCallback(CustomLogger):
         }  # fmt: skip
         for name in _EVENT_FIELDS:
             value = meta.get(name, self.defaults.get(name))
+            if value is not None:
+                event[name] = value
+        for name, value in self.identity(kwargs).items():  # spend charged to the key's owner
             if value is not None:
                 event[name] = value
         return {k: v for k, v in event.items() if v is not None}
