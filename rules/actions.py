@@ -16,7 +16,7 @@ import shlex
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from spendfuse.rules.conditions import Verdict
@@ -32,8 +32,10 @@ from spendfuse.schemas.command import (
     DegradeParams,
     Target,
     TargetType,
+    Within,
+    within,
 )
-from spendfuse.schemas.common import DegradationLevel, Severity
+from spendfuse.schemas.common import DegradationLevel, RiskTier, Severity
 
 CommandAction = DegradeAction | KillSwitchAction
 
@@ -51,6 +53,7 @@ class RuleMeta:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     summary: str | None = None  # a str.format template over the verdict and the scope
     silence_matcher: str | None = None  # default: the alert's fingerprint
+    environment: str | None = None  # the one environment the rule's scope is about, if any
 
     @property
     def restores(self) -> bool:
@@ -132,6 +135,23 @@ class Planned:
     held: list[str] = field(default_factory=list)
 
 
+def command_scope(rule: RuleMeta, scope: Scope, target: TargetType) -> Within | None:
+    """What a command is confined to: never further than the scope that tripped it.
+
+    A cost rule's command reaches only low-risk requests of the tenant and use case (and the
+    environment its scope is about); a risk-protection rule's reaches every tier of them. A
+    tenant-wide rule's command stays in its tenant.
+    """
+    use_case = None if rule.per == "tenant" or scope.use_case_id == "*" else scope.use_case_id
+    tiers = None if rule.risk_protection or target is TargetType.TRACE else [RiskTier.LOW]
+    return within(
+        tenant_id=scope.tenant_id,
+        use_case_id=use_case,
+        environment=rule.environment,
+        risk_tiers=tiers,
+    )
+
+
 def plan_commands(
     rule: RuleMeta,
     scope: Scope,
@@ -143,12 +163,18 @@ def plan_commands(
 ) -> Planned:
     """Commands for the actions the guardrail allows; reasons for those it holds back.
 
-    The only place a rule's command is made: the guardrail check cannot be skipped.
+    The only place a rule's command is made: the guardrail check cannot be skipped. Stopping one
+    looping task (a ``trace`` target) removes no safety step of its route, so the guardrail lets
+    it through at every tier; every other automatic action on a medium/high/critical-risk scope
+    needs a risk-protection rule.
     """
     out = Planned()
     for action in rule.actions:
+        stops_a_task = action.target is TargetType.TRACE and action.kind == "kill_switch"
         verdict = check_action(
-            scope.risk_tier, risk_protection=rule.risk_protection, action=action.kind
+            scope.risk_tier,
+            risk_protection=rule.risk_protection or stops_a_task,
+            action=action.kind,
         )
         if not verdict.allowed:
             out.held.append(verdict.reason)
@@ -161,7 +187,10 @@ def plan_commands(
             )
             continue
         target = Target(type=action.target, id=target_id)
-        out.commands.append(_command(rule, action, target, scope, at, fp, evidence, reason))
+        command = _command(rule, action, target, scope, at, fp, evidence, reason)
+        if stops_a_task:
+            command.risk_protection = True
+        out.commands.append(command)
     return out
 
 
@@ -195,7 +224,9 @@ def _command(
         use_case_id=scope.use_case_id,
         alert_fingerprint=fp,
         issued_at=at,
-        expires_at=at + timedelta(seconds=action.expires_in.seconds),
+        ttl_s=action.expires_in.seconds,
+        within=command_scope(rule, scope, target.type),
+        risk_protection=rule.risk_protection,
         how_to_lift=lift_hint(target),
     )
 
@@ -258,9 +289,15 @@ def fire(
     shadow = [c.command_id for c in planned.commands if c.mode == "shadow"]
     if shadow:
         alert.annotations["shadow_commands"] = shadow
-    issued = [[c.target.type.value, c.target.id] for c in planned.commands]
+    issued = [_issued(c) for c in planned.commands]
     mode = planned.commands[0].mode if planned.commands else "enforce"
     return Decisions(alerts=[alert], commands=planned.commands), issued, mode
+
+
+def _issued(command: ControlCommand) -> list[Any]:
+    """What a firing issued, as plain data: enough to restore exactly that key (target+scope)."""
+    scope = command.within.model_dump(mode="json", exclude_none=True) if command.within else None
+    return [command.target.type.value, command.target.id, scope, command.risk_protection]
 
 
 def refresh(rule: RuleMeta, verdict: Verdict, scope: Scope, at_ms: int, fp: str) -> Decisions:
@@ -290,8 +327,9 @@ def resolve(
     if not rule.restores:
         return out
     evidence = evidence_of(verdict, rule)
-    for target_type, target_id, *_ in issued:
+    for target_type, target_id, *rest in issued:
         target = Target(type=TargetType(target_type), id=target_id)
+        scope_of = rest[0] if rest and rest[0] else None
         out.commands.append(
             ControlCommand(
                 command_id=stable_id(rule.name, target.key, "restore", at_ms),
@@ -306,6 +344,8 @@ def resolve(
                 use_case_id=scope.use_case_id,
                 alert_fingerprint=fp,
                 issued_at=_dt(at_ms),
+                within=Within.model_validate(scope_of) if scope_of else None,
+                risk_protection=bool(rest[1]) if len(rest) > 1 else False,
             )
         )
     return out

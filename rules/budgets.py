@@ -58,6 +58,7 @@ def budget_metas(kind: str, spec: BudgetSpec) -> tuple[RuleMeta, RuleMeta]:
         "per": "use_case" if spec.use_case_id else "tenant",
         "labels": {"owner": spec.owner, "budget": spec.name},
         "silence_matcher": f'budget="{spec.name}"',
+        "environment": spec.environment.value if spec.environment else None,
     }
     acts = (spec.on_exhausted,) if spec.on_exhausted is not None else ()
     return RuleMeta(**common), RuleMeta(**common, actions=acts)  # type: ignore[arg-type]

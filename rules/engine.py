@@ -155,6 +155,11 @@ def _signature(matchers: list[Matcher | OneOf], group_by: Sequence[str], stage_k
     return "|".join(parts) + "#" + ",".join(group_by)
 
 
+def _one_environment(value: Any) -> str | None:
+    values = value if isinstance(value, list) else [value] if value is not None else []
+    return str(getattr(values[0], "value", values[0])) if len(values) == 1 else None
+
+
 def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
     matchers = _scope_matchers(spec.scope)
     cmd_actions = tuple(a for a in spec.actions if isinstance(a, DegradeAction | KillSwitchAction))
@@ -167,6 +172,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         labels=dict(spec.labels),
         annotations=dict(spec.annotations),
         summary=spec.annotations.get("summary"),
+        environment=_one_environment(spec.scope.environment),
     )
     notify = tuple(n for a in spec.actions if isinstance(a, AlertAction) for n in a.notify)
     return CompiledRule(

@@ -105,4 +105,5 @@ class Scope:
             TargetType.PROMPT: self.prompt,
             TargetType.TOOL: self.tool,
             TargetType.ROUTE_POLICY: self.route_policy,
+            TargetType.TRACE: self.trace,
         }.get(target)

@@ -31,6 +31,8 @@ def anomaly_verdicts(
     """Fold ``event`` into the rule instance's bucket; one verdict per bucket it closed."""
     if event.is_retry and event.component is Component.TOOL_CALL and event.model_or_service:
         state["loop_tool"] = event.model_or_service
+    if event.trace_id and (event.is_retry or (event.step_number or 0) > 10):
+        state["loop_trace"] = event.trace_id  # the task to stop if the loop guard fires
     size_s = cond.bucket.seconds
     closed = add_event(state.setdefault("b", {}), event, size_s, cond.min_calls)
     return [v for bucket in closed if (v := _judge(cond, bucket, state, size_s)) is not None]
@@ -67,7 +69,7 @@ def _judge(
     has_base = expected == expected and expected > 0  # not NaN, positive
     ratio = value / expected if has_base else 0.0
     labels = {"driver": "unit cost" if cond.signal in _UNIT_SIGNALS else driver}
-    targets = {"tool": state["loop_tool"]} if state.get("loop_tool") else {}
+    targets = {k: state[f"loop_{k}"] for k in ("tool", "trace") if state.get(f"loop_{k}")}
     return Verdict(
         holds=warmed and abnormal,
         metric=cond.signal,

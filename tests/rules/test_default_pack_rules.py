@@ -147,7 +147,7 @@ def test_agent_loop_cost_spike(calls_now: int, fires: bool) -> None:
         command = got.commands[0]
         assert (command.kind.value, command.target.type.value, command.target.id) == (
             "kill_switch", "tool", "web-search")
-        assert command.expires_at == command.issued_at + timedelta(hours=1)
+        assert command.ttl_s == 3600  # an hour from its publication
 
 
 # -- sandbox tenant quota ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from spendfuse.rules.loader import load_default_pack
 from spendfuse.rules.model import DegradeAction, KillSwitchAction
 from spendfuse.rules.scope import Scope
 from spendfuse.schemas import Evidence, RiskTier
+from spendfuse.schemas.command import TargetType
 from tests.rules.support import ruleset, run
 from tests.support.events import BASE_TIME, make_event
 
@@ -50,15 +51,23 @@ def test_same_pressure_on_low_risk_acts() -> None:
 @pytest.mark.parametrize("tier", list(RiskTier))
 def test_no_cost_rule_of_the_pack_can_command_a_protected_tier(tier: RiskTier) -> None:
     """Every action of every non-risk-protection rule, planned against every tier."""
-    scope = Scope("acme", "uc", tier, model="m", prompt="p", tool="t", route_policy="r")
+    scope = Scope("acme", "uc", tier, model="m", prompt="p", tool="t", route_policy="r",
+                  trace="tr")  # fmt: skip
     for spec in load_default_pack().rules.values():
         acts = [a for a in spec.actions if isinstance(a, DegradeAction | KillSwitchAction)]
         meta = compile_rule(spec, "use_case_id").meta
         planned = plan_commands(meta, scope, BASE_TIME, "fp", Evidence(metric="m", value=1), "r")
+        stops_a_task = [a for a in acts if a.target is TargetType.TRACE]  # at every tier
         if tier is RiskTier.LOW or spec.risk_protection:
             assert len(planned.commands) == len(acts)
         else:
-            assert planned.commands == [] and len(planned.held) == len(acts)
+            assert [c.target.type for c in planned.commands] == [TargetType.TRACE] * len(
+                stops_a_task)  # fmt: skip
+            assert len(planned.held) == len(acts) - len(stops_a_task)
+        for command in planned.commands:  # and never beyond the scope that tripped it
+            assert command.within is not None and command.within.tenant_id == "acme"
+            if not (spec.risk_protection or command.target.type is TargetType.TRACE):
+                assert command.within.risk_tiers == (RiskTier.LOW,)
 
 
 def test_l4_requires_risk_protection() -> None:

@@ -23,6 +23,11 @@ def _run(events: list[dict], **kw):
     return replay_records([orjson.dumps(e) for e in events], _pipeline(**kw))
 
 
+def _set(scope: dict) -> dict:
+    """A command's ``within`` without its unset qualifiers."""
+    return {k: v for k, v in scope.items() if v is not None}
+
+
 def test_fires_once_per_incident_and_resolves_once() -> None:
     events = [make_event("u", cost=0.4, seconds=s) for s in (0, 10, 20, 30, 40)]  # $2 in min 0
     events += [make_event("u", cost=0.5, seconds=60 + s) for s in (0, 10, 20)]  # $1.5 in min 1
@@ -37,7 +42,12 @@ def test_fires_once_per_incident_and_resolves_once() -> None:
     commands = [orjson.loads(c) for c in result.commands]
     assert [c["kind"] for c in commands] == ["degrade", "restore"]
     assert commands[0]["params"]["cache_first"] is True
-    assert commands[0]["expires_at"] == "2026-11-23T10:00:20.000Z"
+    assert commands[0]["ttl_s"] == 3600  # valid an hour from publication (the publisher's clock)
+    assert _set(commands[0]["within"]) == {
+        "tenant_id": "acme",
+        "use_case_id": "u",
+        "risk_tiers": ["low"],
+    }
 
 
 def test_a_gap_with_no_spend_resolves() -> None:

@@ -38,6 +38,11 @@ def _minutes_after(alert: dict, t: datetime) -> float:
 BOT = UseCaseProfile("bot", "acme", "low", tasks_per_minute=6.0)
 
 
+def _set(scope: dict) -> dict:
+    """A command's ``within`` without its unset qualifiers."""
+    return {k: v for k, v in scope.items() if v is not None}
+
+
 def test_traffic_growth_at_flat_unit_cost_raises_no_unit_cost_anomaly() -> None:
     growth = Incident("traffic_growth", "bot", INCIDENT_AT, timedelta(hours=5), factor=2.0)
     assert _alerts(BOT, growth) == []
@@ -61,18 +66,30 @@ def test_runaway_loop_is_stopped_within_five_minutes_on_low_risk() -> None:
     commands = [orjson.loads(c) for c in result.commands]
     loop_alert = next(a for a in alerts if a["rule"] == "agent_loop_anomaly")
     assert _minutes_after(loop_alert, INCIDENT_AT) <= 5
-    kill = next(c for c in commands if c["kind"] == "kill_switch")
-    assert kill["target"] == {"type": "tool", "id": "search_api"}
-    assert kill["command_id"] in loop_alert["actions_taken"]
+    kills = {c["target"]["type"]: c for c in commands if c["kind"] == "kill_switch"}
+    assert kills["tool"]["target"] == {"type": "tool", "id": "search_api"}
+    assert _set(kills["tool"]["within"]) == {
+        "tenant_id": "acme",
+        "use_case_id": "agent",
+        "risk_tiers": ["low"],
+    }
+    assert kills["trace"]["risk_protection"] is True  # the looping task itself
+    assert {c["command_id"] for c in kills.values()} <= set(loop_alert["actions_taken"])
     assert any(c["kind"] == "restore" for c in commands)  # lifted once the loop stopped
 
 
-def test_runaway_loop_on_high_risk_alerts_but_the_guardrail_holds_the_kill() -> None:
+def test_runaway_loop_on_high_risk_stops_the_task_but_never_its_route() -> None:
+    """Stopping the looping task removes no safety step: it happens at every tier. The tool
+    kill, which would reach the route, is held back by the guardrail."""
     agent = UseCaseProfile("claims", "acme", "high", steps_per_task=(3, 6), tasks_per_minute=1.5)
     loop = Incident("runaway_loop", "claims", INCIDENT_AT, timedelta(minutes=30))
     events = simulate_fleet(Fleet((agent,)), START, timedelta(days=2, hours=12), [loop], seed=3)
     result = replay_records((orjson.dumps(e) for e in events), Pipeline(_watches()))
     alerts = [orjson.loads(a) for a in result.alerts]
     loop_alert = next(a for a in alerts if a["rule"] == "agent_loop_anomaly")
-    assert result.commands == []
+    commands = [orjson.loads(c) for c in result.commands]
+    assert commands and {c["target"]["type"] for c in commands} == {"trace"}
+    assert all(
+        _set(c["within"]) == {"tenant_id": "acme", "use_case_id": "claims"} for c in commands
+    )
     assert "guardrail" in loop_alert["guardrail_held"][0]
