@@ -17,7 +17,7 @@ from spendfuse.rules.actions import Scope, plan_commands, restore_command
 from spendfuse.rules.conditions import EvalContext, Verdict, evaluate_condition
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.ids import fingerprint, stable_id
-from spendfuse.rules.matchers import Matcher, matches_all
+from spendfuse.rules.matchers import Matcher, any_of, matches_all
 from spendfuse.rules.model import AlertAction, RuleSpec, TenantSpec
 from spendfuse.schemas.alert import Alert, Evidence
 from spendfuse.schemas.common import Component, to_epoch_ms
@@ -85,8 +85,7 @@ class DeclarativeRule:
             if value is None:
                 continue
             values = value if isinstance(value, list) else [value]
-            alternatives = "|".join(str(getattr(v, "value", v)) for v in values)
-            out.append(Matcher(label, "=~", alternatives))
+            out.append(any_of(label, (str(getattr(v, "value", v)) for v in values)))  # literals
         return out
 
     def applies_to(self, labels: dict[str, str]) -> bool:
