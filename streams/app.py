@@ -14,6 +14,7 @@ from spendfuse.streams.commit_producer import CommitProducer
 from spendfuse.streams.console import register_console_agent
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
+from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import WriteBehindStates, attach_write_behind
@@ -70,9 +71,11 @@ def create_app(settings: Settings) -> SpendfuseApp:
                             help="per-use-case rule state (plain data)",
                             options=store_options)  # fmt: skip
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
-    states = WriteBehindStates(state_table, sink, settings.state_cache_max_keys)
+    states = WriteBehindStates(state_table, sink, settings.state_cache_max_keys,
+                               metrics=default_metrics())
     dedup = FaustDedupStore(app, options=store_options, sink=sink)
-    outbox = Outbox(sink)
+    metrics = default_metrics()
+    outbox = Outbox(sink, dead_letter_topic=topic_map["dlq"], metrics=metrics)
     pipeline = build_pipeline(settings)
     topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)
     signer = load_signer(
@@ -84,9 +87,9 @@ def create_app(settings: Settings) -> SpendfuseApp:
     register_ingest_agent(app, ingest, **batching)
     tenant_states = register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions,
                                           outbox, sink=sink, **batching)  # fmt: skip
-    # at each commit: ids, then the state that counted them, then what they decided
-    attach_write_behind(app, [dedup, states, tenant_states, outbox],
-                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink)  # fmt: skip
+    # at each commit: what the records decided (acknowledged), then their ids and state
+    attach_write_behind(app, outbox, [dedup, states, tenant_states],
+                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink, metrics)  # fmt: skip
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts and settings.slack_bot_token is None:
         register_console_agent(app, topic_map["alerts"])

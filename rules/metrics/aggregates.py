@@ -9,13 +9,16 @@ Layout of ``state`` (JSON-able, a Faust table value in the worker):
   for the 24h/7d windows and the 7-day baselines;
 * ``d`` / ``mo``: the current calendar day and month *in the tenant's time zone* (budgets);
 * ``tr`` / ``oc``: the most recent trace ids (spend, events) and business outcome ids, each
-  capped at ``RECENT_IDS``, to count distinct traces/outcomes and per-trace spend.
+  capped at ``RECENT_IDS``, to count distinct traces/outcomes and per-trace spend. An id over
+  ``ID_KEY_MAX`` characters is kept as a fixed-size hash (:func:`id_key`), so 256 ids of any
+  length take at most a few tens of KB.
 
 Nothing grows per event: every structure is fixed-size or capped.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +36,16 @@ from spendfuse.schemas.cost_event import CostEvent
 
 RING_HOURS = 7 * 24
 RECENT_IDS = 256
+ID_KEY_MAX = 64
+
+
+def id_key(value: str) -> str:
+    """A trace or outcome id as the state keeps it: itself, or a 34-character hash of a long
+    one (an event may carry a 60 KB trace_id; a few of those made the state megabytes)."""
+    if len(value) <= ID_KEY_MAX:
+        return value
+    return "#" + hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
+
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 QUEUE_BOUNDS_MS = (50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
@@ -124,11 +137,12 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> 
     """Add one event to every window; returns the view rules evaluate on."""
     ext = parse_extensions(event)
     ts_ms = to_epoch_ms(event.event_time)
-    new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd) \
+    new_trace = _remember(state.setdefault("tr", {}), id_key(event.trace_id), event.cost_usd) \
         if event.trace_id else False  # fmt: skip
     new_outcome = False
     if event.business_outcome_id:
-        new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0)
+        new_outcome = _remember(state.setdefault("oc", {}), id_key(event.business_outcome_id),
+                                0.0)  # fmt: skip
     sums = event_sums(event, ext, new_trace, new_outcome)
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)
@@ -228,7 +242,7 @@ class AggregateView:
         return self.event.cost_usd
 
     def _trace_value(self, name: str) -> float | None:
-        entry = self.state.get("tr", {}).get(self.event.trace_id or "")
+        entry = self.state.get("tr", {}).get(id_key(self.event.trace_id or ""))
         if entry is None:
             return None
         return entry[0] if name == "trace_cost_usd" else entry[1]

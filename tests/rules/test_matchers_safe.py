@@ -13,7 +13,7 @@ from spendfuse.rules.errors import RuleFileError
 from spendfuse.rules.loader import parse_rule_file
 from spendfuse.rules.matchers import any_of, parse_matcher
 from spendfuse.rules.ruleset import merge_files
-from tests.rules.support import run, ruleset
+from tests.rules.support import ruleset, run
 from tests.support.events import make_event
 
 SCOPED = """version: 1
@@ -57,9 +57,11 @@ def test_a_catastrophic_pattern_runs_in_linear_time() -> None:
 
 @pytest.mark.parametrize("pattern", ["(a)\\1", "(?=a)b", "a(", "[z-a]"])
 def test_an_invalid_regex_is_a_load_error_at_its_location(pattern: str) -> None:
-    text = ("version: 1\nrules:\n  - name: a\n"
-            f"    scope: {{matchers: ['model=~\"{pattern}\"']}}\n"
-            "    condition: {type: threshold, metric: calls, value: 3}\n    severity: low\n")
+    text = (
+        "version: 1\nrules:\n  - name: a\n"
+        f"    scope: {{matchers: ['model=~\"{pattern}\"']}}\n"
+        "    condition: {type: threshold, metric: calls, value: 3}\n    severity: low\n"
+    )
     with pytest.raises(RuleFileError) as info:
         merge_files([("test.yaml", parse_rule_file(text, "test.yaml"))])
     issue = str(info.value.issues[0])
