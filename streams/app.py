@@ -12,6 +12,7 @@ from spendfuse.schemas import topics
 from spendfuse.settings import Settings
 from spendfuse.streams.commit_producer import CommitProducer
 from spendfuse.streams.console import register_console_agent
+from spendfuse.streams.dedup_table import ROCKSDB_OPTIONS as DEDUP_ROCKSDB_OPTIONS
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
@@ -73,7 +74,8 @@ def create_app(settings: Settings) -> SpendfuseApp:
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
     states = WriteBehindStates(state_table, sink, settings.state_cache_max_keys,
                                metrics=default_metrics())
-    dedup = FaustDedupStore(app, options=store_options, sink=sink)
+    dedup_options = {**store_options, **DEDUP_ROCKSDB_OPTIONS} if store_options else None
+    dedup = FaustDedupStore(app, options=dedup_options, sink=sink)
     metrics = default_metrics()
     outbox = Outbox(sink, dead_letter_topic=topic_map["dlq"], metrics=metrics)
     pipeline = build_pipeline(settings)
