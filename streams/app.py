@@ -43,6 +43,12 @@ def create_app(settings: Settings) -> SpendfuseApp:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Faust's own views would serve table data (per-use-case state), the cluster's layout
+        # and internals to anyone reaching the port: only spendfuse's views are served
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=settings.commit_interval_s,

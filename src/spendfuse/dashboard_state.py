@@ -7,7 +7,9 @@ passes ``now``, so the same code is unit-tested with fixed times.
 
 Memory is bounded: per use case a ring of spend buckets covering ``horizon_s``; at most
 ``max_use_cases`` use cases (the least recently active is dropped), ``max_alerts`` alert
-fingerprints and ``max_commands`` recent commands.
+fingerprints, ``max_commands`` recent commands and the latest command of at most
+``max_in_force`` targets (an LRU map: the target written least recently is dropped first; the
+gateways, not the dashboard, enforce commands).
 
 The baseline band is a *simple* one until seasonal baselines land: the mean ± 2σ of the use
 case's spend rate over the trailing ``band_window_s`` (the current bucket excluded). Budgets are
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+
+from cachetools import LRUCache
 
 from spendfuse.rules.routing import alert_labels
 from spendfuse.rules.silences import Silence, silenced_by
@@ -58,9 +62,11 @@ class DashboardConfig:
     max_charts: int = 12
     max_alerts: int = 200
     max_commands: int = 50
+    max_in_force: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("bucket_s", "horizon_s", "band_window_s", "max_use_cases", "max_charts"):
+        for name in ("bucket_s", "horizon_s", "band_window_s", "max_use_cases", "max_charts",
+                     "max_in_force"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -87,7 +93,7 @@ class DashboardState:
         self.use_cases: OrderedDict[str, UseCaseSpend] = OrderedDict()
         self.alerts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.commands: deque[dict[str, Any]] = deque(maxlen=self.config.max_commands)
-        self.in_force: dict[str, dict[str, Any]] = {}
+        self.in_force: LRUCache[str, dict[str, Any]] = LRUCache(self.config.max_in_force)
         self._labels: dict[str, dict[str, str]] = {}  # fingerprint -> labels silences match
         self._command_ids: set[str] = set()
         self.watermark_ms: int | None = None
