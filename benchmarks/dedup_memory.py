@@ -91,8 +91,10 @@ def main() -> None:
     store.partition = 0
     store.remember("last", now[0])
     store.flush()  # today's sweep: buckets past retention are dropped on every partition
+    first_kept = store.days.first_kept()
+    assert first_kept is not None
     for partition in range(PARTITIONS):
-        store.sweep(partition, now[0] // DAY_MS)
+        store.sweep(partition, first_kept)
     heap = tracemalloc.get_traced_memory()[0] - base_heap
     alive = (KEEP_DAYS + 2) * args.events_per_day
     disk = disk_bytes(tmp)

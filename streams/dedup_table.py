@@ -1,16 +1,16 @@
 """Dedup ids in event-time day buckets on disk, dropped whole with a range delete.
 
 The buckets are those of replay's :class:`~spendfuse.dedup.MemoryDedupStore`: an id is kept in
-the UTC day of its *event time* (clamped, see :func:`~spendfuse.dedup.dedup_day`), and a repeat
+the UTC day of its *event time* (clamped, see :class:`~spendfuse.dedup.DayClock`), and a repeat
 in the same day or the one before is a duplicate, so the stream and ``spendfuse replay`` agree on
 what is a duplicate.
 
 Each id is one key, ``<day: 4 bytes big-endian><id>``, in a plain Faust table on RocksDB: no
 per-key timer or index lives in Python memory (Faust's windowed tables keep one per key, which
 came to ~283 bytes of heap per accepted event, ~146 GB over four days at 1,500 events/s). Days
-sort first, so when the clock's day moves on, each partition's database drops every bucket older
-than :data:`~spendfuse.dedup.KEEP_DAYS` days with one ``delete_range`` (and compacts that
-range, so the disk space comes back the same day). The table's changelog is
+sort first, so when the newest event day moves on, each partition's database drops every
+bucket older than :data:`~spendfuse.dedup.KEEP_DAYS` days before it with one ``delete_range``
+(and compacts that range, so the disk space comes back the same day). The table's changelog is
 ``compact,delete`` with the same retention, so it does not grow either; a worker recovering a
 partition gets at most those days of ids back, and the next sweep drops anything older.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import faust
 
-from spendfuse.dedup import DAY_MS, KEEP_DAYS, dedup_day, wall_clock_ms
+from spendfuse.dedup import DAY_MS, KEEP_DAYS, DayClock, wall_clock_ms
 from spendfuse.streams.state_cache import store_get, store_put
 
 PRESENT = b"\x01"
@@ -58,17 +58,14 @@ class FaustDedupStore:
             extra_topic_configs={"cleanup.policy": "compact,delete",
                                  "retention.ms": str(retention_ms), "segment.ms": str(DAY_MS)},
         )  # fmt: skip
-        self.clock_ms = clock_ms
+        self.days = DayClock(clock_ms)
         self.partition: int | None = None  # of the record being handled; set by the agent
         self._pending: dict[bytes, int] = {}  # key -> partition
-        self._swept: dict[int, int] = {}  # partition -> the clock day it was last swept for
+        self._swept: dict[int, int] = {}  # partition -> the first day kept at its last sweep
         self.swept_keys = 0  # keys dropped by sweeps (memory store) or sweeps run (RocksDB)
 
-    def _today(self) -> int:
-        return self.clock_ms() // DAY_MS
-
     def seen(self, cost_event_id: str, ts_ms: int) -> bool:
-        day = dedup_day(ts_ms, self._today())
+        day, _ = self.days.bucket(ts_ms)
         store = self.table.data
         # an id lives in the partition of its use case's records: store_get looks only there
         return any(key in self._pending or store_get(store, self.partition, key) is not None
@@ -78,11 +75,9 @@ class FaustDedupStore:
     def remember(self, cost_event_id: str, ts_ms: int) -> None:
         if self.partition is None:
             raise RuntimeError("set the record's partition before remembering ids")
-        today = self._today()
-        day = dedup_day(ts_ms, today)
-        if day < today - KEEP_DAYS:
-            return  # its bucket is already gone: keeping it would only be swept again
-        self._pending[dedup_key(day, cost_event_id)] = self.partition
+        day, kept = self.days.advance(ts_ms)
+        if kept:  # else its bucket is already gone: keeping it would only be swept again
+            self._pending[dedup_key(day, cost_event_id)] = self.partition
 
     def flush(self) -> int:
         """Write pending ids to the store and the changelog; drop buckets past retention."""
@@ -93,27 +88,28 @@ class FaustDedupStore:
                 self.sink.changelog(self.table, partition, key, PRESENT, raw)
             else:
                 self.table.send_changelog(partition, key, PRESENT)
-        today = self._today()
-        for partition in set(pending.values()):
-            if self._swept.get(partition) != today:
-                self.sweep(partition, today)
+        first_kept = self.days.first_kept()
+        if first_kept is not None:
+            for partition in set(pending.values()):
+                if self._swept.get(partition) != first_kept:
+                    self.sweep(partition, first_kept)
         return len(pending)
 
-    def sweep(self, partition: int, today: int) -> None:
-        """Drop every bucket older than ``today - KEEP_DAYS`` from ``partition``'s store."""
-        first_kept = dedup_key(max(today - KEEP_DAYS, 0), "")
+    def sweep(self, partition: int, first_kept: int) -> None:
+        """Drop every bucket older than ``first_kept`` from ``partition``'s store."""
+        end = dedup_key(max(first_kept, 0), "")
         store = self.table.data
         if hasattr(store, "_db_for_partition"):
             db = store._db_for_partition(partition)
-            db.delete_range(b"", first_kept)
-            db.compact_range(b"", first_kept)  # once a day: give the disk space back now
+            db.delete_range(b"", end)
+            db.compact_range(b"", end)  # once a day: give the disk space back now
             self.swept_keys += 1
         else:  # the memory store: one dict for every partition
-            old = [k for k in store.data if k < first_kept]
+            old = [k for k in store.data if k < end]
             for key in old:
                 del store.data[key]
             self.swept_keys += len(old)
-        self._swept[partition] = today
+        self._swept[partition] = first_kept
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Before partitions are revoked: write everything pending (it is cheap and safe)."""

@@ -6,11 +6,10 @@ repeat within at least 24 hours (and at most 48) is counted once. The Faust work
 buckets on disk (:mod:`spendfuse.streams.dedup_table`), so replay and stream agree.
 
 Memory is bounded by time, not by traffic or by what producers send: only the buckets of the
-last :data:`KEEP_DAYS` days before the reference day, that day and the next are kept, and an
-event time further ahead than the next day is *clamped* to it for dedup (:func:`dedup_day`), so
-an id dated 2099 is dropped with tomorrow's bucket instead of living forever (and cannot push
-every live bucket out either). The reference day is the worker's clock in the stream; replay,
-which has no meaningful clock, uses the newest (clamped) event day it has seen.
+newest event day seen and the :data:`KEEP_DAYS` days before it are kept, and an event time
+further ahead than the clock's tomorrow is *clamped* to it for dedup (:class:`DayClock`), so an
+id dated 2099 is dropped with that bucket instead of living forever, and cannot push every live
+bucket out either.
 """
 
 from __future__ import annotations
@@ -29,9 +28,36 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-def dedup_day(ts_ms: int, today: int) -> int:
-    """The bucket of an event at ``ts_ms``: its UTC day, at most the day after ``today``."""
-    return min(ts_ms // DAY_MS, today + 1)
+class DayClock:
+    """Which day bucket an id goes in and which buckets are kept; shared by replay and stream.
+
+    The bucket is the event time's UTC day, clamped to at most the day after the clock's. The
+    reference day is the newest *unclamped* bucket seen: buckets older than ``KEEP_DAYS`` days
+    before it are dropped. Event time decides (a replay of last month's events dedups as it did
+    live); the clock only bounds the future, so the buckets alive are at most the reference day,
+    the ``KEEP_DAYS`` before it and the clock's tomorrow.
+    """
+
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.clock_ms = clock_ms
+        self.newest: int | None = None
+
+    def bucket(self, ts_ms: int) -> tuple[int, bool]:
+        """The bucket of an event at ``ts_ms`` and whether its time was clamped."""
+        day = ts_ms // DAY_MS
+        tomorrow = self.clock_ms() // DAY_MS + 1
+        return (tomorrow, True) if day > tomorrow else (day, False)
+
+    def advance(self, ts_ms: int) -> tuple[int, bool]:
+        """The bucket to remember an id of ``ts_ms`` in, and whether it is kept at all; moves
+        the reference day on."""
+        day, clamped = self.bucket(ts_ms)
+        if not clamped and (self.newest is None or day > self.newest):
+            self.newest = day
+        return day, self.newest is None or day >= self.newest - KEEP_DAYS
+
+    def first_kept(self) -> int | None:
+        return None if self.newest is None else self.newest - KEEP_DAYS
 
 
 class DedupStore(Protocol):
@@ -41,34 +67,22 @@ class DedupStore(Protocol):
 
 
 class MemoryDedupStore:
-    """In-process dedup for replay: the live buckets, older ones dropped as event time advances.
+    """In-process dedup for replay: the live buckets, older ones dropped as event time advances
+    (see :class:`DayClock`)."""
 
-    Future event times are clamped by the clock as in the stream; a clamped id does not move
-    replay's reference day, so one event dated 2099 cannot drop every live bucket."""
-
-    def __init__(
-        self, window_s: int = DEDUP_WINDOW_S, clock_ms: Callable[[], int] = wall_clock_ms
-    ) -> None:
-        self.window_ms = window_s * 1000
-        self.clock_ms = clock_ms
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.days = DayClock(clock_ms)
         self._buckets: dict[int, set[str]] = {}
-        self._newest: int | None = None  # the newest unclamped bucket: replay's reference day
-
-    def _bucket(self, ts_ms: int) -> tuple[int, bool]:
-        day = ts_ms // self.window_ms
-        bucket = min(day, self.clock_ms() // self.window_ms + 1)
-        return bucket, bucket != day
 
     def seen(self, cost_event_id: str, ts_ms: int) -> bool:
-        b, _ = self._bucket(ts_ms)
+        b, _ = self.days.bucket(ts_ms)
         return any(cost_event_id in self._buckets.get(k, ()) for k in (b, b - 1))
 
     def remember(self, cost_event_id: str, ts_ms: int) -> None:
-        b, clamped = self._bucket(ts_ms)
-        if not clamped and (self._newest is None or b > self._newest):
-            self._newest = b
-            for old in [k for k in self._buckets if k < b - KEEP_DAYS]:
-                del self._buckets[old]
-        if self._newest is not None and b < self._newest - KEEP_DAYS:
+        b, kept = self.days.advance(ts_ms)
+        if not kept:
             return  # older than every kept bucket
+        first = self.days.first_kept()
+        for old in [k for k in self._buckets if first is not None and k < first]:
+            del self._buckets[old]
         self._buckets.setdefault(b, set()).add(cost_event_id)

@@ -70,3 +70,14 @@ def test_replay_dedup_is_not_reset_by_an_id_dated_in_2096() -> None:
         assert dedup.seen(f"x{day}", T0 + day * DAY_MS + 60_000)
     assert len(dedup._buckets) <= 4  # the three newest days and the clamped future one
     assert dedup.seen("future", FAR_FUTURE)
+
+
+@pytest.mark.parametrize("url", ["rocksdb://", "memory://"])
+def test_event_time_decides_an_old_replayed_stream_still_dedups(url: str, tmp_path: Path) -> None:
+    app = faust.App(f"old-{url[:3]}", store=url, datadir=str(tmp_path), broker="kafka://x:1")
+    store = FaustDedupStore(app, sink=_Sink(), clock_ms=lambda: T0 + 30 * DAY_MS)
+    store.partition = 0
+    for hour in range(48):  # two days of events from a month before the clock
+        store.remember(f"h{hour}", T0 + hour * 3600_000)
+    store.flush()
+    assert all(store.seen(f"h{hour}", T0 + hour * 3600_000 + 60_000) for hour in range(48))
