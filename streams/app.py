@@ -18,7 +18,11 @@ from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.rules_reload import register_rules_reload
-from spendfuse.streams.state_cache import WriteBehindStates, attach_write_behind
+from spendfuse.streams.state_cache import (
+    DeferredChangelog,
+    WriteBehindStates,
+    attach_write_behind,
+)
 from spendfuse.streams.tenant import register_tenant_agent, tenant_topic
 from spendfuse.streams.web import attach_operator_web
 
@@ -78,10 +82,11 @@ def create_app(settings: Settings) -> SpendfuseApp:
                             help="per-use-case rule state (plain data)",
                             options=store_options)  # fmt: skip
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
-    states = WriteBehindStates(state_table, sink, settings.state_cache_max_keys,
+    changelog = DeferredChangelog(sink)  # ids and states: local stores first, then changelogs
+    states = WriteBehindStates(state_table, changelog, settings.state_cache_max_keys,
                                metrics=default_metrics())
     dedup_options = {**store_options, **DEDUP_ROCKSDB_OPTIONS} if store_options else None
-    dedup = FaustDedupStore(app, options=dedup_options, sink=sink)
+    dedup = FaustDedupStore(app, options=dedup_options, sink=changelog)
     metrics = default_metrics()
     outbox = Outbox(sink, dead_letter_topic=topic_map["dlq"], metrics=metrics)
     pipeline = build_pipeline(settings)
@@ -94,10 +99,11 @@ def create_app(settings: Settings) -> SpendfuseApp:
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
     tenant_states = register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions,
-                                          outbox, sink=sink, **batching)  # fmt: skip
+                                          outbox, sink=changelog, **batching)  # fmt: skip
     # at each commit: what the records decided (acknowledged), then their ids and state
     attach_write_behind(app, outbox, [dedup, states, tenant_states],
-                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink, metrics)  # fmt: skip
+                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink, metrics,
+                        changelog)  # fmt: skip
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts and settings.slack_bot_token is None:
         register_console_agent(app, topic_map["alerts"])

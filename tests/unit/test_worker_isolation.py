@@ -24,7 +24,7 @@ from spendfuse.settings import Settings
 from spendfuse.streams.ingest import IngestHandler, sized_values
 from spendfuse.streams.metrics import SpendfuseMetrics
 from spendfuse.streams.outbox import Outbox
-from spendfuse.streams.state_cache import CommitSequence
+from spendfuse.streams.state_cache import CommitSequence, DeferredChangelog
 from tests.support.events import make_event, unique
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -77,13 +77,15 @@ def test_outbox_flush_sends_every_record_after_one_that_fails() -> None:
 
 
 class _Cache:
-    def __init__(self, name: str, log: list[str], fail: bool = False) -> None:
-        self.name, self.log, self.fail = name, log, fail
+    def __init__(self, name: str, log: list[str], fail: bool = False, sink: Any = None) -> None:
+        self.name, self.log, self.fail, self.sink = name, log, fail, sink
 
     def flush(self) -> int:
         self.log.append(f"{self.name}.flush")
         if self.fail:
             raise RuntimeError("disk full")
+        if self.sink is not None:
+            self.sink.changelog(None, 0, self.name, 1)
         return 1
 
     def drop_partitions(self, partitions: set[int]) -> None:
@@ -93,11 +95,15 @@ class _Cache:
 def test_commit_acknowledges_outputs_before_it_writes_ids_and_state() -> None:
     log: list[str] = []
     sink = _Sink(log)
+    sink.changelog = lambda _t, _p, key, *_: log.append(f"changelog {key}")  # type: ignore[attr-defined]
+    deferred = DeferredChangelog(sink)
     outbox = Outbox(sink)
     outbox.add(topics.CONTROL, b"k", b"command")
-    CommitSequence(outbox, [_Cache("dedup", log), _Cache("states", log)], sink).run()
-    assert log == ["produce spendfuse.control", "sink.flush", "dedup.flush", "states.flush",
-                   "sink.flush"]  # fmt: skip
+    caches = [_Cache("dedup", log, sink=deferred), _Cache("states", log, sink=deferred)]
+    CommitSequence(outbox, caches, sink, changelog=deferred).run()
+    assert log == ["produce spendfuse.control", "sink.flush",  # outputs acknowledged, then
+                   "dedup.flush", "states.flush",  # both local stores, back to back, then
+                   "changelog dedup", "changelog states", "sink.flush"]  # fmt: skip
 
 
 def test_a_failing_commit_step_is_counted_and_never_escapes() -> None:
