@@ -15,10 +15,6 @@ The judge is what is durable on the broker once the worker's group has committed
 
 from __future__ import annotations
 
-import random
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -39,6 +35,7 @@ from tests.support.cluster import (
     expected_spend,
     good,
     interleave,
+    kill_mid_flush,
     latest_states,
     output_marks,
     plan_stream,
@@ -255,30 +252,6 @@ def test_broker_restart_mid_stream_loses_and_repeats_nothing(tmp_path: Path) -> 
     assert result.dlq_copies == result.dead_lettered  # no restart of the worker: no re-handling
 
 
-PY_SPY = str(Path(sys.executable).with_name("py-spy"))
-
-
-def _in_commit_flush(worker: ClusterWorker) -> bool:
-    """Whether the (frozen) worker is inside the offset commit's producer flush: waiting for
-    the broker to acknowledge outputs, or the ids and state written after them."""
-    assert worker.proc is not None
-    dump = subprocess.run([PY_SPY, "dump", "--nonblocking", "--pid", str(worker.proc.pid)],
-                          capture_output=True, text=True, timeout=30).stdout  # fmt: skip
-    return "on_commit_initiated" in dump and "commit_producer.py" in dump
-
-
-def _kill_mid_flush(worker: ClusterWorker, tries: int = 300) -> bool:
-    """SIGKILL the worker while it is inside a commit's flush (sampled: freeze, look, go on)."""
-    for _ in range(tries):
-        time.sleep(random.uniform(0.0, 0.03))
-        worker.pause()
-        if _in_commit_flush(worker):
-            worker.kill()
-            return True
-        worker.resume()
-    return False
-
-
 @pytest.mark.timeout(420)
 def test_kill_9_mid_commit_flush_loses_no_alert_or_command(
     kafka_bootstrap: str, tmp_path: Path
@@ -306,7 +279,7 @@ def test_kill_9_mid_commit_flush_loses_no_alert_or_command(
             if round_ == 0:  # a first commit, so that restarts resume from the group's offsets
                 wait_for(lambda: any(o > 0 for o in committed(kafka_bootstrap, app_id).values()),
                          "a first commit", 60)  # fmt: skip
-            kills += _kill_mid_flush(worker)
+            kills += kill_mid_flush(worker)
             feed.join()
         finally:
             worker.stop()
