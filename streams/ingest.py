@@ -33,6 +33,7 @@ from spendfuse.streams.commit_producer import MAX_MESSAGE_BYTES
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.state_cache import commit_now
 
 log = logging.getLogger(__name__)
 
@@ -191,4 +192,4 @@ def register_ingest_agent(app: faust.App, handler: IngestHandler, *, batch_max: 
             with handler.observer.processing():
                 handler.handle_batch(batch)
             if handler.outbox.urgent:  # a decision: send it now, not at the next timed commit
-                await app.consumer.commit()
+                await commit_now(app, handler.observer.worker_error)

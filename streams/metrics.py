@@ -109,7 +109,7 @@ class SpendfuseMetrics:
             "Exceptions caught so the worker goes on, by stage: ingest / tenant (one record: "
             "dead-lettered with reason internal_error), commit (a step of the offset commit), "
             "changelog (a state or id record the producer refused), publish (a dead letter "
-            "that could not be published).",
+            "that could not be published), dashboard (a feed record not shown), rules_reload.",
             ["stage"], registry=r,
         )  # fmt: skip
         self.state_bytes = Histogram(

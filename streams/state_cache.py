@@ -224,6 +224,16 @@ class CommitSequence:
         self._flush_sink()
 
 
+async def commit_now(app: faust.App, count_error: Callable[[str], None]) -> None:
+    """Commit offsets now (an urgent decision); a failure (a rebalance, the broker away) is
+    logged and counted, and the agent goes on: the next timed commit covers the same work."""
+    try:
+        await app.consumer.commit()
+    except Exception:
+        log.exception("commit after a decision failed; the next commit will cover it")
+        count_error("commit")
+
+
 class _FlushOnCommit(Sensor):
     def __init__(self, sequence: CommitSequence) -> None:
         super().__init__()

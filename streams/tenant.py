@@ -26,7 +26,7 @@ from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
-from spendfuse.streams.state_cache import WriteBehindStates
+from spendfuse.streams.state_cache import WriteBehindStates, commit_now
 
 log = logging.getLogger(__name__)
 TENANT_SPEND = topics.TENANT_SPEND
@@ -91,6 +91,6 @@ def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, 
                 except Exception as exc:  # one record's failure never stops the agent
                     failed(record, exc)
             if outbox.urgent:
-                await app.consumer.commit()
+                await commit_now(app, default_metrics().record_worker_error)
 
     return states

@@ -19,6 +19,7 @@ from spendfuse.schemas import topics
 from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.codec import decode
 from spendfuse.schemas.command import ControlCommand
+from spendfuse.streams.metrics import default_metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ def register_control_feed(app: faust.App, state: DashboardState) -> None:
                 state.add_command(decode(value, ControlCommand))
             except (ValidationError, ValueError) as exc:
                 log.warning("control record not shown on the dashboard: %s", exc)
+            except Exception:  # the dashboard must never stop the worker
+                log.exception("control record not shown on the dashboard")
+                default_metrics().record_worker_error("dashboard")
 
 
 def register_alert_feed(app: faust.App, alerts_topic: faust.TopicT, state: DashboardState) -> None:
@@ -45,3 +49,6 @@ def register_alert_feed(app: faust.App, alerts_topic: faust.TopicT, state: Dashb
                 state.add_alert(decode(value, Alert))
             except (ValidationError, ValueError) as exc:
                 log.warning("alert not shown on the dashboard: %s", exc)
+            except Exception:  # the dashboard must never stop the worker
+                log.exception("alert not shown on the dashboard")
+                default_metrics().record_worker_error("dashboard")
