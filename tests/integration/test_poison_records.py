@@ -17,6 +17,10 @@ import orjson
 import pytest
 
 from spendfuse.schemas import topics
+from spendfuse.streams.commit_producer import CommitProducer
+from spendfuse.streams.metrics import SpendfuseMetrics
+from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.state_cache import CommitSequence
 from tests.support.cluster import (
     UNIT_USD,
     ClusterWorker,
@@ -72,14 +76,50 @@ def test_a_keyless_envelope_and_huge_trace_ids_do_not_stall_the_worker(
     finally:
         worker.stop()
 
-    sizes = [len(r.value) for r in read_topic(kafka_bootstrap, state_changelog(app_id))
-             if r.key is not None and traces in r.key.decode() and r.value is not None]
+    sizes = [
+        len(r.value)
+        for r in read_topic(kafka_bootstrap, state_changelog(app_id))
+        if r.key is not None and traces in r.key.decode() and r.value is not None
+    ]
     assert sizes and max(sizes) < 64_000, sizes  # 20 ids of 60 KB made it 1.2 MB
-    rekeyed = [r for r in read_topic(kafka_bootstrap, topics.COST_EVENTS)
-               if r.key == keyless.encode()]
+    rekeyed = [
+        r for r in read_topic(kafka_bootstrap, topics.COST_EVENTS) if r.key == keyless.encode()
+    ]
     assert len(rekeyed) >= 2 and all(len(r.value) < 1_000_000 for r in rekeyed)
     letters = read_json(kafka_bootstrap, topics.COST_EVENTS_DLQ, marks[topics.COST_EVENTS_DLQ])
     assert [x for x in letters if x.get("reason") in ("unpublishable", "internal_error")] == []
-    fired = [a for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
-             if a.get("use_case_id") in (keyless, traces) and a.get("status") == "firing"]
+    fired = [
+        a
+        for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
+        if a.get("use_case_id") in (keyless, traces) and a.get("status") == "firing"
+    ]
     assert {a["use_case_id"] for a in fired} == {keyless}  # $75 over the $6 limit; $1.31 not
+
+
+@pytest.mark.kafka
+def test_an_output_the_producer_refuses_is_dead_lettered_and_the_rest_still_go(
+    kafka_bootstrap: str,
+) -> None:
+    marks = output_marks(kafka_bootstrap)
+    key = unique("outbox").encode()
+    sink, metrics = CommitProducer(kafka_bootstrap), SpendfuseMetrics()
+    outbox = Outbox(sink, metrics=metrics)
+    outbox.add(topics.ALERTS, key, b'{"n": 1}')
+    outbox.add(topics.ALERTS, key, b'{"big": "' + b"x" * 1_200_000 + b'"}')  # over 1 MB
+    outbox.add(topics.ALERTS, key, b'{"n": 3}')
+    CommitSequence(outbox, [], sink, metrics).run()  # no exception
+    sent = [
+        orjson.loads(r.value)
+        for r in read_topic(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
+        if r.key == key
+    ]
+    assert sent == [{"n": 1}, {"n": 3}]
+    letters = [
+        r
+        for r in read_topic(kafka_bootstrap, topics.COST_EVENTS_DLQ, marks[topics.COST_EVENTS_DLQ])
+        if r.key == key
+    ]
+    assert len(letters) == 1
+    letter = orjson.loads(letters[0].value)
+    assert letter["reason"] == "unpublishable" and topics.ALERTS in letter["error"]
+    assert metrics.events_dead_lettered.labels(reason="unpublishable")._value.get() == 1
