@@ -162,7 +162,14 @@ class IngestHandler:
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in accepted_by_tenant.items():
                 body = encode_cost_events(events)
-                self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
+                if len(body) <= REPUBLISH_MAX_BYTES:
+                    self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
+                    continue
+                for part, sized in sized_values(events):  # a big envelope: in parts that fit
+                    if sized is None:
+                        self._unpublishable(key, part[0], message, now)
+                    else:
+                        self.outbox.add(self.topics["tenant_spend"], tenant.encode(), sized)
 
     def _unpublishable(self, key: bytes | None, event: CostEvent, message: Any,
                        now: datetime) -> None:  # fmt: skip

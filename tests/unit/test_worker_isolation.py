@@ -232,3 +232,17 @@ def test_long_trace_ids_cannot_grow_a_use_case_state() -> None:
     traces = states[uc]["__aggregates__"]["tr"]
     assert len(traces) == 20 <= RECENT_IDS
     assert all(len(k) <= 64 for k in traces)
+
+
+def test_a_big_keyed_envelope_reaches_the_tenant_stage_in_records_under_the_limit() -> None:
+    sink = _Sink()
+    handler = _handler(sink)
+    handler.topics["tenant_spend"] = _Topic(topics.TENANT_SPEND)  # type: ignore[assignment]
+    uc = unique("keyed")
+    members = [make_event(uc, cost=None) for _ in range(4000)]  # ~1 MB as sent
+    value = orjson.dumps({"envelope_version": 1, "events": members})
+    handler.handle_record(uc.encode(), value, _Msg(topics.COST_EVENTS, 0, 9), NOW, True)
+    handler.outbox.flush()
+    tenant = [v for t, _, v in sink.sent if t == topics.TENANT_SPEND]
+    assert len(tenant) >= 2 and all(len(v) < 1_000_000 for v in tenant)
+    assert sum(len(orjson.loads(v)["events"]) for v in tenant) == 4000
