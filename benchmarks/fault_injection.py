@@ -10,7 +10,11 @@ once it has handled 40 % of them the fault is injected:
 * ``worker kill -9``: the worker is SIGKILLed and a new one started on the same data directory;
 * ``broker restart``: the broker is stopped (controlled shutdown) and started again on the same
   port and data, the worker left alone;
-* ``broker kill -9``: the same with the broker SIGKILLed (log recovery on start).
+* ``broker kill -9``: the same with the broker SIGKILLed (log recovery on start);
+* ``20 kills mid-flush``: the worker is SIGKILLed 20 times in a row, each time while it is
+  inside an offset commit's flush (frozen at random moments and its stack read with py-spy
+  until it is caught there), and a new one started each time; the stream is paced to last
+  through all of them.
 
 Recovery time: from the fault until the worker commits again ("resumed"), and until it has
 committed every record published before the fault ("caught up"; the ``no fault`` row measures
@@ -18,7 +22,8 @@ the same without a fault: the backlog a worker carries at this rate). Then the w
 accounted for from the broker (tests/support/cluster.py): each use case's spend in the state
 table's changelog against the exact sum of its distinct events (``lost`` counts events missing
 from it), every bad record's offset in the dead-letter topic, and copies of each command id on
-the control topic.
+the control topic, and that every use case's firing alert and command exist (the
+``alerts / commands missing`` column: a lost output shows there).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from tests.support.cluster import (
     caught_up,
     committed,
     end_offsets,
+    kill_mid_flush,
     output_marks,
     plan_stream,
 )
@@ -66,6 +72,8 @@ class Row:
     backlog: int  # records published but not yet handled when the fault hit
     result: Audit
     handled_again: int
+    use_cases: int = 0
+    kills: int = 0
 
 
 def worker_env(app_id: str, data_dir: Path, limit_usd: float) -> dict[str, str]:
@@ -97,9 +105,12 @@ def run(
     start = end_offsets(bootstrap, topics.COST_EVENTS)
     marks = output_marks(bootstrap)
     feed = Feed(bootstrap)
-    feed.publish_in_background(plan, rate_per_s=args.rate)
+    rate = args.rate if "mid-flush" not in name else len(plan) / (args.kills * 20.0)
+    feed.publish_in_background(plan, rate_per_s=rate)
     try:
-        wait_for(lambda: (worker.events_in() or 0) >= FAULT_AT * len(plan), "40 %", 300)
+        fault_at_share = FAULT_AT if "mid-flush" not in name else 0.05  # kills last long
+        wait_for(lambda: (worker.events_in() or 0) >= fault_at_share * len(plan),
+                 "the share handled before the fault", 300)  # fmt: skip
         before = end_offsets(bootstrap, topics.COST_EVENTS)
         fault_at = time.monotonic()
         handled_before = int(worker.events_in() or 0)
@@ -119,7 +130,8 @@ def run(
     result = audit(bootstrap, app_id, feed, outputs_since=marks)
     handled_again = max(handled_before - committed_before, 0) if "worker" in fault_name else 0
     return Row(name, len(plan), len(plan) / feed.publish_s, fault_name, resumed_s, recovery_s,
-               max(backlog, 0), result, handled_again)  # fmt: skip
+               max(backlog, 0), result, handled_again, len(use_cases),
+               getattr(worker, "kills", 0))  # fmt: skip
 
 
 def _committed_since(bootstrap: str, group: str, start: dict[int, int]) -> int:
@@ -141,6 +153,22 @@ def kill_worker(worker: ClusterWorker, env: dict[str, str], home: Path) -> Clust
     return ClusterWorker(worker.bootstrap, home / "second", **env).start()
 
 
+def kill_mid_flush_repeatedly(kills: int) -> Callable[..., ClusterWorker]:
+    def inject(worker: ClusterWorker, env: dict[str, str], home: Path) -> ClusterWorker:
+        caught = 0
+        for n in range(kills):
+            caught += kill_mid_flush(worker)
+            worker.stop()  # if it was never caught: stopped anyway, and counted as not caught
+            (home / f"w{n}").mkdir()
+            worker = ClusterWorker(worker.bootstrap, home / f"w{n}", **env).start()
+            print(f"  kill {n + 1}: {'mid-flush' if caught == n + 1 else 'NOT caught'}",
+                  flush=True)  # fmt: skip
+        worker.kills = caught  # type: ignore[attr-defined]
+        return worker
+
+    return inject
+
+
 def restart_broker(kafka: LocalKafka, hard: bool) -> Callable[..., ClusterWorker]:
     def inject(worker: ClusterWorker, _env: dict[str, str], _home: Path) -> ClusterWorker:
         kafka.restart(hard=hard)
@@ -151,7 +179,8 @@ def restart_broker(kafka: LocalKafka, hard: bool) -> Callable[..., ClusterWorker
 
 def table(rows: list[Row]) -> str:
     head = ("scenario", "load (events, events/s)", "fault injected", "recovery time",
-            "accepted / duplicate / dead-lettered", "lost", "commands duplicated")  # fmt: skip
+            "accepted / duplicate / dead-lettered", "lost", "alerts / commands missing",
+            "commands duplicated")  # fmt: skip
     lines = []
     for r in rows:
         a = r.result
@@ -163,7 +192,9 @@ def table(rows: list[Row]) -> str:
         lines.append((r.scenario, f"{r.events:,} @ {r.rate:,.0f}/s", r.fault,
                       f"resumed {r.resumed_s:.1f} s, caught up {r.recovery_s:.1f} s",
                       f"{a.good - a.events_lost:,} / {a.duplicates:,} / {a.dead_lettered:,}{again}",
-                      lost, str(sum(n - 1 for n in a.duplicated_commands.values()))))  # fmt: skip
+                      lost, f"{r.use_cases - len(a.firing_by_use_case)} / "
+                      f"{r.use_cases - len(a.commands)}",
+                      str(sum(n - 1 for n in a.duplicated_commands.values()))))  # fmt: skip
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
 
     def fmt(cells: tuple[str, ...]) -> str:
@@ -178,8 +209,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="records per scenario")
     parser.add_argument("--rate", type=float, default=2_000, help="records published per second")
     parser.add_argument("--use-cases", type=int, default=16)
-    parser.add_argument("--scenarios", default="none,kill9,broker,broker-kill9",
-                        help="comma-separated: none, kill9, broker, broker-kill9")  # fmt: skip
+    parser.add_argument("--scenarios", default="none,kill9,broker,broker-kill9,kill9x20",
+                        help="comma-separated: none, kill9, broker, broker-kill9, kill9x20")
+    parser.add_argument("--kills", type=int, default=20, help="kills in kill9x20")  # fmt: skip
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="spendfuse-faults-"))
     kafka = LocalKafka(tmp / "kafka", partitions=4)
@@ -190,6 +222,8 @@ def main() -> None:
         "broker": ("broker restart", "broker stop + start", lambda: restart_broker(kafka, False)),
         "broker-kill9": ("broker kill -9", "SIGKILL broker, restart it",
                          lambda: restart_broker(kafka, True)),
+        "kill9x20": (f"{args.kills} kills mid-flush", f"SIGKILL worker x{args.kills} mid-flush",
+                     lambda: kill_mid_flush_repeatedly(args.kills)),
     }  # fmt: skip
     rows = []
     try:
@@ -199,6 +233,8 @@ def main() -> None:
             row = run(name, fault, kafka, tmp, args, make())
             rows.append(row)
             print(f"  backlog when the fault hit: {row.backlog} records published, not handled")
+            if row.kills:
+                print(f"  caught mid-flush and killed {row.kills} times")
             if row.handled_again:
                 print(f"  {row.handled_again} records handled again after the restart")
     finally:

@@ -1,17 +1,23 @@
 """Alertmanager-style label matchers: ``name="v"``, ``name!="v"``, ``name=~"re"``, ``name!~"re"``.
 
 Used by rule scopes, routes, inhibition rules and silences, so one syntax covers all four.
-Regexes are anchored, as in Alertmanager.
+Regexes are anchored, as in Alertmanager, and run on RE2 (``google-re2``), as Alertmanager's Go
+regexes do: matching takes time linear in the label's length whatever the pattern, so a rule
+like ``(a|aa)+`` cannot stall the worker on a long value. A pattern RE2 refuses (a
+backreference, a lookahead, a syntax error) is a load-time error naming the matcher, which the
+rule loader reports at its file:line:column. Scope values (``use_case_id: bot(v2``) are
+literals: :func:`any_of` escapes them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
+import re2
 from pydantic import AfterValidator
 
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
@@ -37,9 +43,23 @@ class Matcher:
         return f'{self.name}{self.op}"{self.value}"'
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error is raised (and reported); not printed to stderr
+
+
 @lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compiled(pattern: str) -> re2._Regexp:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def _re2_problem(exc: Exception) -> str:
+    why = exc.args[0] if exc.args else exc
+    return why.decode(errors="replace") if isinstance(why, bytes) else str(why)
+
+
+def any_of(name: str, values: Iterable[str]) -> Matcher:
+    """A matcher for "``name`` is one of ``values``", each value a literal string."""
+    return Matcher(name, "=~", "|".join(re2.escape(str(v)) for v in values))
 
 
 def parse_matcher(text: str) -> Matcher:
@@ -50,8 +70,11 @@ def parse_matcher(text: str) -> Matcher:
     if op in ("=~", "!~"):
         try:
             _compiled(value)
-        except re.error as exc:
-            raise ValueError(f"bad regex in matcher {text!r}: {exc}") from exc
+        except re2.error as exc:
+            raise ValueError(
+                f"bad regex in matcher {text!r}: {_re2_problem(exc)} (matchers use RE2 syntax: "
+                "no backreferences or lookarounds)"
+            ) from exc
     return Matcher(name, op, value)
 
 

@@ -13,11 +13,17 @@ from spendfuse.schemas import topics
 from spendfuse.settings import Settings
 from spendfuse.streams.commit_producer import CommitProducer
 from spendfuse.streams.console import register_console_agent
+from spendfuse.streams.dedup_table import ROCKSDB_OPTIONS as DEDUP_ROCKSDB_OPTIONS
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
+from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.rules_reload import register_rules_reload
-from spendfuse.streams.state_cache import WriteBehindStates, attach_write_behind
+from spendfuse.streams.state_cache import (
+    DeferredChangelog,
+    WriteBehindStates,
+    attach_write_behind,
+)
 from spendfuse.streams.tenant import register_tenant_agent, tenant_topic
 from spendfuse.streams.web import attach_operator_web
 
@@ -42,6 +48,12 @@ def create_app(settings: Settings) -> SpendfuseApp:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Faust's own views would serve table data (per-use-case state), the cluster's layout
+        # and internals to anyone reaching the port: only spendfuse's views are served
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=settings.commit_interval_s,
@@ -71,9 +83,13 @@ def create_app(settings: Settings) -> SpendfuseApp:
                             help="per-use-case rule state (plain data)",
                             options=store_options)  # fmt: skip
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
-    states = WriteBehindStates(state_table, sink, settings.state_cache_max_keys)
-    dedup = FaustDedupStore(app, options=store_options, sink=sink)
-    outbox = Outbox(sink)
+    changelog = DeferredChangelog(sink)  # ids and states: local stores first, then changelogs
+    states = WriteBehindStates(state_table, changelog, settings.state_cache_max_keys,
+                               metrics=default_metrics())
+    dedup_options = {**store_options, **DEDUP_ROCKSDB_OPTIONS} if store_options else None
+    dedup = FaustDedupStore(app, options=dedup_options, sink=changelog)
+    metrics = default_metrics()
+    outbox = Outbox(sink, dead_letter_topic=topic_map["dlq"], metrics=metrics)
     pipeline = build_pipeline(settings)
     topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)
     signer = CommandSigner(
@@ -88,11 +104,12 @@ def create_app(settings: Settings) -> SpendfuseApp:
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
     tenant_states = register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions,
-                                          outbox, sink=sink, observer=observer,
+                                          outbox, sink=changelog, observer=observer,
                                           **batching)  # fmt: skip
-    # at each commit: ids, then the state that counted them, then what they decided
-    attach_write_behind(app, [dedup, states, tenant_states, outbox],
-                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink)  # fmt: skip
+    # at each commit: what the records decided (acknowledged), then their ids and state
+    attach_write_behind(app, outbox, [dedup, states, tenant_states],
+                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink, metrics,
+                        changelog)  # fmt: skip
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts and settings.slack_bot_token is None:
         register_console_agent(app, topic_map["alerts"])

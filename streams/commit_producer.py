@@ -9,6 +9,12 @@ producer hands them to librdkafka (C, batched, compressed, idempotent) and :meth
 until the broker has acknowledged all of them, *before* the offsets are committed, so a commit
 never covers input whose effects are not durable.
 
+It never raises out of a commit: a record librdkafka refuses for good (over
+:data:`MAX_MESSAGE_BYTES`, an unknown topic) is reported to whoever produced it (the outbox
+dead-letters an output; a changelog record is counted and logged, its value stays in the local
+store), because an exception here would escape Faust's commit and stop the worker, and the same
+record would fail again after every restart.
+
 Changelog records are serialized with the table's own codecs, so Faust's recovery reads them as
 its own.
 """
@@ -18,14 +24,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from faust.types import TP
 
 log = logging.getLogger(__name__)
 
 
-class CommitProducerError(RuntimeError):
-    """A record could not be delivered: the commit must not go ahead."""
+MAX_MESSAGE_BYTES = 1_000_000
+"""The largest record this producer sends (librdkafka's ``message.max.bytes`` default, under
+the broker's 1 MiB ``max.message.bytes``): callers split or dead-letter anything larger."""
 
 
 class CommitProducer:
@@ -39,8 +46,10 @@ class CommitProducer:
             "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
             "message.timeout.ms": 0,  # never give up: the commit waits for the broker instead
+            "message.max.bytes": MAX_MESSAGE_BYTES,
         })  # fmt: skip
         self._failed: list[str] = []
+        self.failed_total = 0  # changelog records refused for good (counted, logged)
         self._keepers: dict[int, Any] = {}
         self._newest: list[tuple[Any, dict[TP, int]]] = []
         self.sent = 0
@@ -67,15 +76,21 @@ class CommitProducer:
         self.sent += 1
 
     def changelog(self, table: Any, partition: int, key: Any, value: Any,
-                  raw: tuple[bytes, bytes] | None = None) -> None:  # fmt: skip
+                  raw: tuple[bytes, bytes] | None = None) -> bool:  # fmt: skip
         """Write one table entry to its changelog partition, in the table's own encoding
-        (``raw``: the key and value already encoded by the store)."""
+        (``raw``: the key and value already encoded by the store). False (logged, counted) if
+        librdkafka refused it at once, e.g. over :data:`MAX_MESSAGE_BYTES`."""
         topic = table.changelog_topic
         if raw is None:
             raw = (topic.prepare_key(key, table.key_serializer)[0],
                    topic.prepare_value(value, table.value_serializer)[0])  # fmt: skip
-        self.produce(topic.get_topic_name(), raw[1], raw[0], partition,
-                     on_delivery=self._offset_keeper(table.data))  # fmt: skip
+        try:
+            self.produce(topic.get_topic_name(), raw[1], raw[0], partition,
+                         on_delivery=self._offset_keeper(table.data))  # fmt: skip
+        except KafkaException as exc:
+            self._failed.append(f"{topic.get_topic_name()}[{partition}] key {key!r}: {exc}")
+            return False
+        return True
 
     def _offset_keeper(self, store: Any) -> Any:
         """As Faust does for its own changelog writes, the local store will remember the newest
@@ -98,17 +113,21 @@ class CommitProducer:
         keeper = self._keepers[id(store)] = on_delivery
         return keeper
 
-    def flush(self) -> None:
-        """Block until every record is acknowledged; raise if any was refused."""
+    def flush(self) -> list[str]:
+        """Block until every record is acknowledged. Returns (and logs) the changelog records
+        refused for good since the last flush; outputs report theirs to their ``on_delivery``."""
         waited = 0
         while (queued := self._producer.flush(1.0)) > 0:
             waited += 1
             log.warning("commit waits for the broker to take %d records (%d s)", queued, waited)
-        if self._failed:
-            failed, self._failed = self._failed, []
-            raise CommitProducerError(f"{len(failed)} records not delivered: {failed[:3]}")
+        failed, self._failed = self._failed, []
+        if failed:
+            self.failed_total += len(failed)
+            log.error("%d changelog records not written (their values stay in the local "
+                      "store): %s", len(failed), failed[:3])  # fmt: skip
         for store, newest in self._newest:
             if hasattr(store, "set_persisted_offset"):
                 for tp, offset in newest.items():
                     store.set_persisted_offset(tp, offset)
             newest.clear()
+        return failed

@@ -7,7 +7,9 @@ then dedup + price + decide the rest in one pass per use case. Dedup ids and per
 live in Faust tables, written behind at offset commit; everything the record produced waits in
 the :class:`Outbox` and goes out at that same commit. Handling a record never awaits, so a commit
 never sees half of one. Nothing raises out of the loop for bad input, so a poison record never
-blocks its partition.
+blocks its partition; and a record whose handling raises anyway (a bug, a rule that fails on
+some input) is dead-lettered with reason ``internal_error`` and counted
+(``spendfuse_worker_errors_total{stage="ingest"}``), and the agent goes on with the next one.
 """
 
 from __future__ import annotations
@@ -22,20 +24,44 @@ import faust
 
 from spendfuse.control.stamp import CommandSigner
 from spendfuse.pipeline import Outcome, Pipeline
-from spendfuse.schemas.codec import encode, encode_cost_events
+from spendfuse.schemas.codec import encode, encode_cost_events, make_dead_letter
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter
+from spendfuse.schemas.errors import EventRejectedError
 from spendfuse.schemas.topics import cost_event_key
+from spendfuse.streams.commit_producer import MAX_MESSAGE_BYTES
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.state_cache import commit_now
 
 log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal_error"
+"""Dead-letter reason: handling the record raised (the error says what); the agent went on."""
+REPUBLISH_MAX_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+"""Largest re-keyed record value: under the producer's limit, with room for key and headers."""
 
 
 def events_value(events: Sequence[CostEvent]) -> bytes:
     """One record value for events of one key: the event itself, or an envelope of them."""
     return encode(events[0]) if len(events) == 1 else encode_cost_events(events)
+
+
+def sized_values(events: Sequence[CostEvent], limit: int = REPUBLISH_MAX_BYTES,
+                 ) -> list[tuple[Sequence[CostEvent], bytes | None]]:  # fmt: skip
+    """``events`` as record values of at most ``limit`` bytes each (halving an envelope until
+    its parts fit); a lone event that still does not fit comes back with ``None``.
+
+    Re-encoding writes every field, defaults included, so a re-keyed envelope can be several
+    times the size it arrived at, and over the producer's maximum message size."""
+    body = events_value(events)
+    if len(body) <= limit:
+        return [(events, body)]
+    if len(events) == 1:
+        return [(events, None)]
+    mid = len(events) // 2
+    return sized_values(events[:mid], limit) + sized_values(events[mid:], limit)
 
 
 class IngestHandler:
@@ -65,7 +91,24 @@ class IngestHandler:
             self.pipeline.tenant_engine is not None and self.pipeline.tenant_engine.active
         )
         for record in records:
-            self.handle_record(record.key, record.value, record.message, now, tenant_stage)
+            message = record.message
+            self.outbox.origin = (message.topic, message.partition, message.offset)
+            try:
+                self.handle_record(record.key, record.value, message, now, tenant_stage)
+            except Exception as exc:  # one record's failure never stops the agent
+                self.failed(record.key, record.value, message, now, exc)
+
+    def failed(self, key: bytes | None, value: bytes, message: Any, now: datetime,
+               exc: Exception) -> None:  # fmt: skip
+        """Count and dead-letter a record whose handling raised."""
+        log.exception("handling %s[%s]@%s failed; dead-lettered", message.topic,
+                      message.partition, message.offset)  # fmt: skip
+        self.observer.worker_error("ingest")
+        error = EventRejectedError(INTERNAL_ERROR, f"handling it raised {type(exc).__name__}: "
+                                   f"{str(exc)[:500]}")  # fmt: skip
+        self._dead_letter(key, make_dead_letter(
+            value, error, now, key=key, topic=message.topic, partition=message.partition,
+            offset=message.offset))  # fmt: skip
 
     def handle_record(self, key: bytes | None, value: bytes, message: Any,
                       now: datetime, tenant_stage: bool = True) -> None:  # fmt: skip
@@ -82,12 +125,21 @@ class IngestHandler:
         lone = len(record.dead_letters) + len(record.handled) + sum(
             len(v) for v in record.foreign.values()) == 1  # fmt: skip
         for use_case, events in record.foreign.items():
-            body = value if lone else events_value(events)  # a lone event as sent
-            self.outbox.add(self.topics["cost_events"], cost_event_key(use_case), body)
-            self.outcomes["rekeyed"] += len(events)
-            for _ in events:
-                self.observer.record_in()
-                self.observer.rekeyed()
+            wanted = cost_event_key(use_case)
+            if lone and len(value) <= REPUBLISH_MAX_BYTES:
+                parts: list[tuple[Sequence[CostEvent], bytes | None]] = [(events, value)]
+            else:  # a lone event as sent; envelopes re-encoded in parts that fit
+                parts = sized_values(events)
+            for part, body in parts:
+                for _ in part:
+                    self.observer.record_in()
+                if body is None:
+                    self._unpublishable(key, part[0], message, now)
+                    continue
+                self.outbox.add(self.topics["cost_events"], wanted, body)
+                self.outcomes["rekeyed"] += len(part)
+                for _ in part:
+                    self.observer.rekeyed()
         for result in record.handled:
             self.observer.record_in()
             self.outcomes[result.outcome.value] += 1
@@ -101,7 +153,25 @@ class IngestHandler:
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in record.accepted_by_tenant().items():
                 body = encode_cost_events(events)
-                self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
+                if len(body) <= REPUBLISH_MAX_BYTES:
+                    self.outbox.add(self.topics["tenant_spend"], tenant.encode(), body)
+                    continue
+                for part, sized in sized_values(events):  # a big envelope: in parts that fit
+                    if sized is None:
+                        self._unpublishable(key, part[0], message, now)
+                    else:
+                        self.outbox.add(self.topics["tenant_spend"], tenant.encode(), sized)
+
+    def _unpublishable(self, key: bytes | None, event: CostEvent, message: Any,
+                       now: datetime) -> None:  # fmt: skip
+        raw = encode(event)
+        error = EventRejectedError(
+            "unpublishable", f"re-keyed under its use case it is {len(raw)} bytes, over the "
+            f"{REPUBLISH_MAX_BYTES} a record may be; publish it under its use_case_id key",
+        )  # fmt: skip
+        self._dead_letter(key, make_dead_letter(
+            raw, error, now, key=key, topic=message.topic, partition=message.partition,
+            offset=message.offset))  # fmt: skip
 
     def _dead_letter(self, key: bytes | None, dead: DeadLetter) -> None:
         src = dead.source
@@ -120,4 +190,4 @@ def register_ingest_agent(app: faust.App, handler: IngestHandler, *, batch_max: 
             with handler.observer.processing():
                 handler.handle_batch(batch)
             if handler.outbox.urgent:  # a decision: send it now, not at the next timed commit
-                await app.consumer.commit()
+                await commit_now(app, handler.observer.worker_error)

@@ -104,6 +104,19 @@ class SpendfuseMetrics:
             "spendfuse_slack_delivery_errors", "Alerts Slack did not accept after retries.",
             registry=r,
         )  # fmt: skip
+        self.worker_errors = Counter(
+            "spendfuse_worker_errors",
+            "Exceptions caught so the worker goes on, by stage: ingest / tenant (one record: "
+            "dead-lettered with reason internal_error), commit (a step of the offset commit), "
+            "changelog (a state or id record the producer refused), publish (a dead letter "
+            "that could not be published), dashboard (a feed record not shown), rules_reload.",
+            ["stage"], registry=r,
+        )  # fmt: skip
+        self.state_bytes = Histogram(
+            "spendfuse_state_bytes",
+            "Encoded size of each use-case or tenant state written at a commit.",
+            buckets=(1024, 4096, 16384, 65536, 262144, 1048576), registry=r,
+        )  # fmt: skip
         self.consumer_lag = Gauge(
             "spendfuse_consumer_lag", "Records not yet processed (highwater - committed).",
             ["topic", "partition"], registry=r,
@@ -134,6 +147,12 @@ class SpendfuseMetrics:
 
     def record_dead_letter(self, reason: str) -> None:
         self.events_dead_lettered.labels(reason=reason).inc()
+
+    def record_worker_error(self, stage: str) -> None:
+        self.worker_errors.labels(stage=stage).inc()
+
+    def record_state_bytes(self, size: int) -> None:
+        self.state_bytes.observe(size)
 
     def record_rekeyed(self) -> None:
         self.events_rekeyed.inc()

@@ -26,6 +26,8 @@ class NullObserver:
 
     def rekeyed(self) -> None: ...
 
+    def worker_error(self, stage: str) -> None: ...
+
     def handled(self, handled: Handled) -> None: ...
 
     def decided(self, decisions: Decisions) -> None: ...
@@ -58,6 +60,9 @@ class IngestObserver(NullObserver):
 
     def rekeyed(self) -> None:
         self.metrics.record_rekeyed()
+
+    def worker_error(self, stage: str) -> None:
+        self.metrics.record_worker_error(stage)
 
     def handled(self, handled: Handled) -> None:
         if handled.outcome is Outcome.DUPLICATE or handled.event is None:

@@ -9,6 +9,7 @@ import faust
 from spendfuse.pipeline import Pipeline
 from spendfuse.rules.reload import RulesWatcher
 from spendfuse.settings import Settings
+from spendfuse.streams.metrics import default_metrics
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,13 @@ def register_rules_reload(app: faust.App, pipeline: Pipeline, settings: Settings
 
     @app.timer(settings.rules_reload_s, name="reload_rules")
     async def reload_rules() -> None:
-        result = watcher.poll()
+        try:
+            result = watcher.poll()
+        except Exception:  # an unreadable directory, a bug: the running rules keep running
+            log.exception("could not poll rules in %s; previous rules keep running",
+                          settings.rules_dir)  # fmt: skip
+            default_metrics().record_worker_error("rules_reload")
+            return
         if result.errors:
             log.error("rules in %s refused, previous rules keep running:\n%s",
                       settings.rules_dir, "\n".join(str(i) for i in result.errors))  # fmt: skip

@@ -14,7 +14,8 @@ worker that takes them over recovers them from the changelog.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any, Protocol
 
@@ -22,12 +23,16 @@ import faust
 from faust.sensors import Sensor
 from faust.types import TP
 
+log = logging.getLogger(__name__)
+
 
 class WriteBehindStates:
     """The ``states`` mapping the pipeline reads and writes, backed by a Faust table."""
 
-    def __init__(self, table: Any, sink: Any = None, max_cached: int = 5_000) -> None:
+    def __init__(self, table: Any, sink: Any = None, max_cached: int = 5_000,
+                 metrics: Any = None) -> None:  # fmt: skip
         self.table = table
+        self.metrics = metrics  # SpendfuseMetrics: the size of each state written
         self.sink = sink  # a CommitProducer; None: Faust's own producer
         self.max_cached = max_cached  # clean keys beyond this are dropped after each flush
         self.partition: int | None = None  # of the record being handled; set by the agent
@@ -66,6 +71,8 @@ class WriteBehindStates:
         for key in todo:
             value, partition = self._cache[key], self._partition_of[key]
             raw = store_put(self.table.data, partition, key, value)
+            if raw is not None and self.metrics is not None:
+                self.metrics.record_state_bytes(len(raw[1]))
             if self.sink is not None:
                 self.sink.changelog(self.table, partition, key, value, raw)
             else:
@@ -120,34 +127,133 @@ class WriteBehind(Protocol):
     def drop_partitions(self, partitions: set[int]) -> None: ...
 
 
-class _FlushOnCommit(Sensor):
-    def __init__(self, caches: Sequence[WriteBehind], sink: Any = None) -> None:
-        super().__init__()
+class Outputs(Protocol):
+    def flush(self) -> int: ...
+
+    def settle(self) -> int: ...
+
+
+class DeferredChangelog:
+    """The caches' changelog sink at commit: holds each changelog write until every cache has
+    written its local store, then hands them all to the producer.
+
+    The dedup ids and the states that counted them are written to the local stores back to
+    back (microseconds apart), with no producer call in between, so a ``kill -9`` can hardly
+    land between an id and the state that counts its event (which would drop that event's
+    spend on restart: the id says "seen", the state never counted it).
+    """
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self._held: list[tuple[Any, int, Any, Any, tuple[bytes, bytes] | None]] = []
+
+    def changelog(self, table: Any, partition: int, key: Any, value: Any,
+                  raw: tuple[bytes, bytes] | None = None) -> None:  # fmt: skip
+        self._held.append((table, partition, key, value, raw))
+
+    def send(self) -> int:
+        held, self._held = self._held, []
+        for table, partition, key, value, raw in held:
+            self.sink.changelog(table, partition, key, value, raw)
+        return len(held)
+
+
+class CommitSequence:
+    """What happens at every offset commit, in this order:
+
+    1. the outputs the handled records produced (alerts, commands, dead letters, re-keyed and
+       tenant-stage records) are handed to the producer, which is flushed until the broker
+       has acknowledged them; any it refused for good is dead-lettered and flushed in turn;
+    2. only then the dedup ids and states (``caches``, in order) are written to their local
+       stores, then to their changelogs (:class:`DeferredChangelog`), and the producer flushed
+       again;
+    3. Faust commits the offsets.
+
+    A ``kill -9`` before 2 leaves no id or state for the records whose outputs were in flight:
+    they are handled again and their outputs re-issued, never lost. No step raises: an
+    exception would escape Faust's commit and stop the worker (and recur after every restart),
+    so each is logged and counted in ``spendfuse_worker_errors_total{stage="commit"}``.
+    """
+
+    def __init__(self, outputs: Outputs | None, caches: Sequence[WriteBehind], sink: Any = None,
+                 metrics: Any = None, changelog: DeferredChangelog | None = None,
+                 ) -> None:  # fmt: skip
+        self.outputs = outputs
         self.caches = caches
         self.sink = sink
+        self.metrics = metrics
+        self.changelog = changelog  # the caches' sink, if they write through one
+
+    def _guard(self, step: Callable[[], Any], what: str) -> Any:
+        try:
+            return step()
+        except Exception:
+            log.exception("commit step failed (%s); the worker goes on", what)
+            if self.metrics is not None:
+                self.metrics.record_worker_error("commit")
+            return None
+
+    def _flush_sink(self) -> None:
+        if self.sink is None:
+            return
+        failed = self._guard(self.sink.flush, "producer flush") or []
+        if failed and self.metrics is not None:
+            for _ in failed:
+                self.metrics.record_worker_error("changelog")
+
+    def run(self) -> None:
+        if self.outputs is not None:
+            self._guard(self.outputs.flush, "outputs")
+            for _ in range(3):  # outputs, then their dead letters, then (rarely) theirs
+                self._flush_sink()
+                if not self._guard(self.outputs.settle, "dead-letter refused outputs"):
+                    break
+        for cache in self.caches:
+            self._guard(cache.flush, type(cache).__name__)
+        if self.changelog is not None:
+            self._guard(self.changelog.send, "changelog")
+        self._flush_sink()
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Before partitions are revoked: outputs first, then ids and states, as at a commit."""
+        self.run()
+        for cache in self.caches:
+            self._guard(lambda c=cache: c.drop_partitions(partitions), "drop partitions")
+        if self.changelog is not None:
+            self._guard(self.changelog.send, "changelog")
+        self._flush_sink()
+
+
+async def commit_now(app: faust.App, count_error: Callable[[str], None]) -> None:
+    """Commit offsets now (an urgent decision); a failure (a rebalance, the broker away) is
+    logged and counted, and the agent goes on: the next timed commit covers the same work."""
+    try:
+        await app.consumer.commit()
+    except Exception:
+        log.exception("commit after a decision failed; the next commit will cover it")
+        count_error("commit")
+
+
+class _FlushOnCommit(Sensor):
+    def __init__(self, sequence: CommitSequence) -> None:
+        super().__init__()
+        self.sequence = sequence
 
     def on_commit_initiated(self, consumer: Any) -> Any:
-        for cache in self.caches:
-            cache.flush()
-        if self.sink is not None:
-            self.sink.flush()  # durable before Faust commits the offsets that cover it
+        self.sequence.run()  # durable before Faust commits the offsets that cover it
         return super().on_commit_initiated(consumer)
 
 
-def attach_write_behind(app: faust.App, caches: Sequence[WriteBehind],
-                        topic_names: set[str], sink: Any = None) -> None:  # fmt: skip
-    """Flush before every offset commit; flush and drop revoked partitions on rebalance.
-
-    ``caches`` are flushed in order at each commit (the dedup ids and the use-case states
-    that counted them go out together, before the offsets that cover them); ``sink``, the
-    :class:`~spendfuse.streams.commit_producer.CommitProducer` they write through, is then
-    flushed until the broker has everything."""
-    app.sensors.add(_FlushOnCommit(caches, sink))
+def attach_write_behind(app: faust.App, outputs: Outputs | None, caches: Sequence[WriteBehind],
+                        topic_names: set[str], sink: Any = None, metrics: Any = None,
+                        changelog: DeferredChangelog | None = None) -> CommitSequence:  # fmt: skip
+    """Run a :class:`CommitSequence` before every offset commit and before a rebalance takes
+    partitions away (revoked partitions' keys are then dropped from the caches)."""
+    sequence = CommitSequence(outputs, caches, sink, metrics, changelog)
+    app.sensors.add(_FlushOnCommit(sequence))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(_app: Any, revoked: set[TP], **_kw: Any) -> None:
-        partitions = {tp.partition for tp in revoked if tp.topic in topic_names}
-        for cache in caches:
-            cache.drop_partitions(partitions)
-        if sink is not None:
-            sink.flush()
+        sequence.revoke({tp.partition for tp in revoked if tp.topic in topic_names})
+
+    return sequence

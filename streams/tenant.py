@@ -4,12 +4,15 @@ Cost events are partitioned by use case, so no single partition sees a tenant's 
 The ingest agent re-publishes each record's *accepted, priced* events to
 ``spendfuse.tenant-spend``, one record per tenant keyed by tenant; this agent runs the same pure
 :meth:`Pipeline.handle_tenant_batch` that replay runs, with tenant state in a Faust table
-(written behind at commit), and its alerts and (signed) commands leave through the outbox.
+(written behind at commit), and its alerts and (signed) commands leave through the outbox. A
+record whose handling raises is dead-lettered (``internal_error``) and counted, and the agent
+goes on.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -17,13 +20,14 @@ import orjson
 
 from spendfuse.pipeline import Pipeline
 from spendfuse.schemas import topics
-from spendfuse.schemas.codec import encode, parse_cost_event_obj
+from spendfuse.schemas.codec import encode, make_dead_letter, parse_cost_event_obj
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
-from spendfuse.streams.state_cache import WriteBehindStates
+from spendfuse.streams.state_cache import WriteBehindStates, commit_now
 
 log = logging.getLogger(__name__)
 TENANT_SPEND = topics.TENANT_SPEND
@@ -54,20 +58,39 @@ def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, 
                       help="per-tenant rule state (plain data)")  # fmt: skip
     states = WriteBehindStates(table, sink)
 
+    def handle(record: Any) -> None:
+        states.partition = record.message.partition
+        decisions = pipeline.run_tenant(decode_tenant_record(record.value), states)
+        observer.decided(decisions)
+        for alert in decisions.alerts:
+            outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert), urgent=True)
+        for command in decisions.commands:  # stamped at publish time, then signed
+            for key, body, headers in signer.records(command):
+                outbox.add(topics["control"], key, body, headers, urgent=True)
+
+    def failed(record: Any, exc: Exception) -> None:
+        msg = record.message
+        log.exception("tenant stage: %s[%s]@%s failed; dead-lettered", msg.topic,
+                      msg.partition, msg.offset)  # fmt: skip
+        default_metrics().record_worker_error("tenant")
+        error = EventRejectedError("internal_error", f"handling it raised "
+                                   f"{type(exc).__name__}: {str(exc)[:500]}")  # fmt: skip
+        dead = make_dead_letter(record.value, error, datetime.now(UTC), key=record.key,
+                                topic=msg.topic, partition=msg.partition, offset=msg.offset)
+        default_metrics().record_dead_letter("internal_error")
+        outbox.add(topics["dlq"], record.key, encode(dead))
+
     @app.agent(topics["tenant_spend"], name="decide_tenant_spend")
     async def decide_tenant_spend(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(batch_max, within=batch_within_s):
             for record in batch:  # synchronous: a commit never sees half a record
-                states.partition = record.message.partition
-                decisions = pipeline.run_tenant(decode_tenant_record(record.value), states)
-                observer.decided(decisions)
-                for alert in decisions.alerts:
-                    outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert),
-                               urgent=True)  # fmt: skip
-                for command in decisions.commands:  # stamped at publish time, then signed
-                    for key, body, headers in signer.records(command):
-                        outbox.add(topics["control"], key, body, headers, urgent=True)
+                msg = record.message
+                outbox.origin = (msg.topic, msg.partition, msg.offset)
+                try:
+                    handle(record)
+                except Exception as exc:  # one record's failure never stops the agent
+                    failed(record, exc)
             if outbox.urgent:
-                await app.consumer.commit()
+                await commit_now(app, default_metrics().record_worker_error)
 
     return states

@@ -3,14 +3,61 @@
 Producers retry, so the same event can arrive twice. An id is remembered in the UTC day bucket of
 its event time; an event is a duplicate if its id is in its own bucket or the one before, so a
 repeat within at least 24 hours (and at most 48) is counted once. The Faust worker keeps the same
-buckets in a tumbling windowed table with the same width, so replay and stream agree.
+buckets on disk (:mod:`spendfuse.streams.dedup_table`), so replay and stream agree.
+
+Memory is bounded by time, not by traffic or by what producers send: only the buckets of the
+newest event day seen and the :data:`KEEP_DAYS` days before it are kept, and an event time
+further ahead than the clock's tomorrow is *clamped* to it for dedup (:class:`DayClock`), so an
+id dated 2099 is dropped with that bucket instead of living forever, and cannot push every live
+bucket out either.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 DEDUP_WINDOW_S = 24 * 3600
+DAY_MS = DEDUP_WINDOW_S * 1000
+KEEP_DAYS = 2
+"""Buckets kept before the reference day: a late repeat up to two days old is still caught."""
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DayClock:
+    """Which day bucket an id goes in and which buckets are kept; shared by replay and stream.
+
+    The bucket is the event time's UTC day, clamped to at most the day after the clock's. The
+    reference day is the newest *unclamped* bucket seen: buckets older than ``KEEP_DAYS`` days
+    before it are dropped. Event time decides (a replay of last month's events dedups as it did
+    live); the clock only bounds the future, so the buckets alive are at most the reference day,
+    the ``KEEP_DAYS`` before it and the clock's tomorrow.
+    """
+
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.clock_ms = clock_ms
+        self.newest: int | None = None
+
+    def bucket(self, ts_ms: int) -> tuple[int, bool]:
+        """The bucket of an event at ``ts_ms`` and whether its time was clamped."""
+        day = ts_ms // DAY_MS
+        tomorrow = self.clock_ms() // DAY_MS + 1
+        return (tomorrow, True) if day > tomorrow else (day, False)
+
+    def advance(self, ts_ms: int) -> tuple[int, bool]:
+        """The bucket to remember an id of ``ts_ms`` in, and whether it is kept at all; moves
+        the reference day on."""
+        day, clamped = self.bucket(ts_ms)
+        if not clamped and (self.newest is None or day > self.newest):
+            self.newest = day
+        return day, self.newest is None or day >= self.newest - KEEP_DAYS
+
+    def first_kept(self) -> int | None:
+        return None if self.newest is None else self.newest - KEEP_DAYS
 
 
 class DedupStore(Protocol):
@@ -20,22 +67,22 @@ class DedupStore(Protocol):
 
 
 class MemoryDedupStore:
-    """In-process dedup for replay: two live buckets, older ones dropped as event time advances."""
+    """In-process dedup for replay: the live buckets, older ones dropped as event time advances
+    (see :class:`DayClock`)."""
 
-    def __init__(self, window_s: int = DEDUP_WINDOW_S) -> None:
-        self.window_ms = window_s * 1000
+    def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.days = DayClock(clock_ms)
         self._buckets: dict[int, set[str]] = {}
 
-    def _bucket(self, ts_ms: int) -> int:
-        return ts_ms // self.window_ms
-
     def seen(self, cost_event_id: str, ts_ms: int) -> bool:
-        b = self._bucket(ts_ms)
+        b, _ = self.days.bucket(ts_ms)
         return any(cost_event_id in self._buckets.get(k, ()) for k in (b, b - 1))
 
     def remember(self, cost_event_id: str, ts_ms: int) -> None:
-        b = self._bucket(ts_ms)
-        self._buckets.setdefault(b, set()).add(cost_event_id)
-        newest = max(self._buckets)
-        for old in [k for k in self._buckets if k < newest - 2]:
+        b, kept = self.days.advance(ts_ms)
+        if not kept:
+            return  # older than every kept bucket
+        first = self.days.first_kept()
+        for old in [k for k in self._buckets if first is not None and k < first]:
             del self._buckets[old]
+        self._buckets.setdefault(b, set()).add(cost_event_id)

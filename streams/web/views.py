@@ -1,8 +1,11 @@
 """HTTP views on Faust's web server: the dashboard, its JSON, ``/metrics`` and health checks.
 
 Reads are open (the server binds to localhost by default). Writes (silence an alert, lift a
-command) need ``Authorization: Bearer <SPENDFUSE_DASHBOARD__TOKEN>``; with no token configured
-they are refused, so the dashboard is read-only out of the box.
+command) need ``Authorization: Bearer <SPENDFUSE_DASHBOARD__TOKEN>``; with no token configured,
+or an empty or blank one (``SPENDFUSE_DASHBOARD__TOKEN=`` in a .env file), they are refused, so
+the dashboard is read-only out of the box. Faust's own ``/table``, ``/router``, ``/graph`` and
+statistics endpoints are switched off (:func:`spendfuse.streams.app.create_app`): they would
+show per-use-case state and the cluster's layout to anyone who can reach the port.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _json(view: View, value: Any, status: int = 200) -> Response:
 
 
 def _authorized(ctx: WebContext, request: Request) -> tuple[bool, int, str]:
-    if ctx.token is None:
+    if ctx.token is None or not ctx.token.get_secret_value().strip():
         return False, 403, "writes are disabled: set SPENDFUSE_DASHBOARD__TOKEN to enable them"
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), ctx.token.get_secret_value().encode()):

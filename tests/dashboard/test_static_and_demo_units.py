@@ -92,6 +92,10 @@ def test_writes_are_refused_when_no_token_is_configured() -> None:
     closed = WebContext(DashboardState(), SpendfuseMetrics(), None, control_topic=None)
     ok, status, why = _authorized(closed, request)
     assert (ok, status) == (False, 403) and "SPENDFUSE_DASHBOARD__TOKEN" in why
+    for blank in ("", "  "):  # SPENDFUSE_DASHBOARD__TOKEN= in a .env file: still closed
+        empty = WebContext(DashboardState(), SpendfuseMetrics(), SecretStr(blank), None)
+        assert _authorized(empty, SimpleNamespace(headers={}))[:2] == (False, 403)
+        assert _authorized(empty, SimpleNamespace(headers={"Authorization": "Bearer "}))[0] is False
     open_ = WebContext(DashboardState(), SpendfuseMetrics(), SecretStr("s3cret"), None)
     assert _authorized(open_, request)[:2] == (False, 401)
     assert _authorized(open_, SimpleNamespace(headers={"Authorization": "Bearer s3cret"}))[0]

@@ -178,3 +178,16 @@ def test_writes_need_the_token(worker: WorkerProcess) -> None:
     assert [s["id"] for s in stored] == [created["silence_id"]]
     assert stored[0]["matchers"] == ['fingerprint="fp-x"']
 
+
+
+@pytest.mark.parametrize("path", ["/table/", "/table/use-case-state/", "/router/",
+                                  "/graph/", "/stats/", "/assignment/"])  # fmt: skip
+def test_fausts_own_table_router_and_stats_views_are_not_served(
+    worker: WorkerProcess, path: str
+) -> None:
+    try:
+        with urllib.request.urlopen(_url(worker, path), timeout=10) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert status == 404, path

@@ -16,6 +16,7 @@ returns exactly what the broker holds once the worker's group has committed ever
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
@@ -95,6 +96,31 @@ class ClusterWorker(WorkerProcess):
     def events_in(self) -> float | None:
         """Input records this process has started handling (since it started)."""
         return self.metric_total("spendfuse_events_in_total")
+
+
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))
+
+
+def in_commit_flush(worker: ClusterWorker) -> bool:
+    """Whether the (frozen) worker is inside an offset commit's producer calls: handing over
+    or waiting for its outputs, or the ids' and states' changelogs (py-spy reads its stack)."""
+    assert worker.proc is not None
+    dump = subprocess.run([PY_SPY, "dump", "--nonblocking", "--pid", str(worker.proc.pid)],
+                          capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    return "on_commit_initiated" in dump and "commit_producer.py" in dump
+
+
+def kill_mid_flush(worker: ClusterWorker, tries: int = 300) -> bool:
+    """SIGKILL the worker while it is inside a commit's flush (sampled: freeze it at a random
+    moment, look at its stack, kill or let it go on); False if never caught in ``tries``."""
+    for _ in range(tries):
+        time.sleep(random.uniform(0.0, 0.03))
+        worker.pause()
+        if in_commit_flush(worker):
+            worker.kill()
+            return True
+        worker.resume()
+    return False
 
 
 def group_worker(bootstrap: str, tmp: Path, app_id: str, member: str, **env: str) -> ClusterWorker:

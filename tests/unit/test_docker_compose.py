@@ -25,3 +25,11 @@ def test_compose_services_and_wiring() -> None:
     assert worker["environment"]["SPENDFUSE_BOOTSTRAP_SERVERS"] == internal
     assert (ROOT / "Dockerfile").exists()
     assert "spendfuse" in (ROOT / "Dockerfile").read_text()
+
+
+def test_compose_publishes_kafka_and_the_dashboard_on_loopback_only() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    published = [port for svc in services.values() for port in svc.get("ports", [])]
+    assert published, "the dashboard and the broker are reachable from the host"
+    assert all(str(port).startswith("127.0.0.1:") for port in published), published
+    assert "SPENDFUSE_DASHBOARD__TOKEN" not in services["spendfuse"]["environment"]

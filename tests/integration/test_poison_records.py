@@ -1,0 +1,125 @@
+"""Records that used to stall a partition for good, on the real broker and worker.
+
+* A 270 KB envelope published without a key: re-keyed under its use case it is re-encoded
+  several times larger, over the producer's 1 MB limit, and every commit failed with
+  ``MSG_SIZE_TOO_LARGE`` until the worker crashed (and again after each restart). Now it is
+  re-published in parts that fit and every event counts.
+* 20 events with 60 KB ``trace_id``s: the use case's state grew to 1.2 MB, over the limit, and
+  every later commit touching it failed. Now long ids are hashed and the state stays small.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from spendfuse.schemas import topics
+from spendfuse.streams.commit_producer import CommitProducer
+from spendfuse.streams.metrics import SpendfuseMetrics
+from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.state_cache import CommitSequence
+from tests.support.cluster import (
+    UNIT_USD,
+    ClusterWorker,
+    Feed,
+    Planned,
+    good,
+    latest_states,
+    output_marks,
+    read_json,
+    read_topic,
+    state_changelog,
+    wait_caught_up,
+    window_spend,
+)
+from tests.support.events import BASE_TIME, make_event, unique
+from tests.support.waiting import wait_for
+
+ENV = {"SPENDFUSE_RULES_DEFAULT_PACK": "false", "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "6.0",
+       "SPENDFUSE_COMMIT_INTERVAL_S": "0.5"}  # fmt: skip
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(240)
+def test_a_keyless_envelope_and_huge_trace_ids_do_not_stall_the_worker(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app_id = f"spendfuse-poison-{uuid.uuid4().hex[:6]}"
+    keyless, traces = unique("keyless"), unique("traces")
+    members = [make_event(keyless, cost=UNIT_USD, at=BASE_TIME, seconds=i * 0.04)
+               for i in range(1200)]  # fmt: skip
+    envelope = orjson.dumps({"envelope_version": 1, "events": members})
+    assert 250_000 < len(envelope) < 1_000_000
+    long_ids = [good(make_event(traces, cost=UNIT_USD, at=BASE_TIME, seconds=i,
+                                trace_id=f"{i:02d}" + "t" * 60_000))
+                for i in range(20)]  # fmt: skip
+    after = good(make_event(traces, cost=UNIT_USD, at=BASE_TIME, seconds=30))
+
+    worker = ClusterWorker(kafka_bootstrap, tmp_path, SPENDFUSE_APP_ID=app_id, **ENV).start()
+    marks = output_marks(kafka_bootstrap)
+    feed = Feed(kafka_bootstrap)
+    try:
+        feed.publish([Planned("envelope", keyless, None, envelope), *long_ids, after])  # type: ignore[arg-type]
+        feed.flush()
+        wait_caught_up(kafka_bootstrap, app_id, feed.ends(), "the input", 90, worker)
+
+        def counted() -> bool:
+            states = latest_states(kafka_bootstrap, app_id)
+            return (window_spend(states, keyless) == 1200 * UNIT_USD
+                    and window_spend(states, traces) == 21 * UNIT_USD)  # fmt: skip
+
+        wait_for(counted, "every event of both use cases counted once", 60)
+        assert worker.alive, worker.log_tail()
+    finally:
+        worker.stop()
+
+    sizes = [
+        len(r.value)
+        for r in read_topic(kafka_bootstrap, state_changelog(app_id))
+        if r.key is not None and traces in r.key.decode() and r.value is not None
+    ]
+    assert sizes and max(sizes) < 64_000, sizes  # 20 ids of 60 KB made it 1.2 MB
+    rekeyed = [
+        r for r in read_topic(kafka_bootstrap, topics.COST_EVENTS) if r.key == keyless.encode()
+    ]
+    assert len(rekeyed) >= 2 and all(len(r.value) < 1_000_000 for r in rekeyed)
+    letters = read_json(kafka_bootstrap, topics.COST_EVENTS_DLQ, marks[topics.COST_EVENTS_DLQ])
+    assert [x for x in letters if x.get("reason") in ("unpublishable", "internal_error")] == []
+    fired = [
+        a
+        for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
+        if a.get("use_case_id") in (keyless, traces) and a.get("status") == "firing"
+    ]
+    assert {a["use_case_id"] for a in fired} == {keyless}  # $75 over the $6 limit; $1.31 not
+
+
+@pytest.mark.kafka
+def test_an_output_the_producer_refuses_is_dead_lettered_and_the_rest_still_go(
+    kafka_bootstrap: str,
+) -> None:
+    marks = output_marks(kafka_bootstrap)
+    key = unique("outbox").encode()
+    sink, metrics = CommitProducer(kafka_bootstrap), SpendfuseMetrics()
+    outbox = Outbox(sink, metrics=metrics)
+    outbox.add(topics.ALERTS, key, b'{"n": 1}')
+    outbox.add(topics.ALERTS, key, b'{"big": "' + b"x" * 1_200_000 + b'"}')  # over 1 MB
+    outbox.add(topics.ALERTS, key, b'{"n": 3}')
+    CommitSequence(outbox, [], sink, metrics).run()  # no exception
+    sent = [
+        orjson.loads(r.value)
+        for r in read_topic(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
+        if r.key == key
+    ]
+    assert sent == [{"n": 1}, {"n": 3}]
+    letters = [
+        r
+        for r in read_topic(kafka_bootstrap, topics.COST_EVENTS_DLQ, marks[topics.COST_EVENTS_DLQ])
+        if r.key == key
+    ]
+    assert len(letters) == 1
+    letter = orjson.loads(letters[0].value)
+    assert letter["reason"] == "unpublishable" and topics.ALERTS in letter["error"]
+    assert metrics.events_dead_lettered.labels(reason="unpublishable")._value.get() == 1
