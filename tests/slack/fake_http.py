@@ -42,7 +42,7 @@ class _Server:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -73,7 +73,7 @@ class FakeWebhook(_Server):
 
 
 class FakePagerDuty(_Server):
-    SEVERITIES = {"critical", "error", "warning", "info"}
+    SEVERITIES = frozenset({"critical", "error", "warning", "info"})
 
     def __init__(self, routing_key: str = "R0UTINGKEY0123456789012345678901") -> None:
         super().__init__()

@@ -29,20 +29,29 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def make_alert(n: int, status: str = "firing", *, run: str) -> Alert:
     return Alert(
-        alert_id=f"{run}-a{n}", fingerprint=f"spend_rate_limit/acme/uc{n}-{run}",
-        rule="spend_rate_limit", status=status, severity="high", tenant_id="acme",
-        use_case_id=f"uc{n}-{run}", summary=f"Spend on uc{n} over its limit",
+        alert_id=f"{run}-a{n}",
+        fingerprint=f"spend_rate_limit/acme/uc{n}-{run}",
+        rule="spend_rate_limit",
+        status=status,
+        severity="high",
+        tenant_id="acme",
+        use_case_id=f"uc{n}-{run}",
+        summary=f"Spend on uc{n} over its limit",
         evidence=Evidence(metric="spend_usd_per_window", value=6.0 + n, threshold=5.0),
         fired_at=T0 + timedelta(seconds=n),
         resolved_at=T0 + timedelta(minutes=5) if status == "resolved" else None,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
 def topics(kafka_bootstrap: str) -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
-    names = {"alerts": f"test.alerts.{run}", "ledger": f"test.ledger.{run}",
-             "group": f"notify-{run}", "run": run}  # fmt: skip
+    names = {
+        "alerts": f"test.alerts.{run}",
+        "ledger": f"test.ledger.{run}",
+        "group": f"notify-{run}",
+        "run": run,
+    }
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.create_topics([NewTopic(names["alerts"], 1, 1)]).values():
         future.result(30)
@@ -57,16 +66,25 @@ def publish(kafka_bootstrap: str, topic: str, alerts: list[Alert]) -> None:
 
 
 @contextmanager
-def running_notifier(kafka_bootstrap: str, slack: FakeSlack, names: dict[str, str],
-                     silences: list[Silence] | None = None,
-                     ) -> Iterator[tuple[Notifier, SlackDelivery]]:  # fmt: skip
+def running_notifier(
+    kafka_bootstrap: str,
+    slack: FakeSlack,
+    names: dict[str, str],
+    silences: list[Silence] | None = None,
+) -> Iterator[tuple[Notifier, SlackDelivery]]:
     stop = threading.Event()
     client = WebClient(token=slack.token, base_url=slack.base_url, timeout=5, retry_handlers=[])
-    delivery = SlackDelivery(client, default_router("#ai-finops"), stop,
-                             RetryPolicy(base_s=0.05, max_s=0.5))  # fmt: skip
-    notifier = Notifier(kafka_bootstrap, delivery, topic=names["alerts"],
-                        ledger_topic=names["ledger"], group_id=names["group"],
-                        silences=(lambda: silences or []))  # fmt: skip
+    delivery = SlackDelivery(
+        client, default_router("#ai-finops"), stop, RetryPolicy(base_s=0.05, max_s=0.5)
+    )
+    notifier = Notifier(
+        kafka_bootstrap,
+        delivery,
+        topic=names["alerts"],
+        ledger_topic=names["ledger"],
+        group_id=names["group"],
+        silences=(lambda: silences or []),
+    )
     thread = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
     thread.start()
     try:
@@ -83,13 +101,21 @@ def test_rate_limits_and_5xx_are_retried_and_resolution_updates_the_thread(
     run = topics["run"]
     with FakeSlack() as slack:
         slack.script.extend([(429, {"Retry-After": "1"}), (500, {}), (503, {})])
-        publish(kafka_bootstrap, topics["alerts"], [
-            make_alert(1, run=run), make_alert(2, run=run), make_alert(1, "resolved", run=run),
-            make_alert(1, run=run),  # a worker restart re-issued the same firing alert
-        ])  # fmt: skip
+        publish(
+            kafka_bootstrap,
+            topics["alerts"],
+            [
+                make_alert(1, run=run),
+                make_alert(2, run=run),
+                make_alert(1, "resolved", run=run),
+                make_alert(1, run=run),  # a worker restart re-issued the same firing alert
+            ],
+        )
         with running_notifier(kafka_bootstrap, slack, topics) as (notifier, delivery):
-            wait_for(lambda: notifier.counts["delivered"] + notifier.counts["skipped"] >= 4,
-                     "four alerts handled")  # fmt: skip
+            wait_for(
+                lambda: notifier.counts["delivered"] + notifier.counts["skipped"] >= 4,
+                "four alerts handled",
+            )
 
         top = slack.log.top_level()
         assert len(top) == 2  # uc1 and uc2; the resolution and the repeat made no new message
@@ -140,15 +166,24 @@ def test_a_silenced_incident_posts_nothing_while_others_are_delivered(
 ) -> None:
     run = topics["run"]
     now = datetime.now(UTC)
-    maintenance = new_silence([f'use_case_id="uc1-{run}"'], timedelta(hours=1), "ana",
-                              "planned load test", now)  # fmt: skip
+    maintenance = new_silence(
+        [f'use_case_id="uc1-{run}"'], timedelta(hours=1), "ana", "planned load test", now
+    )
     with FakeSlack() as slack:
-        publish(kafka_bootstrap, topics["alerts"], [
-            make_alert(1, run=run), make_alert(2, run=run), make_alert(1, "resolved", run=run),
-        ])  # fmt: skip
+        publish(
+            kafka_bootstrap,
+            topics["alerts"],
+            [
+                make_alert(1, run=run),
+                make_alert(2, run=run),
+                make_alert(1, "resolved", run=run),
+            ],
+        )
         with running_notifier(kafka_bootstrap, slack, topics, [maintenance]) as (notifier, _):
-            wait_for(lambda: notifier.counts["delivered"] + notifier.counts.get("silenced", 0)
-                     >= 3, "three alerts handled")  # fmt: skip
+            wait_for(
+                lambda: notifier.counts["delivered"] + notifier.counts.get("silenced", 0) >= 3,
+                "three alerts handled",
+            )
         assert notifier.counts["silenced"] == 2  # uc1 firing and its resolution
         assert [m for m in slack.log.top_level() if f"uc1-{run}" in str(m["blocks"])] == []
         assert len(slack.log.top_level()) == 1

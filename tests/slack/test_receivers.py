@@ -12,8 +12,14 @@ from spendfuse.rules.grouping import Notification
 from spendfuse.rules.model import PagerDutyReceiver, ReceiverSpec, SlackReceiver, WebhookReceiver
 from spendfuse.schemas.alert import Alert, Evidence
 from spendfuse.settings import Settings
-from spendfuse.streams.notify.receivers import DeliveryError, ReceiverContext, Registry
-from spendfuse.streams.notify.receivers import pagerduty, slack, webhook
+from spendfuse.streams.notify.receivers import (
+    DeliveryError,
+    ReceiverContext,
+    Registry,
+    pagerduty,
+    slack,
+    webhook,
+)
 from tests.slack.fake_http import FakePagerDuty, FakeWebhook
 from tests.slack.fake_slack import FakeSlack
 
@@ -22,18 +28,32 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def make_alert(n: int, status: str = "firing") -> Alert:
     return Alert(
-        alert_id=f"a{n}", fingerprint=f"loop/acme/uc{n}", rule="loop", status=status,
-        severity="critical", tenant_id="acme", use_case_id=f"uc{n}", summary=f"loop on uc{n}",
-        evidence=Evidence(metric="calls", value=90.0, threshold=50.0), fired_at=T0,
-        resolved_at=T0 if status == "resolved" else None, actions_taken=["cmd-9"],
-    )  # fmt: skip
+        alert_id=f"a{n}",
+        fingerprint=f"loop/acme/uc{n}",
+        rule="loop",
+        status=status,
+        severity="critical",
+        tenant_id="acme",
+        use_case_id=f"uc{n}",
+        summary=f"loop on uc{n}",
+        evidence=Evidence(metric="calls", value=90.0, threshold=50.0),
+        fired_at=T0,
+        resolved_at=T0 if status == "resolved" else None,
+        actions_taken=["cmd-9"],
+    )
 
 
 def note(kind: str, firing=(), resolved=(), thread=None) -> Notification:
     return Notification(
-        "oncall", "#ai-oncall", 'oncall/x:{"tenant_id": "acme"}', {"tenant_id": "acme"}, kind,
-        firing=list(firing), resolved=list(resolved), thread=dict(thread or {}),
-    )  # fmt: skip
+        "oncall",
+        "#ai-oncall",
+        'oncall/x:{"tenant_id": "acme"}',
+        {"tenant_id": "acme"},
+        kind,
+        firing=list(firing),
+        resolved=list(resolved),
+        thread=dict(thread or {}),
+    )
 
 
 def ctx(**settings) -> ReceiverContext:
@@ -63,9 +83,13 @@ def test_slack_posts_once_per_group_then_updates_and_replies_in_the_thread() -> 
 
 @pytest.mark.parametrize(
     ("setup", "reason"),
-    [("bad_token", "invalid_auth"), ("bad_channel", "channel_not_found"),
-     ("429", "ratelimited"), ("500", "http_500")],
-)  # fmt: skip
+    [
+        ("bad_token", "invalid_auth"),
+        ("bad_channel", "channel_not_found"),
+        ("429", "ratelimited"),
+        ("500", "http_500"),
+    ],
+)
 def test_slack_errors_are_delivery_errors_with_their_reason(setup: str, reason: str) -> None:
     with FakeSlack() as fake:
         token = "xoxb-wrong" if setup == "bad_token" else fake.token
@@ -86,8 +110,9 @@ def test_slack_errors_are_delivery_errors_with_their_reason(setup: str, reason: 
 def test_webhook_posts_alertmanager_webhook_json() -> None:
     with FakeWebhook(token="s3cret") as hook:
         spec = ReceiverSpec(
-            name="oncall", webhook=WebhookReceiver(url=hook.url + "/hook", bearer_token_env="HOOK_TOKEN")
-        )  # fmt: skip
+            name="oncall",
+            webhook=WebhookReceiver(url=hook.url + "/hook", bearer_token_env="HOOK_TOKEN"),
+        )
         receiver = webhook.build("oncall", spec, ctx())
         receiver.send(note("new", [make_alert(1), make_alert(2)]))
         receiver.send(note("update", [make_alert(2)], [make_alert(1, "resolved")]))
@@ -114,8 +139,9 @@ def test_webhook_posts_alertmanager_webhook_json() -> None:
 def test_pagerduty_triggers_and_resolves_one_incident_per_group() -> None:
     with FakePagerDuty() as pd:
         spec = ReceiverSpec(
-            name="oncall", pagerduty=PagerDutyReceiver(routing_key_env="PD_KEY", url=pd.url + "/v2/enqueue")
-        )  # fmt: skip
+            name="oncall",
+            pagerduty=PagerDutyReceiver(routing_key_env="PD_KEY", url=pd.url + "/v2/enqueue"),
+        )
         receiver = pagerduty.build("oncall", spec, ctx())
         thread = receiver.send(note("new", [make_alert(1)]))
         receiver.send(note("update", [make_alert(1), make_alert(2)], thread=thread))
@@ -128,15 +154,19 @@ def test_pagerduty_triggers_and_resolves_one_incident_per_group() -> None:
         with pytest.raises(DeliveryError) as caught:
             receiver.send(note("repeat", [make_alert(1)]))
         assert (caught.value.reason, caught.value.retry_after_s) == ("ratelimited", 3.0)
-        unkeyed = pagerduty.build("x", ReceiverSpec(name="x", pagerduty={"routing_key_env": "NOPE",
-                                                                      "url": pd.url}), ctx())  # fmt: skip
+        unkeyed = pagerduty.build(
+            "x", ReceiverSpec(name="x", pagerduty={"routing_key_env": "NOPE", "url": pd.url}), ctx()
+        )
         with pytest.raises(DeliveryError, match="no_routing_key"):
             unkeyed.send(note("new", [make_alert(1)]))
 
 
 def test_registry_finds_every_receiver_file_and_keeps_console_beside_slack() -> None:
-    specs = {"oncall": ReceiverSpec(name="oncall", slack={"channel": "#ai-oncall"},
-                                    pagerduty={"routing_key_env": "PD_KEY"})}  # fmt: skip
+    specs = {
+        "oncall": ReceiverSpec(
+            name="oncall", slack={"channel": "#ai-oncall"}, pagerduty={"routing_key_env": "PD_KEY"}
+        )
+    }
     with_token = ReceiverContext(Settings(slack_bot_token=SecretStr("xoxb-1")))
     assert Registry(specs, with_token).integrations("oncall") == ["console", "pagerduty", "slack"]
     assert Registry(specs, with_token).integrations("owner:#team") == ["slack"]

@@ -51,19 +51,29 @@ def test_message_says_what_how_bad_where_since_what_was_done_and_how_to_undo() -
     text = blocks_text(msg)
     assert msg["text"].startswith("[HIGH] spend_rate_limit: Spend on bot reached $12.00")
     for expected in [
-        "HIGH · spend_rate_limit", "tenant `acme`", "use case `bot`", "risk_tier `low`",
-        "= 12", "threshold 5", "baseline 3 (4.0x)", "since 2026-11-23T09:00:01.000Z",
-        "issued command `cmd-1`", "spendfuse silence", "spendfuse restore use_case bot",
+        "HIGH · spend_rate_limit",
+        "tenant `acme`",
+        "use case `bot`",
+        "risk_tier `low`",
+        "= 12",
+        "threshold 5",
+        "baseline 3 (4.0x)",
+        "since 2026-11-23T09:00:01.000Z",
+        "issued command `cmd-1`",
+        "spendfuse silence",
+        "spendfuse restore use_case bot",
         "spendfuse explain a1",
-    ]:  # fmt: skip
+    ]:
         assert expected in text, expected
 
 
 def test_evidence_shows_top_traces_and_sample_events() -> None:
     ev = Evidence(
-        metric="m", value=1.0, top_traces=[TraceContribution(trace_id="tr-9", cost_usd=4.5)],
+        metric="m",
+        value=1.0,
+        top_traces=[TraceContribution(trace_id="tr-9", cost_usd=4.5)],
         sample_event_ids=["ev-1", "ev-2"],
-    )  # fmt: skip
+    )
     text = blocks_text(build_alert_message(alert(evidence=ev)))
     assert "`tr-9` $4.5" in text and "`ev-1`, `ev-2`" in text
 
@@ -83,7 +93,7 @@ def test_event_derived_text_cannot_mention_link_or_format() -> None:
     assert "&lt;!channel&gt;" in raw and "&amp;" in raw
     assert "`&lt;!channel&gt; *bold* 'x'`" in raw  # a code span: no formatting, no backticks
     for block in msg["blocks"]:
-        texts = [block.get("text")] + block.get("fields", []) + block.get("elements", [])
+        texts = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
         for obj in filter(None, texts):
             assert obj["type"] == "plain_text" or obj.get("verbatim") is True
 
@@ -116,9 +126,13 @@ def test_resolved_message_is_marked_resolved() -> None:
 
 def test_group_message_lists_every_alert_once() -> None:
     note = Notification(
-        "finops", "#c", "k", {"tenant_id": "acme", "use_case_id": "bot"}, "new",
+        "finops",
+        "#c",
+        "k",
+        {"tenant_id": "acme", "use_case_id": "bot"},
+        "new",
         firing=[alert(), alert(alert_id="a2", fingerprint="f2", rule="loop", severity="critical")],
-    )  # fmt: skip
+    )
     msg = build_group_message(note)
     assert msg["blocks"][0]["text"]["text"].startswith(":rotating_light: CRITICAL · 2 firing")
     text = blocks_text(msg)
