@@ -123,6 +123,7 @@ class Dispatcher:
             return False  # a late copy of a firing already resolved
         group["alerts"][alert.fingerprint] = alert.model_dump(mode="json")
         group["dirty"] = True
+        group["touched_ms"] = max(group.get("touched_ms", 0), fresh["created_ms"])
         return True
 
     def observe_alert(self, alert: Alert, now: datetime) -> list[str]:
@@ -202,25 +203,14 @@ class Dispatcher:
         return out
 
     def drop_stale(self, now: datetime, max_age_s: int) -> list[str]:
-        """Forget firing alerts older than ``max_age_s`` that never resolved (their worker lost
-        them); the keys of the groups changed. Bounds the state when a resolution never comes."""
+        """Forget groups with no news (no alert added) for ``max_age_s`` of wall-clock time:
+        their resolution will not come (the worker lost it). Bounds the state; the keys."""
         cutoff = to_epoch_ms(now) - max_age_s * 1000
-        changed = []
-        for key, group in list(self.state["groups"].items()):
-            stale = [
-                fp
-                for fp, a in group["alerts"].items()
-                if a["status"] == "firing" and _ms(a["fired_at"]) < cutoff
-            ]
-            for fp in stale:
-                del group["alerts"][fp]
-                if fp in group["notified"]:
-                    group["notified"].remove(fp)
-            if stale:
-                changed.append(key)
-                if not group["alerts"]:
-                    del self.state["groups"][key]
-        return changed
+        groups = self.state["groups"]
+        stale = [k for k, g in groups.items() if g.get("touched_ms", g["created_ms"]) < cutoff]
+        for key in stale:
+            del groups[key]
+        return stale
 
     # -- inhibition --------------------------------------------------------------------------
 
@@ -277,10 +267,6 @@ class Dispatcher:
             return f"silenced by {silence.id} ({silence.created_by}: {silence.comment})"
         source = inhibited_by(labels, sources, self.ruleset.inhibit_rules)
         return f"inhibited by {source}" if source else None
-
-
-def _ms(value: str) -> int:
-    return to_epoch_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def _due(group: dict[str, Any], now_ms: int) -> str | None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 import zlib
 from collections import Counter, OrderedDict
@@ -41,7 +42,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from pydantic import ValidationError
 
 from spendfuse.rules.grouping import Dispatcher, Notification
@@ -172,13 +180,25 @@ class Notifier:
         return router, groups, tail
 
     def _on_assign(self, _consumer: Consumer, parts: list[TopicPartition]) -> None:
-        _low, high = self._tail.get_watermark_offsets(TopicPartition(self.topics.ledger, 0), 30)
+        high = self._ledger_end()
         self._ledger_needed = max(self._ledger_needed, high)
         self.owned |= {p.partition for p in parts}
         log.info("notifier owns group partitions %s (ledger to %d)", sorted(self.owned), high)
 
     def _on_revoke(self, _consumer: Consumer, parts: list[TopicPartition]) -> None:
         self.owned -= {p.partition for p in parts}
+
+    def _ledger_end(self, timeout_s: float = 60.0) -> int:
+        """The ledger's high watermark; a just-created topic may have no leader for a moment."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                part = TopicPartition(self.topics.ledger, 0)
+                return int(self._tail.get_watermark_offsets(part, 10)[1])
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def owns(self, key: str) -> bool:
         return _partition(key, self._partitions) in self.owned
@@ -216,7 +236,7 @@ class Notifier:
 
     def _catch_up(self, tail: Consumer, stop: threading.Event | None) -> None:
         """Read the ledger (and the silences, commands) up to their ends before owning groups."""
-        _low, high = tail.get_watermark_offsets(TopicPartition(self.topics.ledger, 0), 30)
+        high = self._ledger_end()
         self._ledger_needed = max(self._ledger_needed, high)
         while self._ledger_pos < self._ledger_needed and not (stop and stop.is_set()):
             self._drain_tail(tail, 0.5)
@@ -395,8 +415,11 @@ class Notifier:
                 self.metrics.delivery_seconds.labels(note.integration).observe(
                     max(0.0, (now_ms - received) / 1000)
                 )
-        if where in self.failing:
-            self._resolve_self_alert(where, now, producer)
+        if note.firing and all(a.rule == SELF_ALERT_RULE for a in note.firing):
+            return
+        open_id = self.failing.get(where) or self._open_self_alert(where)
+        if open_id is not None:
+            self._resolve_self_alert(where, open_id, now, producer)
 
     # -- the notifier's own alert ------------------------------------------------------------
 
@@ -443,8 +466,19 @@ class Notifier:
         producer.produce(self.topics.alerts, key=alert.fingerprint.encode(), value=encode(alert))
         log.error("receiver %s failing (%s): raised %s", where, exc, SELF_ALERT_RULE)
 
-    def _resolve_self_alert(self, where: str, now: datetime, producer: Producer) -> None:
-        alert_id = self.failing.pop(where)
+    def _open_self_alert(self, where: str) -> str | None:
+        """The id of a firing self-alert about ``where`` (raised by any replica), if any."""
+        fingerprint = f"{SELF_ALERT_RULE}/{where}"
+        for group in self.dispatcher.state["groups"].values():
+            data = group["alerts"].get(fingerprint)
+            if data is not None and data["status"] == "firing":
+                return str(data["alert_id"])
+        return None
+
+    def _resolve_self_alert(
+        self, where: str, alert_id: str, now: datetime, producer: Producer
+    ) -> None:
+        self.failing.pop(where, None)
         alert = self._failing_alert(where, alert_id, "resolved", "recovered", now, now)
         producer.produce(self.topics.alerts, key=alert.fingerprint.encode(), value=encode(alert))
 
