@@ -83,8 +83,8 @@ class SlackReceiver:
 
 def build(name: str, spec: ReceiverSpec | None, ctx: ReceiverContext) -> SlackReceiver | None:
     token = ctx.settings.slack_bot_token
-    if token is None:
-        return None
+    if token is None or not token.get_secret_value():
+        return None  # unset, or set empty (compose's default): the console only
     if name.startswith(OWNER_PREFIX):
         channel = name[len(OWNER_PREFIX) :]
     elif spec is not None and spec.slack is not None:
