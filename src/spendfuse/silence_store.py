@@ -69,3 +69,15 @@ def publish_silences(
     for s in silences:
         producer.produce(topic, key=s.id.encode(), value=orjson.dumps(s.model_dump(mode="json")))
     return producer.flush(timeout_s) == 0
+
+
+def share_if_configured(silences: list[Silence]) -> str:
+    """Publish to the silences topic when a broker is configured; a line saying what happened."""
+    from spendfuse.settings import Settings
+
+    bootstrap = Settings().bootstrap_servers
+    if not bootstrap:
+        return "kept in the data dir (no broker configured; notifiers publish it from there)"
+    if publish_silences(bootstrap, silences):
+        return f"shared with every notifier on {SILENCES_TOPIC}"
+    return f"NOT shared: {bootstrap} did not take it; notifiers publish it from the data dir"
