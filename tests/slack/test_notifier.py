@@ -286,3 +286,32 @@ def test_enforced_command_inhibits_owner_routes_and_lift_names_the_target(env: d
     assert len(finops) == 1 and "tenant_cap" in finops[0]["text"]  # the lesser one is muted
     blocks = str(in_channel(slack, "#acme-finops")[0]["blocks"])
     assert "spendfuse restore tenant acme" in blocks and "use_case" not in blocks.split("lift")[1]
+
+
+def test_an_outage_across_a_restart_loses_nothing_and_repeats_nothing(env: dict) -> None:
+    run = env["run"]
+    alerts = [make_alert(n, run=run) for n in range(5)]
+    with FakeSlack() as slack:
+        slack.down = True
+        publish(env, alerts)
+        with running(env, slack) as notifier:
+            wait_for(lambda: notifier.counts["error:http_503"] >= 5, "retries during the outage")
+        with running(env, slack) as notifier:  # restarted mid-outage: the ledger held them
+            wait_for(lambda: notifier.counts["error:http_503"] >= 5, "retries after the restart")
+            slack.down = False
+            wait_for(
+                lambda: all(
+                    any(a.use_case_id in m["text"] for m in slack.log.top_level()) for a in alerts
+                ),
+                "delivery after recovery",
+            )
+        publish(env, [make_alert(3, "resolved", run=run)])
+        with running(env, slack) as notifier:
+            wait_for(lambda: notifier.counts["delivered"] >= 1, "the resolution")
+    tops = [m for m in slack.log.top_level() if SELF_ALERT_RULE not in m["text"]]
+    assert len(tops) == 5 and len(slack.log.top_level()) <= 6  # and the outage's own alert
+    for alert in alerts:  # each incident posted once
+        assert sum(alert.use_case_id in m["text"] for m in tops) == 1
+    ours = {m["ts"] for m in tops}
+    assert len([u for u in slack.log.updates if u["ts"] in ours]) == 1  # the resolution
+    assert len([r for r in slack.log.replies_all() if r["thread_ts"] in ours]) == 1
