@@ -151,19 +151,21 @@ class Dispatcher:
         self, now: datetime, silences: Iterable[Silence] = (), keys: Iterable[str] | None = None
     ) -> list[Notification]:
         """The notifications due at ``now`` (among ``keys``), empty ones included; no change."""
-        silences = list(silences)
         now_ms = to_epoch_ms(now)
-        sources = self.sources(now_ms)
         groups = self.state["groups"]
-        out = []
+        due = []
         for key in list(groups if keys is None else keys):
             group = groups.get(key)
-            if group is None:
-                continue
-            kind = _due(group, now_ms)
+            kind = _due(group, now_ms) if group is not None else None
             if kind is not None:
-                out.append(self._notification(key, group, kind, now, silences, sources))
-        return out
+                due.append((key, group, kind))
+        if not due:
+            return []  # the common tick: nothing due, no inhibition sources to build
+        silences = list(silences)
+        sources = self.sources(now_ms)
+        return [
+            self._notification(key, group, kind, now, silences, sources) for key, group, kind in due
+        ]
 
     def mark_sent(self, note: Notification, now: datetime) -> bool:
         """Record a delivered (or empty) notification; True if its group is now gone."""
