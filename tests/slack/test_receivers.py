@@ -172,3 +172,4 @@ def test_registry_finds_every_receiver_file_and_keeps_console_beside_slack() -> 
     assert Registry(specs, with_token).integrations("owner:#team") == ["slack"]
     quiet = ReceiverContext(Settings(console_alerts=False))
     assert Registry(specs, quiet).integrations("oncall") == ["pagerduty"]
+    assert Registry(specs, quiet).integrations("finops") == ["unconfigured"]  # held, not dropped

@@ -60,6 +60,7 @@ class ReceiverContext:
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
+UNCONFIGURED = "unconfigured"
 Builder = Callable[[str, ReceiverSpec | None, ReceiverContext], Receiver | None]
 
 
@@ -101,7 +102,9 @@ class Registry:
         return self._built[name]
 
     def integrations(self, name: str) -> list[str]:
-        return list(self._build(name))
+        """The kinds receiver ``name`` delivers by; ``["unconfigured"]`` when none applies (no
+        token, console off), so its alerts are held and alerted on rather than dropped."""
+        return list(self._build(name)) or [UNCONFIGURED]
 
     def get(self, name: str, kind: str) -> Receiver | None:
         return self._build(name).get(kind)
