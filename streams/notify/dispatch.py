@@ -404,6 +404,7 @@ class Notifier:
                 self._self_alert(note, where, exc, now, producer)
             return
         self.dispatcher.mark_sent(note, now)
+        self._retry_now(note, now)
         self.sent.append(note)
         del self.sent[:-1000]
         self.counts["delivered"] += 1
@@ -420,6 +421,17 @@ class Notifier:
         open_id = self.failing.get(where) or self._open_self_alert(where)
         if open_id is not None:
             self._resolve_self_alert(where, open_id, now, producer)
+
+    def _retry_now(self, note: Notification, now: datetime) -> None:
+        """The receiver delivers again: its other held groups go at the next tick instead of
+        each waiting out its own backoff (up to ``max_s`` after an outage)."""
+        for group in self.dispatcher.state["groups"].values():
+            if (
+                group.get("retry_ms")
+                and group["receiver"] == note.receiver
+                and (group.get("integration") == note.integration)
+            ):
+                group["retry_ms"] = None
 
     # -- the notifier's own alert ------------------------------------------------------------
 
