@@ -51,6 +51,7 @@ from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.scope import Scope, event_labels, riskier
 from spendfuse.rules.signals import anomaly_verdicts
 from spendfuse.rules.when import business_days_between, gate_open
+from spendfuse.schemas.alert import TraceContribution
 from spendfuse.schemas.common import RiskTier, to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
 
@@ -508,6 +509,7 @@ class _Stage:
             lifecycle.fired(inst, issued, mode)
             if verdict.alert_key:
                 inst["ak"] = verdict.alert_key
+            _attach_evidence(decided, view)
             self._notify(rule, decided, event_budgets=budget_lookup, event=view.event)
             out.extend(decided)
         elif step is lifecycle.Step.REFRESH:
@@ -543,6 +545,16 @@ class _Stage:
         ]
         if owners:
             alert.labels["owner"] = owners[0]
+
+
+def _attach_evidence(decided: Decisions, view: AggregateView) -> None:
+    """Where to look: the costliest open traces and the latest events the rule measured
+    (``spendfuse explain ALERT_ID`` fetches them)."""
+    for alert in decided.alerts:
+        alert.evidence.top_traces = [
+            TraceContribution(trace_id=trace, cost_usd=cost) for trace, cost in view.top_traces()
+        ]
+        alert.evidence.sample_event_ids = view.sample_event_ids()
 
 
 def _business_days(pending_ms: int, now_ms: int, tenant: TenantSpec) -> int:

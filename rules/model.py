@@ -386,10 +386,26 @@ class SlackReceiver(_Strict):
     channel: str = Field(pattern=r"^[#@]?[A-Za-z0-9_.-]+$")
 
 
+class WebhookReceiver(_Strict):
+    """POST Alertmanager's webhook JSON (version 4) to ``url``."""
+
+    url: str = Field(pattern=r"^https?://")
+    bearer_token_env: str | None = Field(default=None, description="Env var holding a token.")
+
+
+class PagerDutyReceiver(_Strict):
+    """PagerDuty Events API v2: trigger on firing, resolve on resolution, one dedup_key."""
+
+    routing_key_env: str = Field(default="SPENDFUSE_PAGERDUTY_ROUTING_KEY")
+    url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+
+
 class ReceiverSpec(_Strict):
     name: str
     slack: SlackReceiver | None = None
     console: bool = False
+    webhook: WebhookReceiver | None = None
+    pagerduty: PagerDutyReceiver | None = None
 
 
 class RuleFile(_Strict):

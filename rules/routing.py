@@ -3,6 +3,12 @@
 The root route matches every alert. A child whose matchers match takes the alert (depth first);
 siblings after it are only tried when it says ``continue: true``. A node with no matching child
 is where the alert goes. Children inherit ``receiver``, ``group_by`` and the three intervals.
+
+Owner routing: an alert labelled ``owner`` (a budget's owner) also goes to that owner, as well
+as wherever the tree sends it. An owner that names a receiver goes to that receiver; an owner
+that is a Slack channel (``#team``) goes to the synthetic receiver ``owner:#team``, which posts
+to that channel with the root's grouping and timing. Other owners (an email address) are a
+label only: nothing in spendfuse can deliver to them.
 """
 
 from __future__ import annotations
@@ -64,8 +70,32 @@ def _walk(node: RouteSpec, here: RouteTarget, labels: dict[str, str], rs: RuleSe
     return found or [here]
 
 
+OWNER_PREFIX = "owner:"
+
+
+def owner_target(owner: str, root: RouteTarget, rs: RuleSet) -> RouteTarget | None:
+    """Where a budget owner is told, or None when the owner is not deliverable."""
+    if owner in rs.receivers:
+        spec = rs.receivers[owner]
+        channel = spec.slack.channel if spec.slack else None
+        return RouteTarget(owner, channel, root.group_by, root.group_wait_s,
+                           root.group_interval_s, root.repeat_interval_s)  # fmt: skip
+    if owner.startswith("#") and len(owner) > 1:
+        return RouteTarget(OWNER_PREFIX + owner, owner, root.group_by, root.group_wait_s,
+                           root.group_interval_s, root.repeat_interval_s)  # fmt: skip
+    return None
+
+
 def route(alert: Alert, rs: RuleSet) -> list[RouteTarget]:
-    """Every receiver the alert goes to (usually one)."""
-    if rs.route is None:
-        return [_DEFAULT]
-    return _walk(rs.route, _inherit(_DEFAULT, rs.route, rs), alert_labels(alert), rs)
+    """Every receiver the alert goes to: the route tree's, plus the budget owner's."""
+    root = _DEFAULT if rs.route is None else _inherit(_DEFAULT, rs.route, rs)
+    found = [root] if rs.route is None else _walk(rs.route, root, alert_labels(alert), rs)
+    owner = alert.labels.get("owner")
+    extra = owner_target(owner, root, rs) if owner else None
+    if extra is not None and all(
+        (t.receiver, t.channel) != (extra.receiver, extra.channel)
+        and not (extra.channel and t.channel == extra.channel)
+        for t in found
+    ):
+        found.append(extra)
+    return found

@@ -7,15 +7,31 @@ transition), so replaying the same events gives the same alerts.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from spendfuse.schemas.common import Severity, UtcDatetime
 
+MAX_EVIDENCE_ITEMS = 5
+"""Bound on each evidence list: enough to start an investigation, small enough for Slack."""
+
+
+class TraceContribution(BaseModel):
+    """One trace and what it cost inside the alert's window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str = Field(max_length=256)
+    cost_usd: float
+
 
 class Evidence(BaseModel):
-    """The number behind a decision and what it was compared with."""
+    """The number behind a decision, what it was compared with, and where to look.
+
+    ``top_traces`` (largest cost first) and ``sample_event_ids`` (``cost_event_id`` values of
+    events that counted) are optional and bounded, so ``spendfuse explain`` can fetch the events.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,6 +41,12 @@ class Evidence(BaseModel):
     baseline: float | None = None
     window_s: int | None = None
     window_start: UtcDatetime | None = None
+    top_traces: list[TraceContribution] = Field(
+        default_factory=list, max_length=MAX_EVIDENCE_ITEMS
+    )
+    sample_event_ids: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=MAX_EVIDENCE_ITEMS
+    )
 
 
 class Alert(BaseModel):

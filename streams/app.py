@@ -111,6 +111,6 @@ def create_app(settings: Settings) -> SpendfuseApp:
                         {topics.COST_EVENTS, topics.TENANT_SPEND}, sink, metrics,
                         changelog)  # fmt: skip
     register_rules_reload(app, pipeline, settings)
-    if settings.console_alerts and settings.slack_bot_token is None:
+    if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])
     return SpendfuseApp(app, ingest)

@@ -19,6 +19,7 @@ Nothing grows per event: every structure is fixed-size, or bounded by time.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ RING_HOURS = 7 * 24
 TRACE_IDLE_MS = 30 * 60_000  # a trace with no event for 30 minutes (event time) is over
 OUTCOME_RETENTION_MS = 24 * 3_600_000  # an outcome id counts once per 24 hours of event time
 MAX_ID_CHARS = 64
+SAMPLE_EVENTS = 5  # event ids kept as an alert's evidence (the latest ones)
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 QUEUE_BOUNDS_MS = (50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
@@ -153,6 +155,10 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> 
     if event.business_outcome_id:
         new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0,
                                 ts_ms, OUTCOME_RETENTION_MS)  # fmt: skip
+    samples = state.setdefault("ev", [])  # the last few event ids: an alert's evidence
+    samples.append(id_key(event.cost_event_id))
+    if len(samples) > SAMPLE_EVENTS:
+        del samples[0]
     sums = event_sums(event, ext, new_trace, new_outcome)
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)
@@ -250,6 +256,15 @@ class AggregateView:
             step = self.event.step_number
             return float(step) if step is not None else None
         return self.event.cost_usd
+
+    def top_traces(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` costliest traces still open (within their idle timeout), costliest first."""
+        traces = self.state.get("tr", {})
+        best = heapq.nlargest(n, traces.items(), key=lambda item: item[1][0])
+        return [(trace, round(entry[0], 8)) for trace, entry in best if entry[0] > 0]
+
+    def sample_event_ids(self) -> list[str]:
+        return list(self.state.get("ev", []))
 
     def _trace_value(self, name: str) -> float | None:
         entry = self.state.get("tr", {}).get(id_key(self.event.trace_id or ""))

@@ -122,7 +122,7 @@ def silence_add(matchers: tuple[str, ...], duration: str, author: str, comment: 
 
     from spendfuse.rules.durations import parse_duration
     from spendfuse.rules.silences import new_silence
-    from spendfuse.silence_store import load_silences, save_silences
+    from spendfuse.silence_store import load_silences, save_silences, share_if_configured
 
     try:
         length = timedelta(seconds=parse_duration(duration).seconds)
@@ -132,6 +132,7 @@ def silence_add(matchers: tuple[str, ...], duration: str, author: str, comment: 
     path = _store()
     save_silences(path, [*load_silences(path), created])
     click.echo(f"{created.id} until {created.ends_at.isoformat()}")
+    click.echo(share_if_configured([created]))
 
 
 @silence.command("list")
@@ -152,14 +153,16 @@ def silence_list(show_all: bool) -> None:
 def silence_expire(silence_id: str) -> None:
     """End a silence now."""
     from spendfuse.rules.silences import expire
-    from spendfuse.silence_store import load_silences, save_silences
+    from spendfuse.silence_store import load_silences, save_silences, share_if_configured
 
     path = _store()
     try:
-        save_silences(path, expire(load_silences(path), silence_id, datetime.now(UTC)))
+        ended = expire(load_silences(path), silence_id, datetime.now(UTC))
     except KeyError:
         raise click.BadParameter(f"no silence {silence_id}") from None
+    save_silences(path, ended)
     click.echo(f"expired {silence_id}")
+    click.echo(share_if_configured([s for s in ended if s.id == silence_id]))
 
 
 def register(main: click.Group) -> None:

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     slack_bot_token: SecretStr | None = None
     console_alerts: bool = Field(
-        default=True, description="Print alerts to the console (always, when no Slack token)."
+        default=True, description="Print alerts to the console, beside Slack when a token is set."
     )
     commit_interval_s: float = Field(
         default=0.5, gt=0,
@@ -111,6 +111,9 @@ class Settings(BaseSettings):
         "rule files' route tree (falling back to slack_channel).",
     )
     notify_group_id: str = "spendfuse-notify"
+    notify_metrics_port: int = Field(
+        default=9466, ge=0, description="The notifier's /metrics port (0: not served)."
+    )
 
     @model_validator(mode="after")
     def _no_second_rule_plane(self) -> Settings:

@@ -127,6 +127,11 @@ def test_session_cost_is_exact_among_many_concurrent_traces() -> None:
                     key=lambda e: e["event_time"])  # fmt: skip
     got = run(events).of("session_cost_over_1usd").alerts
     assert [a.evidence.value for a in got] == [pytest.approx(1.2)]
+    # evidence one command away: the costliest open traces and the latest events measured
+    assert got[0].evidence.top_traces[0].trace_id == "long-one"
+    assert got[0].evidence.top_traces[0].cost_usd == pytest.approx(1.2)
+    assert got[0].evidence.sample_event_ids[-1] == session[2]["cost_event_id"]
+    assert len(got[0].evidence.sample_event_ids) == 5
 
 
 def test_spend_spike_says_unit_cost_when_traffic_is_flat() -> None:

@@ -24,6 +24,9 @@ class SlackLog:
     def top_level(self) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if not m.get("thread_ts")]
 
+    def replies_all(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages.values() if m.get("thread_ts")]
+
     def replies(self, ts: str) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if m.get("thread_ts") == ts]
 

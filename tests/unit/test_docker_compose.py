@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_services_and_wiring() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"kafka", "spendfuse"}
+    assert set(services) == {"kafka", "spendfuse", "notifier"}
+    notifier = services["notifier"]
+    assert notifier["command"] == ["notify"]
+    assert notifier["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert notifier["environment"]["SPENDFUSE_CONSOLE_ALERTS"] == "true"
     kafka, worker = services["kafka"], services["spendfuse"]
     assert "healthcheck" in kafka and "healthcheck" in worker
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
