@@ -85,7 +85,8 @@ class Prior:
         shapes = {}
         for name in ("hour", "dow"):
             known = [getattr(p, name) for p in priors if getattr(p, name) is not None]
-            shapes[name] = tuple(sum(c) / len(known) for c in zip(*known)) if known else None
+            mean = [sum(c) / len(known) for c in zip(*known, strict=True)]
+            shapes[name] = tuple(mean) if known else None
         return cls(
             level=median(p.level for p in priors),
             spread=median(p.spread for p in priors),
