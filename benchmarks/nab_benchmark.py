@@ -165,6 +165,7 @@ def evaluate(
     for s in corpus:
         by_cat.setdefault(s.category, []).append(s)
     out: dict[str, Any] = {"name": name}
+    out["threshold"] = h.threshold(corpus, "standard")
     for p in PROFILES:
         out[p], out[f"{p}_files"] = h.in_sample(p)
         out[f"{p}_lofo"], out[f"{p}_lofo_files"] = h.leave_out(by_file, p)
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     nab_dir = a.nab.resolve()
     nab = load_nab_score(nab_dir)
-    names = [n for n in a.detectors.split(",") if n] or discover()
+    registered = discover()  # imports every detector module, also for names given explicitly
+    names = [n for n in a.detectors.split(",") if n] or registered
     corpus = nab.load_corpus(
         str(nab_dir / "data"), str(nab_dir / "labels" / "combined_windows.json"), a.subset
     )
