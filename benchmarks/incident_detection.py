@@ -1,6 +1,6 @@
 """Incident detection on simulated fleets: time to alert per incident kind, false alerts.
 
-    python benchmarks/incident_detection.py [--seeds 20] [--days 6] [--jobs 2]
+    python benchmarks/incident_detection.py [--seeds 20] [--days 5] [--out runs.jsonl] [--jobs 2]
     python benchmarks/incident_detection.py --default-week      # the hand-made week of before
 
 Each seed draws its own fleet and incidents (``spendfuse.simulate.random_scenario``: busy and
@@ -26,6 +26,7 @@ import multiprocessing as mp
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -187,8 +188,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20, help="number of seeds (1..N)")
     ap.add_argument("--first-seed", type=int, default=1)
-    ap.add_argument("--days", type=float, default=6.0)
+    ap.add_argument("--days", type=float, default=5.0)
     ap.add_argument("--jobs", type=int, default=2, help="processes (one seed each)")
+    ap.add_argument("--out", type=Path, help="append each seed's result to this JSONL file")
+    ap.add_argument("--report", type=Path, help="only print the report of a --out file")
     ap.add_argument(
         "--default-week", action="store_true", help="run the hand-made default fleet week instead"
     )
@@ -196,13 +199,24 @@ def main() -> None:
     if args.default_week:
         default_week(args.days, args.first_seed)
         return
+    if args.report:
+        results = [orjson.loads(line) for line in args.report.read_bytes().splitlines() if line]
+        report(sorted(results, key=lambda r: r["seed"]))
+        return
     seeds = [(s, args.days) for s in range(args.first_seed, args.first_seed + args.seeds)]
     t0 = time.perf_counter()
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            results = list(pool.imap_unordered(run_seed, seeds))
-    else:
-        results = [run_seed(s) for s in seeds]
+    results = []
+    out = args.out.open("ab") if args.out else None
+    with mp.get_context("fork").Pool(max(args.jobs, 1)) as pool:
+        for r in pool.imap_unordered(run_seed, seeds):
+            results.append(r)
+            if out:  # each seed as it finishes: a long run interrupted still reports
+                out.write(orjson.dumps(r) + b"\n")
+                out.flush()
+            print(
+                f"seed {r['seed']}: {r['events']:,} events, {len(r['false'])} false alerts",
+                flush=True,
+            )
     results.sort(key=lambda r: r["seed"])
     report(results)
     print(f"wall {time.perf_counter() - t0:.0f} s")

@@ -63,7 +63,7 @@ def _busy(rng: random.Random, name: str, tenant: str) -> UseCaseProfile:
         name,
         tenant,
         rng.choice(["low", "low", "medium", "high"]),
-        tasks_per_minute=round(rng.uniform(1.0, 4.0), 2),
+        tasks_per_minute=round(rng.uniform(0.8, 3.0), 2),
         weekend_factor=rng.choice([0.25, 0.4, 0.7, 1.0, 1.6]),
         diurnal_floor=round(rng.uniform(0.08, 0.35), 2),
         steps_per_task=rng.choice([(1, 2), (1, 3), (2, 4)]),
@@ -108,17 +108,18 @@ def _incident(rng: random.Random, kind: str, uc: str, start: datetime) -> Incide
 def random_scenario(
     seed: int,
     days: float = 7.0,
-    busy: int = 4,
+    busy: int = 3,
     thin: int = 3,
     new: int = 2,
     normal: int = 1,
 ) -> Scenario:
-    """A seeded fleet of ``busy + thin + new`` use cases over ``days`` (starting on a weekday
-    drawn from the seed, so the run always spans a weekend), with one incident per use case
-    except ``normal`` of them. New use cases start on day 3 and get their incident within their
-    first day. Incidents on established use cases start after two days of history."""
+    """A seeded fleet of ``busy + thin + new`` use cases over ``days``, starting on a day from
+    Tuesday to Sunday drawn from the seed (so a run of 5 days spans a weekend), with one incident
+    per use case except ``normal`` of them. New use cases start mid-run and get their incident
+    within their first day. Incidents on established use cases start after two days of history.
+    """
     rng = random.Random(seed)
-    start = datetime(2026, 11, 2, tzinfo=UTC) + timedelta(days=rng.randrange(7))
+    start = datetime(2026, 11, 2, tzinfo=UTC) + timedelta(days=rng.randrange(1, 7))  # Tue..Sun
     duration = timedelta(days=days)
     tenants = ["acme", "globex", "initech"]
     profiles: list[UseCaseProfile] = []
@@ -128,7 +129,7 @@ def random_scenario(
         profiles.append(_thin(rng, f"thin-{k}", tenants[k % 3]))
     for k in range(new):
         make = _thin if k % 2 else _busy
-        born = start + timedelta(days=min(3.0, days / 2)) + _minutes(rng, 0.0, 12.0)
+        born = start + timedelta(days=min(2.5, days / 2)) + _minutes(rng, 0.0, 12.0)
         profiles.append(replace(make(rng, f"new-{k}", tenants[k % 3]), history_start=born))
     kinds = list(SCENARIO_KINDS)
     rng.shuffle(kinds)
