@@ -16,11 +16,25 @@ customer, a new model) the detector stops alerting on every point of the new nor
 
 Besides the score, ``expected(t)`` and ``zscore(x)`` give the baseline and the deviation in the
 metric's own units, which alerts quote as evidence.
+
+**Cold start from a prior.** A new use case has no history, so for ``grace_period`` points its
+baseline protects nothing. :meth:`SeasonalBaseline.start_from` seeds a fresh baseline with a
+:class:`Prior` -- a typical level, a spread and optionally a daily/weekly shape, e.g. taken with
+:meth:`SeasonalBaseline.prior` from the tenant's baseline, pooled over sibling use cases with
+:meth:`Prior.pooled`, or the model's list price per call -- worth ``weight`` points of history.
+The baseline is then warmed up from its first point and blends the prior into its own data as a
+Bayesian mean would: the k-th own point moves the level by ``1 / (weight + k)`` (never less than
+``alpha_level``), so after ``weight`` points the prior counts half and it soon fades out. A
+prior that was wrong by more than ``z_learn`` spreads is corrected like any level shift
+(``confirm_points`` out-of-band points in a row adopt the new level).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 from ._scoring import z_to_score
@@ -28,6 +42,76 @@ from .base import BaseDetector, Point, State, check_choice, check_float, check_i
 from .registry import register
 
 _SIGMA_FROM_MAD = 1.2533  # E|N(0,1)| = 0.7979 -> sigma = mean abs deviation * 1.2533
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What a new baseline may assume before it has seen its own data.
+
+    ``level``: the typical value in the metric's own units (USD per bucket, USD per call, ...).
+    ``spread``: the typical deviation in the baseline's *transformed* units -- log units for
+    ``transform="log"`` baselines (0.5 means "within about x1.6 either way"); wider is safer.
+    ``weight``: how many points of own history the prior is worth (>= 1).
+    ``hour`` / ``dow``: optional daily (24) and weekly (7) offsets in transformed units, e.g. a
+    tenant's shape, so that a new use case does not page on its first working-day morning.
+    """
+
+    level: float
+    spread: float
+    weight: int = 12
+    hour: tuple[float, ...] | None = None
+    dow: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.level) or self.level < 0.0:
+            raise ValueError(f"level must be a finite number >= 0, got {self.level!r}")
+        if not math.isfinite(self.spread) or self.spread <= 0.0:
+            raise ValueError(f"spread must be a finite number > 0, got {self.spread!r}")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int) or self.weight < 1:
+            raise ValueError(f"weight must be an int >= 1, got {self.weight!r}")
+        for name, size in (("hour", 24), ("dow", 7)):
+            offsets = getattr(self, name)
+            if offsets is not None and (
+                len(offsets) != size or not all(math.isfinite(v) for v in offsets)
+            ):
+                raise ValueError(f"{name} must be {size} finite numbers, got {offsets!r}")
+
+    @classmethod
+    def pooled(cls, priors: Sequence[Prior], weight: int | None = None) -> Prior:
+        """One prior from several (e.g. every use case of a tenant): the median level and
+        spread, and the mean shape of those that have one. Robust to one odd sibling."""
+        if not priors:
+            raise ValueError("pooled() needs at least one prior")
+        shapes = {}
+        for name in ("hour", "dow"):
+            known = [getattr(p, name) for p in priors if getattr(p, name) is not None]
+            mean = [sum(c) / len(known) for c in zip(*known, strict=True)]
+            shapes[name] = tuple(mean) if known else None
+        return cls(
+            level=median(p.level for p in priors),
+            spread=median(p.spread for p in priors),
+            weight=weight or min(p.weight for p in priors),
+            **shapes,
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "spread": self.spread,
+            "weight": self.weight,
+            "hour": None if self.hour is None else list(self.hour),
+            "dow": None if self.dow is None else list(self.dow),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Prior:
+        return cls(
+            level=float(state["level"]),
+            spread=float(state["spread"]),
+            weight=int(state["weight"]),
+            hour=None if state.get("hour") is None else tuple(state["hour"]),
+            dow=None if state.get("dow") is None else tuple(state["dow"]),
+        )
 
 
 class SeasonalBaseline(BaseDetector):
@@ -73,6 +157,48 @@ class SeasonalBaseline(BaseDetector):
         self._scale = 0.0
         self._run = 0
         self._run_sum = 0.0
+        self._prior_weight = 0  # > 0 once started from a prior (see start_from)
+
+    # -- cold start ---------------------------------------------------------------------------
+    def start_from(self, prior: Prior) -> SeasonalBaseline:
+        """Seed this baseline with ``prior`` so it protects from its first point; returns self.
+
+        Only before the baseline is warmed up on its own data: a baseline that already learned
+        a few points keeps them, weighted against the prior's ``weight``."""
+        if self.warmed_up:
+            raise ValueError("start_from() is for a baseline that is not warmed up yet")
+        y = self._fwd(prior.level)
+        n, w = self._n, prior.weight
+        self._level = y if self._level is None else (w * y + n * self._level) / (w + n)
+        scale = max(prior.spread, self.min_scale)
+        self._scale = scale if n < 2 else (w * scale + n * self._scale) / (w + n)
+        if self.seasonality != "none":
+            if prior.hour is not None:
+                self._hour = list(prior.hour)
+            if prior.dow is not None and self.seasonality == "weekly":
+                self._dow = list(prior.dow)
+        self._prior_weight = w
+        return self
+
+    def prior(self, weight: int = 12) -> Prior:
+        """This baseline's learned level, spread and shape as a :class:`Prior` for another one
+        (a tenant's or a sibling use case's baseline seeding a new use case)."""
+        if self._level is None:
+            raise ValueError("prior() needs a baseline that has learned something")
+        weekly = self.seasonality == "weekly"
+        return Prior(
+            level=self._inv(self._level),
+            spread=max(self._scale, self.min_scale),
+            weight=weight,
+            hour=tuple(self._hour) if self.seasonality != "none" else None,
+            dow=tuple(self._dow) if weekly else None,
+        )
+
+    def _rate(self, alpha: float) -> float:
+        """A learning rate, faster while a prior is being blended with the first own points."""
+        if self._prior_weight:
+            return max(alpha, 1.0 / (self._prior_weight + self._n))
+        return alpha
 
     # -- transforms -------------------------------------------------------------------------------
     def _fwd(self, v: float) -> float:
@@ -109,7 +235,7 @@ class SeasonalBaseline(BaseDetector):
         return r / max(self._scale, self.min_scale)
 
     def score_one(self, x: Point) -> float:
-        if self._n < max(self.grace_period, 1):
+        if not self.warmed_up:
             return 0.0
         z = self.zscore(x)
         if self.direction == "up":
@@ -120,7 +246,7 @@ class SeasonalBaseline(BaseDetector):
 
     @property
     def warmed_up(self) -> bool:
-        return self._n >= max(self.grace_period, 1)
+        return self._n >= max(self.grace_period, 1) or self._prior_weight > 0
 
     # -- learning ---------------------------------------------------------------------------------
     def learn_one(self, x: Point) -> None:
@@ -140,21 +266,25 @@ class SeasonalBaseline(BaseDetector):
                 self._run, self._run_sum = 0, 0.0
                 return
             # Huber-style: an outlier nudges the level (never the seasonal shape) by a bounded step
-            self._level += self.alpha_level * (bound if r > 0 else -bound)
+            self._level += self._rate(self.alpha_level) * (bound if r > 0 else -bound)
             # ...and widens the scale a little, so a baseline that is still learning its shape
             # (many "outliers") is never frozen by a scale that came out too tight.
             a = self.alpha_scale / 4
             self._scale = (1 - a) * self._scale + a * bound * _SIGMA_FROM_MAD
             return
         self._run, self._run_sum = 0, 0.0
-        self._level += self.alpha_level * r
-        r2 = r * (1 - self.alpha_level)
+        alpha = self._rate(self.alpha_level)
+        self._level += alpha * r
+        r2 = r * (1 - alpha)
         if h >= 0:
             self._hour[h] += self.alpha_season * r2
         if d >= 0:
             self._dow[d] += self.alpha_season * r2 / 4
         self._recenter()
-        a = self.alpha_scale if self._n > 2 else 1.0
+        if self._prior_weight:
+            a = self._rate(self.alpha_scale)
+        else:
+            a = self.alpha_scale if self._n > 2 else 1.0
         self._scale = (1 - a) * self._scale + a * abs(r) * _SIGMA_FROM_MAD
 
     def _recenter(self) -> None:
@@ -171,6 +301,7 @@ class SeasonalBaseline(BaseDetector):
         return {
             "n": self._n, "level": self._level, "hour": list(self._hour), "dow": list(self._dow),
             "scale": self._scale, "run": self._run, "run_sum": self._run_sum,
+            "prior_weight": self._prior_weight,
         }  # fmt: skip
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -181,6 +312,7 @@ class SeasonalBaseline(BaseDetector):
         self._scale = float(state["scale"])
         self._run = int(state["run"])
         self._run_sum = float(state["run_sum"])
+        self._prior_weight = int(state.get("prior_weight", 0))  # absent in older checkpoints
 
 
 register(SeasonalBaseline.name, SeasonalBaseline)

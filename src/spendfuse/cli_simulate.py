@@ -10,7 +10,7 @@ import click
 import orjson
 from rich.progress import Progress
 
-from spendfuse.simulate import default_fleet, default_incidents, simulate_fleet
+from spendfuse.simulate import default_fleet, default_incidents, random_scenario, simulate_fleet
 
 
 def _parse_start(value: str | None) -> datetime:
@@ -27,24 +27,43 @@ def _parse_start(value: str | None) -> datetime:
 @click.option("--start", default=None, help="RFC 3339 start (default: this week's Monday).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--no-incidents", is_flag=True, help="Normal traffic only.")
-def simulate(out_dir: Path, days: float, start: str | None, seed: int, no_incidents: bool) -> None:
+@click.option(
+    "--random-fleet",
+    is_flag=True,
+    help="A fleet and incidents drawn from --seed (busy and thin use cases, weekend patterns, "
+    "ramps, new use cases) instead of the default six; it picks its own start.",
+)
+def simulate(
+    out_dir: Path,
+    days: float,
+    start: str | None,
+    seed: int,
+    no_incidents: bool,
+    random_fleet: bool,
+) -> None:
     """Write a realistic fleet's cost events with injected incidents and their labels."""
     begin = _parse_start(start)
+    fleet = default_fleet()
     incidents = [] if no_incidents else default_incidents(begin, max(int(days), 1))
+    labels = [i.label() for i in incidents]
+    if random_fleet:
+        scenario = random_scenario(seed, days)
+        begin, fleet = scenario.start, scenario.fleet
+        incidents = [] if no_incidents else scenario.incidents
+        labels = [] if no_incidents else scenario.labels()
     out_dir.mkdir(parents=True, exist_ok=True)
     minutes = int(days * 24 * 60)
     n = 0
     with (out_dir / "events.jsonl").open("wb") as fh, Progress(transient=True) as progress:
         task = progress.add_task("simulating", total=minutes)
         last_minute = None
-        for event in simulate_fleet(default_fleet(), begin, timedelta(days=days), incidents, seed):
+        for event in simulate_fleet(fleet, begin, timedelta(days=days), incidents, seed):
             fh.write(orjson.dumps(event) + b"\n")
             n += 1
             minute = event["event_time"][:16]
             if minute != last_minute:
                 progress.advance(task)
                 last_minute = minute
-    labels = [i.label() for i in incidents]
     (out_dir / "labels.json").write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2))
     click.echo(f"{n} events, {len(labels)} labelled incidents -> {out_dir}")
 

@@ -16,14 +16,17 @@ from spendfuse.detectors import (
     register,
 )
 from spendfuse.detectors.fusion import Fusion
+from spendfuse.detectors.lean_fusion import LeanFusion
 
 
 def test_default_is_an_alias_of_the_measured_best() -> None:
-    assert aliases()["default"] == DEFAULT == "fusion"
+    assert aliases()["default"] == DEFAULT == "lean_fusion"
     det = create("default")
-    assert isinstance(det, Fusion)
-    assert det.to_state()["name"] == "fusion"  # state names the concrete detector
+    assert isinstance(det, LeanFusion)
+    assert det.to_state()["name"] == "lean_fusion"  # state names the concrete detector
     assert create().params() == det.params()
+    # a checkpoint taken while default was fusion still restores as fusion
+    assert isinstance(from_state(create("fusion").to_state()), Fusion)
 
 
 def test_create_accepts_name_spec_and_kwargs() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import spendfuse.rules
+from spendfuse.detectors import aliases
 from spendfuse.rules.engine import OVER_KEY, Engine, TenantEngine
 from spendfuse.schemas import CostEvent
 from tests.rules.support import run
@@ -166,7 +167,7 @@ def test_a_rule_file_can_name_the_default_detector() -> None:
         event = make_event("u", cost=0.1, seconds=60 * minute)
         engine.process(CostEvent.model_validate(event), state)
     instance = state["spend_default_detector"]["~"]
-    assert instance["det"]["name"] == "fusion"  # create("default"), reached from YAML
+    assert instance["det"]["name"] == aliases()["default"]  # create("default"), from YAML
 
 
 def test_a_long_incident_reissues_its_commands_before_they_expire() -> None:

@@ -8,6 +8,7 @@ agents taking several model/tool steps per task, and provider-side prompt cachin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,14 @@ class UseCaseProfile:
     tool_cost_usd: float = 0.002
     outcome_rate: float = 0.6  # share of tasks that resolve a business case
     route_policy_version: str = "rp-7"
+    diurnal_floor: float = 0.12  # night-time load as a share of the peak (1.0: flat traffic)
+    history_start: datetime | None = None  # a new use case: no traffic before this instant
+
+    @property
+    def events_per_task(self) -> float:
+        """Mean cost events one task emits (model calls, their tool calls and retries)."""
+        lo, hi = self.steps_per_task
+        return (lo + hi) / 2 * (1.0 + self.tool_call_prob)
 
 
 @dataclass(frozen=True, slots=True)

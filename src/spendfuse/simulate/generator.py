@@ -15,17 +15,27 @@ from typing import Any
 import numpy as np
 
 from spendfuse.simulate.fleet import Fleet, UseCaseProfile
-from spendfuse.simulate.incidents import Incident
+from spendfuse.simulate.incidents import VOLUME_KINDS, Incident
 
 _MINUTE = timedelta(minutes=1)
 
 
-def traffic_shape(t: datetime, weekend_factor: float) -> float:
-    """Relative load at ``t``: a diurnal curve (peak mid-afternoon UTC) times a weekend dip."""
+def traffic_shape(t: datetime, weekend_factor: float, floor: float = 0.12) -> float:
+    """Relative load at ``t``: a diurnal curve (peak mid-afternoon UTC) over a night-time
+    ``floor``, times ``weekend_factor`` on Saturdays and Sundays (a dip, or above 1 a
+    weekend-heavy use case)."""
     hour = t.hour + t.minute / 60
     day = max(0.0, math.sin(math.pi * (hour - 7) / 15)) ** 1.5 if 7 <= hour <= 22 else 0.0
-    shape = 0.12 + 0.88 * day
+    shape = floor + (1.0 - floor) * day
     return shape * (weekend_factor if t.weekday() >= 5 else 1.0)
+
+
+def expected_events_per_minute(profile: UseCaseProfile, t: datetime) -> float:
+    """Normal event rate of ``profile`` at ``t`` (no incident): what "thin traffic" is judged by."""
+    if profile.history_start is not None and t < profile.history_start:
+        return 0.0
+    shape = traffic_shape(t, profile.weekend_factor, profile.diurnal_floor)
+    return profile.tasks_per_minute * shape * profile.events_per_task
 
 
 def _iso(t: datetime) -> str:
@@ -66,7 +76,7 @@ class _UseCaseStream:
         p, rng = self.p, self.rng
         bloat = self._active(t, "prompt_bloat")
         inp = rng.lognormal(math.log(p.input_tokens_median), p.token_sigma)
-        inp *= bloat.factor if bloat else 1.0
+        inp *= bloat.multiplier(t) if bloat else 1.0
         out = rng.lognormal(math.log(p.output_tokens_median), p.token_sigma)
         hit_rate = 0.02 if self._active(t, "cache_collapse") else p.cache_hit_rate
         hit = rng.random() < hit_rate
@@ -87,10 +97,12 @@ class _UseCaseStream:
 
     def minute(self, t0: datetime) -> list[dict[str, Any]]:
         p, rng = self.p, self.rng
-        rate = p.tasks_per_minute * traffic_shape(t0, p.weekend_factor)
-        for kind in ("traffic_growth", "high_risk_spike"):
+        if p.history_start is not None and t0 < p.history_start:
+            return []
+        rate = p.tasks_per_minute * traffic_shape(t0, p.weekend_factor, p.diurnal_floor)
+        for kind in VOLUME_KINDS:
             inc = self._active(t0, kind)
-            rate *= inc.factor if inc else 1.0
+            rate *= inc.multiplier(t0) if inc else 1.0
         events: list[dict[str, Any]] = []
         for _ in range(int(rng.poisson(rate))):
             events.extend(self._task(t0 + timedelta(seconds=float(rng.uniform(0, 55)))))

@@ -10,6 +10,13 @@ Each kind changes how a use case's traffic is generated for the incident's durat
   on unit-cost rules).
 - ``high_risk_spike``: a spend spike on a high-risk use case (must alert; the guardrail forbids
   automatic action).
+- ``volume_spike``: task volume multiplied by ``factor`` and held (a sustained spike, on busy or
+  thin traffic alike).
+- ``gradual_ramp``: task volume rising linearly to ``factor`` over ``ramp``, then held.
+
+Any kind can ramp: with ``ramp`` set, its multiplier grows linearly from 1 to ``factor`` over that
+time. A label's ``change_at`` is when the change first reaches 2x (or ``factor`` if smaller): the
+instant a detector can fairly be timed from.
 """
 
 from __future__ import annotations
@@ -25,8 +32,13 @@ IncidentKind = Literal[
     "cache_collapse",
     "traffic_growth",
     "high_risk_spike",
+    "volume_spike",
+    "gradual_ramp",
 ]
 NOT_INCIDENTS: frozenset[str] = frozenset({"traffic_growth"})
+#: Kinds that multiply a use case's task volume (the rest change what each call costs).
+VOLUME_KINDS: tuple[str, ...] = ("traffic_growth", "high_risk_spike", "volume_spike",
+                                 "gradual_ramp")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,7 @@ class Incident:
     start: datetime
     duration: timedelta
     factor: float = 2.0
+    ramp: timedelta = timedelta(0)
 
     @property
     def end(self) -> datetime:
@@ -43,6 +56,21 @@ class Incident:
 
     def active(self, t: datetime) -> bool:
         return self.start <= t < self.end
+
+    def multiplier(self, t: datetime) -> float:
+        """The incident's factor at ``t``: ``factor`` at once, or linearly reached over ``ramp``."""
+        if not self.ramp:
+            return self.factor
+        done = min(max((t - self.start) / self.ramp, 0.0), 1.0)
+        return 1.0 + (self.factor - 1.0) * done
+
+    @property
+    def change_at(self) -> datetime:
+        """When the change first reaches 2x (``factor`` if that is smaller)."""
+        if not self.ramp or self.factor <= 1.0:
+            return self.start
+        share = min((min(self.factor, 2.0) - 1.0) / (self.factor - 1.0), 1.0)
+        return self.start + self.ramp * share
 
     def label(self) -> dict[str, Any]:
         return {
@@ -52,6 +80,7 @@ class Incident:
             "end": self.end.isoformat().replace("+00:00", "Z"),
             "is_incident": self.kind not in NOT_INCIDENTS,
             "factor": self.factor,
+            "change_at": self.change_at.isoformat().replace("+00:00", "Z"),
         }
 
 
