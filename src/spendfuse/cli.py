@@ -116,9 +116,11 @@ def publish(events: Path, bootstrap_servers: str, raw: bool) -> None:
         sys.exit(1)
 
 
+from spendfuse.cli_report import report  # noqa: E402
 from spendfuse.cli_simulate import simulate  # noqa: E402
 
 main.add_command(simulate)
+main.add_command(report)
 
 
 register_operator_commands(main)
