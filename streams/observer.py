@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from spendfuse.dashboard_state import DashboardState
 from spendfuse.pipeline import Handled, Outcome
+from spendfuse.schemas.cost_event import PricingStatus
 from spendfuse.streams.metrics import SpendfuseMetrics
 
 
@@ -61,6 +62,8 @@ class IngestObserver(NullObserver):
             self.metrics.record_duplicate()
             return
         self.metrics.record_accepted(handled.event.cost_usd)
+        if handled.event.pricing_status is PricingStatus.UNPRICED:
+            self.metrics.record_unpriced(handled.event.component.value)
         self.metrics.record_event_time(handled.event.event_time, self.clock())
         self.dashboard.add_event(handled.event)
         for alert in handled.decisions.alerts:
