@@ -91,6 +91,7 @@ def _when(value: str | None) -> datetime | None:
     envvar=["SPENDFUSE_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
     default=None,
 )
+@click.option("--topic", default=None, help="Rollups topic (default: spendfuse.cost-rollups).")
 @click.option(
     "--period", type=click.Choice(["day", "month", "quarter"]), default="month", show_default=True
 )
@@ -137,6 +138,7 @@ def report(
     event_files: tuple[Path, ...],
     from_kafka: bool,
     bootstrap_servers: str | None,
+    topic: str | None,
     period: str,
     kind: str,
     allocation: Path | None,
@@ -177,8 +179,8 @@ def report(
         if from_kafka:
             if not bootstrap_servers:
                 raise click.UsageError("--from-kafka needs --bootstrap-servers")
-            data = read_rollups_topic(bootstrap_servers, COST_ROLLUPS)
-            tables.append(rollups_from_jsonl(data, COST_ROLLUPS))
+            data = read_rollups_topic(bootstrap_servers, topic or COST_ROLLUPS)
+            tables.append(rollups_from_jsonl(data, topic or COST_ROLLUPS))
         table = pa.concat_tables(tables)
         out_dir.mkdir(parents=True, exist_ok=True)
         kinds = ["showback", "chargeback"] if kind == "both" else [kind]
@@ -190,7 +192,7 @@ def report(
             _write(result, out_dir / f"{k}_{period}", formats)
             _summarize(k, rows)
     except FinopsError as exc:
-        console.print(f"[red]{exc}[/]")
+        click.echo(str(exc), err=True)
         sys.exit(2)
 
 

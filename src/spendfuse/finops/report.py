@@ -67,10 +67,12 @@ def aggregate_periods(
         return {}
     table = table.append_column("period_start", pc.floor_temporal(table["hour_start"], unit=period))
     keys = ["period_start", *ROLLUP_DIMENSIONS]
-    grouped = table.group_by(keys, use_threads=True).aggregate(
+    # One thread: the same rollups give the same sums and rows, byte for byte, on every run.
+    grouped = table.group_by(keys, use_threads=False).aggregate(
         [(m, "sum") for m in ROLLUP_MEASURES]
     )
     grouped = grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
+    grouped = grouped.sort_by([(k, "ascending") for k in keys])
     out: dict[datetime, list[dict[str, Any]]] = {}
     for row in grouped.to_pylist():
         out.setdefault(row.pop("period_start"), []).append(row)

@@ -20,11 +20,14 @@ MAX_CONFIG_BYTES = 1024 * 1024
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
-    """The deepest node ``loc`` reaches (its parent when the last step is missing)."""
+def _node_at(root: yaml.Node, loc: tuple[Any, ...], key: bool = False) -> yaml.Node:
+    """The deepest node ``loc`` reaches (its parent when the last step is missing; the key's
+    node rather than its value's when ``key``)."""
     node = root
-    for item in loc:
+    for pos, item in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
+            if key and pos == len(loc) - 1:
+                return next((k for k, _ in node.value if k.value == item), node)
             child = next((v for k, v in node.value if k.value == item), None)
             if child is None:
                 return node
@@ -70,10 +73,12 @@ def load_yaml_model(path: Path, model: type[ModelT]) -> ModelT:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
-            node = _node_at(root, tuple(err["loc"]))
-            mark = node.start_mark
+            loc = tuple(err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(
-                f"{name}:{mark.line + 1}:{mark.column + 1} {_format_loc(tuple(err['loc']))}: {msg}"
-            )
+            is_key = bool(loc) and loc[-1] == "[key]"
+            if is_key:  # a mapping key that is not allowed: point at the key itself
+                loc = loc[:-1]
+                msg = f"not a known key: {msg}"
+            mark = _node_at(root, loc, key=is_key).start_mark
+            problems.append(f"{name}:{mark.line + 1}:{mark.column + 1} {_format_loc(loc)}: {msg}")
         raise ConfigFileError(name, problems) from None
