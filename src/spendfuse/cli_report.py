@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -150,13 +152,11 @@ def report(
     out_dir: Path,
 ) -> None:
     """Showback and chargeback per period from hourly rollups, in FOCUS 1.2 columns."""
-    import pyarrow as pa
-
     from spendfuse.finops import focus
     from spendfuse.finops.allocation import load_allocation_rules
     from spendfuse.finops.errors import FinopsError
     from spendfuse.finops.pricebook import load_price_book
-    from spendfuse.finops.report import report_rows
+    from spendfuse.finops.report import aggregate_periods, rows_for
     from spendfuse.finops.sources import read_rollups_file, rollups_from_events, rollups_from_jsonl
     from spendfuse.replay import iter_records
     from spendfuse.schemas.topics import COST_ROLLUPS
@@ -166,12 +166,12 @@ def report(
         raise click.UsageError("give --rollups FILE, --events FILE or --from-kafka")
     try:
         rules = load_allocation_rules(allocation) if allocation else None
-        tables = [read_rollups_file(p) for p in rollup_files]
+        blocks: list[Iterable[pa.Table]] = [read_rollups_file(p) for p in rollup_files]
         book_path = price_book or Settings().price_book_path
         book = load_price_book(book_path) if book_path and event_files else None
         for path in event_files:
             replay = rollups_from_events(iter_records(path), book)
-            tables.append(replay.table)
+            blocks.append([replay.table])
             console.print(
                 f"{path}: {replay.accepted} events ({replay.unpriced} unpriced), "
                 f"{replay.duplicates} duplicates, {replay.refused} refused"
@@ -180,14 +180,12 @@ def report(
             if not bootstrap_servers:
                 raise click.UsageError("--from-kafka needs --bootstrap-servers")
             data = read_rollups_topic(bootstrap_servers, topic or COST_ROLLUPS)
-            tables.append(rollups_from_jsonl(data, topic or COST_ROLLUPS))
-        table = pa.concat_tables(tables)
+            blocks.append([rollups_from_jsonl(data, topic or COST_ROLLUPS)])
+        the_period = cast("Period", period)
+        periods = aggregate_periods(chain(*blocks), the_period, _when(start), _when(end))
         out_dir.mkdir(parents=True, exist_ok=True)
-        kinds = ["showback", "chargeback"] if kind == "both" else [kind]
-        for k in kinds:
-            rows = report_rows(
-                table, cast("Period", period), cast("Kind", k), rules, _when(start), _when(end)
-            )
+        for k in ["showback", "chargeback"] if kind == "both" else [kind]:
+            rows = rows_for(periods, the_period, cast("Kind", k), rules)
             result = focus.focus_table(rows, k, period, billing_account)
             _write(result, out_dir / f"{k}_{period}", formats)
             _summarize(k, rows)

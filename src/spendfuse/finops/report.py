@@ -14,7 +14,7 @@ only the per-period groups come back to Python for allocation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -52,31 +52,52 @@ def period_end(start: datetime, period: Period) -> datetime:
     return start.replace(year=start.year + month0 // 12, month=month0 % 12 + 1, day=1)
 
 
-def aggregate_periods(
-    table: pa.Table,
-    period: Period,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> dict[datetime, list[dict[str, Any]]]:
-    """Rollup rows summed per period and attribution key, optionally within ``[start, end)``."""
+def _partial(
+    table: pa.Table, period: Period, start: datetime | None, end: datetime | None
+) -> pa.Table | None:
+    """One block of rollups summed per period and key (``None`` when nothing is in range)."""
     if start is not None:
         table = table.filter(pc.greater_equal(table["hour_start"], pa.scalar(start)))
     if end is not None:
         table = table.filter(pc.less(table["hour_start"], pa.scalar(end)))
     if table.num_rows == 0:
-        return {}
+        return None
     table = table.append_column("period_start", pc.floor_temporal(table["hour_start"], unit=period))
-    keys = ["period_start", *ROLLUP_DIMENSIONS]
+    return _sum_by_key(table)
+
+
+_KEYS = ["period_start", *ROLLUP_DIMENSIONS]
+
+
+def _sum_by_key(table: pa.Table) -> pa.Table:
     # One thread: the same rollups give the same sums and rows, byte for byte, on every run.
-    grouped = table.group_by(keys, use_threads=False).aggregate(
+    grouped = table.group_by(_KEYS, use_threads=False).aggregate(
         [(m, "sum") for m in ROLLUP_MEASURES]
     )
-    grouped = grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
-    grouped = grouped.sort_by([(k, "ascending") for k in keys])
+    return grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
+
+
+def aggregate_periods(
+    tables: pa.Table | Iterable[pa.Table],
+    period: Period,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[datetime, list[dict[str, Any]]]:
+    """Rollup rows summed per period and attribution key, optionally within ``[start, end)``.
+
+    ``tables`` may be one table or blocks of one (a file read block by block): each block is
+    summed as it comes, so memory holds one block and the per-period sums, not the input.
+    """
+    blocks = [tables] if isinstance(tables, pa.Table) else tables
+    partials = [p for p in (_partial(b, period, start, end) for b in blocks) if p is not None]
+    if not partials:
+        return {}
+    grouped = _sum_by_key(pa.concat_tables(partials)) if len(partials) > 1 else partials[0]
+    grouped = grouped.sort_by([(k, "ascending") for k in _KEYS])
     out: dict[datetime, list[dict[str, Any]]] = {}
     for row in grouped.to_pylist():
         out.setdefault(row.pop("period_start"), []).append(row)
-    return dict(sorted(out.items()))
+    return out
 
 
 def _direct_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -146,15 +167,24 @@ def chargeback_rows(showback: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(lines.values())
 
 
+def rows_for(
+    periods: dict[datetime, list[dict[str, Any]]],
+    period: Period,
+    kind: Kind,
+    rules: AllocationRules | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of one report (before the FOCUS mapping) from :func:`aggregate_periods`."""
+    rows = showback_rows(periods, period, rules)
+    return list(rows) if kind == "showback" else chargeback_rows(rows)
+
+
 def report_rows(
-    table: pa.Table,
+    tables: pa.Table | Iterable[pa.Table],
     period: Period,
     kind: Kind,
     rules: AllocationRules | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows of one report (before the FOCUS mapping)."""
-    periods = aggregate_periods(table, period, start, end)
-    rows = showback_rows(periods, period, rules)
-    return list(rows) if kind == "showback" else chargeback_rows(rows)
+    """Aggregate rollups and build one report's rows."""
+    return rows_for(aggregate_periods(tables, period, start, end), period, kind, rules)

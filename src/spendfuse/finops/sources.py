@@ -11,9 +11,10 @@ validated on its own and a bad one is counted and skipped, as the worker dead-le
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -52,20 +53,34 @@ def rollups_from_records(records: Iterable[CostRollup]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ROLLUP_ARROW_SCHEMA)
 
 
-def rollups_from_jsonl(data: bytes, source: str) -> pa.Table:
-    """Parse JSONL rollup records (e.g. a file, or topic values joined by newlines)."""
-    if not data.strip():
-        return empty_rollups()
+_BLOCK_BYTES = 16 << 20
+"""Arrow reads JSONL in blocks of this size: memory is bounded by a block, not by the file."""
+
+
+def iter_rollups_jsonl(stream: BinaryIO, source: str) -> Iterator[pa.Table]:
+    """Rollup records from a JSONL stream, a checked Arrow table per block."""
     options = pj.ParseOptions(
         explicit_schema=ROLLUP_ARROW_SCHEMA, unexpected_field_behavior="ignore"
     )
     try:
-        table = pj.read_json(io.BytesIO(data), parse_options=options)
-    except pa.ArrowInvalid as exc:
+        reader = pj.open_json(
+            stream, read_options=pj.ReadOptions(block_size=_BLOCK_BYTES), parse_options=options
+        )
+        for batch in reader:
+            table = pa.Table.from_batches([batch]).select(ROLLUP_ARROW_SCHEMA.names)
+            table = table.cast(ROLLUP_ARROW_SCHEMA)
+            _check(table, source)
+            yield _fill_defaults(table)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise RollupInputError(f"{source}: not rollup records: {exc}") from None
-    table = table.select(ROLLUP_ARROW_SCHEMA.names).cast(ROLLUP_ARROW_SCHEMA)
-    _check(table, source)
-    return _fill_defaults(table)
+
+
+def rollups_from_jsonl(data: bytes, source: str) -> pa.Table:
+    """Parse JSONL rollup records held in memory (e.g. topic values joined by newlines)."""
+    if not data.strip():
+        return empty_rollups()
+    tables = list(iter_rollups_jsonl(io.BytesIO(data), source))
+    return pa.concat_tables(tables) if tables else empty_rollups()
 
 
 def _check(table: pa.Table, source: str) -> None:
@@ -100,12 +115,16 @@ def _fill_defaults(table: pa.Table) -> pa.Table:
     return table
 
 
-def read_rollups_file(path: Path) -> pa.Table:
+def read_rollups_file(path: Path) -> Iterator[pa.Table]:
+    """Rollup records from a JSONL file, block by block (see :func:`iter_rollups_jsonl`)."""
     try:
-        data = path.read_bytes()
+        stream = path.open("rb")
     except OSError as exc:
         raise RollupInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return rollups_from_jsonl(data, str(path))
+    with stream:
+        if path.stat().st_size == 0:
+            return
+        yield from iter_rollups_jsonl(stream, str(path))
 
 
 @dataclass(slots=True)
