@@ -9,9 +9,10 @@ CONTROL = "spendfuse.control"
 TENANT_SPEND = "spendfuse.tenant-spend"  # accepted events re-keyed by tenant (tenant stage)
 COST_ROLLUPS = "spendfuse.cost-rollups"  # hourly cost rollups (schemas.rollup), read by reports
 OUTCOMES = "spendfuse.outcomes"  # business outcome events (schemas.outcome), keyed by use case
+# (not created yet: it joins ALL_TOPICS and PARTITIONED_TOPICS with the worker's outcome agent)
 
-ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND, COST_ROLLUPS, OUTCOMES)
-PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND, OUTCOMES})
+ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND, COST_ROLLUPS)
+PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND})
 COMPACTED_TOPICS = frozenset({CONTROL})
 ROLLUP_RETENTION_MS = 400 * 24 * 3600 * 1000
 """Rollups are kept 400 days (a year and a quarter, for quarterly and year-on-year reports);
