@@ -327,3 +327,16 @@ def test_cli_refuses_bad_rollups(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "cost_usd has a negative value" in result.output
     result = CliRunner().invoke(main, ["report", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "give --rollups FILE" in result.output
+
+
+def test_replayed_events_are_deduplicated_and_bad_ones_counted() -> None:
+    events = month_events()[:3]
+    lines = [
+        orjson.dumps({"envelope_version": 1, "events": [events[0], events[1], {"bad": 1}]}),
+        orjson.dumps(events[0]),  # a producer's retry
+        orjson.dumps(events[2]),
+        b"{not json",
+    ]
+    replay = rollups_from_events(lines, None)
+    assert (replay.accepted, replay.duplicates, replay.refused) == (3, 1, 2)
+    assert sum(replay.table["events"].to_pylist()) == 3
