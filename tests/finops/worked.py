@@ -35,7 +35,8 @@ SERVICES = {
 SHARED = {
     "gpu_pool": 3_000.0,
     "vector_db": 400.0,
-    "idle_reserved_gpu": 400.0,
+    # 1,000 reserved GPU hours, 800 used (the seed's 80 % utilization): 200 idle hours x $2
+    "idle_reserved_gpu": 200 * 2.0,
     "observability": 90.0,
     "platform": 1_000.0,
 }
