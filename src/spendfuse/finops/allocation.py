@@ -6,7 +6,7 @@ recipients by one of three methods:
 
 - ``proportional``: to the ``consumers``' groups (``by``) in proportion to a usage ``driver``
   (``gpu_seconds``, ``api_calls``, tokens, ``events`` or ``cost_usd``);
-- ``even``: in equal parts to the consumers' groups that had spend in the period;
+- ``even``: in equal parts to the consumers' groups that had events in the period;
 - ``fixed``: fixed ``shares`` to named owners (``to``), e.g. reserved capacity to its owner.
 
 Whatever a rule does not place (no usage of the driver in the period, shares under 100 %, a
@@ -229,43 +229,15 @@ def _allocate_pool(
 ) -> list[AllocatedRow]:
     """The pool's allocated rows, then its unallocated remainder (with the dimensions all the
     pool's own rows share) when one is left."""
-    weights: dict[tuple[Any, ...], float] = {}
     if pool.method == "fixed":
-        recipients = [(tuple(sorted(s.to.items())), s.share) for s in pool.shares]
         out = [
-            AllocatedRow(dict(key), cost * share, pool.name, "allocated", "fixed", share=share)
-            for key, share in recipients
+            AllocatedRow(dict(s.to), cost * s.share, pool.name, "allocated", "fixed", share=s.share)
+            for s in pool.shares
         ]
         reason = "no owner is given a share of this part"
     else:
-        for row in direct:
-            if not matches(pool.consumers, row):
-                continue
-            key = tuple(row[d] for d in pool.by)
-            if pool.method == "even":
-                if row["events"] > 0:
-                    weights[key] = 1.0
-            else:
-                assert pool.driver is not None
-                weights[key] = weights.get(key, 0.0) + _driver_value(row, pool.driver)
-        total = sum(weights.values())
-        out = []
-        if total > 0:
-            for key, weight in sorted(weights.items(), key=lambda kv: _sortable(kv[0])):
-                if weight > 0:
-                    share = weight / total
-                    out.append(
-                        AllocatedRow(
-                            dict(zip(pool.by, key, strict=True)),
-                            cost * share,
-                            pool.name,
-                            "allocated",
-                            pool.method,
-                            pool.driver,
-                            share,
-                        )
-                    )
-        what = f"{pool.driver} usage" if pool.method == "proportional" else "spend"
+        out = _weighted(pool, cost, direct)
+        what = f"{pool.driver} usage" if pool.method == "proportional" else "events"
         reason = f"no consumer had {what} in the period"
     remainder = cost - sum(r.cost_usd for r in out)
     if out and abs(remainder) < 1e-9 * max(1.0, abs(cost)):
@@ -286,6 +258,37 @@ def _allocate_pool(
             )
         )
     return out
+
+
+def _weighted(pool: Pool, cost: float, direct: list[Mapping[str, Any]]) -> list[AllocatedRow]:
+    """Shares of ``cost`` per consumer group (``pool.by``): by driver, or even over the groups
+    that had events. Empty when no consumer weighs anything."""
+    weights: dict[tuple[Any, ...], float] = {}
+    for row in direct:
+        if not matches(pool.consumers, row):
+            continue
+        key = tuple(row[d] for d in pool.by)
+        if pool.driver is None:
+            if row["events"] > 0:
+                weights[key] = 1.0
+        else:
+            weights[key] = weights.get(key, 0.0) + _driver_value(row, pool.driver)
+    total = sum(weights.values())
+    if total <= 0:
+        return []
+    return [
+        AllocatedRow(
+            dict(zip(pool.by, key, strict=True)),
+            cost * weight / total,
+            pool.name,
+            "allocated",
+            pool.method,
+            pool.driver,
+            weight / total,
+        )
+        for key, weight in sorted(weights.items(), key=lambda kv: _sortable(kv[0]))
+        if weight > 0
+    ]
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[str, ...]:
