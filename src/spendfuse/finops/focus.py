@@ -181,64 +181,74 @@ def focus_table(
         "x_Period": period,
     }
     for row in rows:
-        cost = round(row["cost_usd"], 10)
-        quantity, unit = _quantity(row)
-        tags = {d: row[d] for d in _TAG_DIMS if row.get(d) is not None}
-        tenant, use_case = row["tenant_id"], row["use_case_id"]
-        values = {
-            **constant,
-            "BilledCost": cost,
-            "EffectiveCost": cost,
-            "ListCost": cost,
-            "ContractedCost": cost,
-            "PricingCurrencyEffectiveCost": cost,
-            "BillingPeriodStart": row["period_start"],
-            "BillingPeriodEnd": row["period_end"],
-            "ChargePeriodStart": row["period_start"],
-            "ChargePeriodEnd": row["period_end"],
-            "ChargeDescription": _description(row),
-            "ConsumedQuantity": quantity,
-            "ConsumedUnit": unit,
-            "PricingQuantity": quantity,
-            "PricingUnit": unit,
-            "ProviderName": row["provider"] or "internal",
-            "PublisherName": row["provider"],
-            "ResourceId": f"{tenant or '-'}/{use_case}" if use_case else None,
-            "ResourceName": use_case,
-            "ResourceType": "AI use case" if use_case else None,
-            "ServiceName": _service(row),
-            "ServiceSubcategory": "Generative AI"
-            if row["component"] in _GENERATIVE
-            else "Other (AI and Machine Learning)",
-            "SkuId": row["model_or_service"] if row["cost_type"] == "direct" else row["pool"],
-            "SubAccountId": tenant,
-            "SubAccountName": tenant,
-            "SubAccountType": "Tenant" if tenant else None,
-            "Tags": orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode() if tags else None,
-            "x_CostType": row["cost_type"],
-            "x_SharedPool": row["pool"],
-            "x_AllocationMethod": row["method"],
-            "x_AllocationDriver": row["driver"],
-            "x_AllocationShare": row["share"],
-            "x_BusinessUnit": row["business_unit"],
-            "x_CostCenter": row["cost_center"],
-            "x_UseCaseId": use_case,
-            "x_Environment": row["environment"],
-            "x_RiskTier": row["risk_tier"],
-            "x_Component": row["component"],
-            "x_Events": row["events"],
-            "x_UnpricedEvents": row["unpriced_events"],
-            "x_InputTokens": row["input_tokens"],
-            "x_OutputTokens": row["output_tokens"],
-            "x_CachedTokens": row["cached_tokens"],
-            "x_ReasoningTokens": row["reasoning_tokens"],
-            "x_ApiCalls": row["api_calls"],
-            "x_GpuSeconds": round(row["gpu_seconds"], 9),
-            "x_RetryCost": round(row["retry_cost_usd"], 10),
-        }
+        values = {**constant, **_focus_values(row), **_extra_values(row)}
         for name, column in cols.items():
             column.append(values.get(name))
     return pa.table(cols, schema=REPORT_SCHEMA)
+
+
+def _focus_values(row: dict[str, Any]) -> dict[str, Any]:
+    """The FOCUS columns of one row that vary (the constant ones are set once per report)."""
+    cost = round(row["cost_usd"], 10)
+    quantity, unit = _quantity(row)
+    tags = {d: row[d] for d in _TAG_DIMS if row.get(d) is not None}
+    tenant, use_case = row["tenant_id"], row["use_case_id"]
+    return {
+        "BilledCost": cost,
+        "EffectiveCost": cost,
+        "ListCost": cost,
+        "ContractedCost": cost,
+        "PricingCurrencyEffectiveCost": cost,
+        "BillingPeriodStart": row["period_start"],
+        "BillingPeriodEnd": row["period_end"],
+        "ChargePeriodStart": row["period_start"],
+        "ChargePeriodEnd": row["period_end"],
+        "ChargeDescription": _description(row),
+        "ConsumedQuantity": quantity,
+        "ConsumedUnit": unit,
+        "PricingQuantity": quantity,
+        "PricingUnit": unit,
+        "ProviderName": row["provider"] or "internal",
+        "PublisherName": row["provider"],
+        "ResourceId": f"{tenant or '-'}/{use_case}" if use_case else None,
+        "ResourceName": use_case,
+        "ResourceType": "AI use case" if use_case else None,
+        "ServiceName": _service(row),
+        "ServiceSubcategory": "Generative AI"
+        if row["component"] in _GENERATIVE
+        else "Other (AI and Machine Learning)",
+        "SkuId": row["model_or_service"] if row["cost_type"] == "direct" else row["pool"],
+        "SubAccountId": tenant,
+        "SubAccountName": tenant,
+        "SubAccountType": "Tenant" if tenant else None,
+        "Tags": orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode() if tags else None,
+    }
+
+
+def _extra_values(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``x_`` columns: attribution, allocation and usage FOCUS has no column for."""
+    return {
+        "x_CostType": row["cost_type"],
+        "x_SharedPool": row["pool"],
+        "x_AllocationMethod": row["method"],
+        "x_AllocationDriver": row["driver"],
+        "x_AllocationShare": row["share"],
+        "x_BusinessUnit": row["business_unit"],
+        "x_CostCenter": row["cost_center"],
+        "x_UseCaseId": row["use_case_id"],
+        "x_Environment": row["environment"],
+        "x_RiskTier": row["risk_tier"],
+        "x_Component": row["component"],
+        "x_Events": row["events"],
+        "x_UnpricedEvents": row["unpriced_events"],
+        "x_InputTokens": row["input_tokens"],
+        "x_OutputTokens": row["output_tokens"],
+        "x_CachedTokens": row["cached_tokens"],
+        "x_ReasoningTokens": row["reasoning_tokens"],
+        "x_ApiCalls": row["api_calls"],
+        "x_GpuSeconds": round(row["gpu_seconds"], 9),
+        "x_RetryCost": round(row["retry_cost_usd"], 10),
+    }
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
