@@ -53,7 +53,7 @@ def rollups_from_records(records: Iterable[CostRollup]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ROLLUP_ARROW_SCHEMA)
 
 
-_BLOCK_BYTES = 16 << 20
+_BLOCK_BYTES = 4 << 20
 """Arrow reads JSONL in blocks of this size: memory is bounded by a block, not by the file."""
 
 
