@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -21,44 +21,64 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 
 
-def read_rollups_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> bytes:
-    """Every record of the rollups topic, from its start to its end as of now, as JSONL."""
+TOPIC_SEEK_MARGIN = timedelta(days=1)
+"""With ``--start``, the topic is read from a day before it (by record time): a rollup is
+published after its hour, so nothing for an hour from ``--start`` on is older than that unless
+its producer's clock ran a day behind event time."""
+_CHUNK_BYTES = 4 << 20
+
+
+def iter_rollups_topic(
+    bootstrap_servers: str, topic: str, since: datetime | None = None, timeout_s: float = 30.0
+) -> Iterator[bytes]:
+    """The rollups topic up to its end as of now, in JSONL chunks of about 4 MB (memory holds
+    a chunk, not the topic); from ``since`` minus :data:`TOPIC_SEEK_MARGIN` when given."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "spendfuse-report",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
-    )
+    conf = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": "spendfuse-report",
+        "enable.auto.commit": False,
+    }
+    consumer = Consumer(conf)
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             raise click.ClickException(f"topic {topic} not found on {bootstrap_servers}")
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        if since is not None:
+            ms = int((since - TOPIC_SEEK_MARGIN).timestamp() * 1000)
+            wanted = [TopicPartition(topic, p, ms) for p in meta.partitions]
+            starts = consumer.offsets_for_times(wanted, timeout=timeout_s)
         ends: dict[int, int] = {}
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        values: list[bytes] = []
+        for tp in starts:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            first = low if tp.offset < 0 else tp.offset  # no record after `since`: offset -1
+            if high > first and not (since is not None and tp.offset < 0):
+                ends[tp.partition] = high
+        consumer.assign([tp for tp in starts if tp.partition in ends])
+        chunk: list[bytes] = []
+        size = 0
         deadline = time.monotonic() + timeout_s
         while ends:
             if time.monotonic() > deadline:
-                raise click.ClickException(f"timed out reading {topic} ({len(values)} records)")
+                raise click.ClickException(f"timed out reading {topic}")
             msg = consumer.poll(1.0)
             if msg is None:
                 continue
             if msg.error():
                 raise click.ClickException(f"reading {topic}: {msg.error()}")
             if msg.value():
-                values.append(msg.value())
+                chunk.append(msg.value())
+                size += len(msg.value())
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                 ends.pop(msg.partition(), None)
+            if size >= _CHUNK_BYTES:
+                yield b"\n".join(chunk)
+                chunk, size = [], 0
             deadline = time.monotonic() + timeout_s
-        return b"\n".join(values)
+        if chunk:
+            yield b"\n".join(chunk)
     except KafkaException as exc:
         raise click.ClickException(f"cannot read {topic} from {bootstrap_servers}: {exc}") from exc
     finally:
@@ -179,8 +199,9 @@ def report(
         if from_kafka:
             if not bootstrap_servers:
                 raise click.UsageError("--from-kafka needs --bootstrap-servers")
-            data = read_rollups_topic(bootstrap_servers, topic or COST_ROLLUPS)
-            blocks.append([rollups_from_jsonl(data, topic or COST_ROLLUPS)])
+            name = topic or COST_ROLLUPS
+            chunks = iter_rollups_topic(bootstrap_servers, name, _when(start))
+            blocks.append(rollups_from_jsonl(chunk, name) for chunk in chunks)
         the_period = cast("Period", period)
         periods = aggregate_periods(chain(*blocks), the_period, _when(start), _when(end))
         out_dir.mkdir(parents=True, exist_ok=True)
