@@ -76,13 +76,8 @@ def _store() -> Path:
 
 
 @silence.command("add")
-@click.option(
-    "--matcher",
-    "matchers",
-    multiple=True,
-    required=True,
-    help='label="value", label!="v", label=~"re" or label!~"re"; repeatable.',
-)
+@click.option("--matcher", "matchers", multiple=True, required=True,
+              help='label="value", label!="v", label=~"re" or label!~"re"; repeatable.')
 @click.option("--for", "duration", required=True, help="How long, e.g. 30m, 2h, 1d.")
 @click.option("--author", required=True)
 @click.option("--comment", required=True)

@@ -21,13 +21,8 @@ def _parse_start(value: str | None) -> datetime:
 
 
 @click.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Writes events.jsonl and labels.json here.",
-)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Writes events.jsonl and labels.json here.")
 @click.option("--days", type=float, default=7.0, show_default=True)
 @click.option("--start", default=None, help="RFC 3339 start (default: this week's Monday).")
 @click.option("--seed", type=int, default=1, show_default=True)

@@ -125,10 +125,8 @@ class Pipeline:
     def _envelope_members(self, raw: bytes, obj: dict[str, Any], now: datetime,
                           where: dict[str, Any]) -> list[CostEvent | DeadLetter]:  # fmt: skip
         version, members = obj.get("envelope_version"), obj.get("events")
-        if (
-            not isinstance(version, int)
-            or isinstance(version, bool)
-            or (version not in SUPPORTED_ENVELOPE_VERSIONS)
+        if not isinstance(version, int) or isinstance(version, bool) or (
+            version not in SUPPORTED_ENVELOPE_VERSIONS
         ):
             supported = ", ".join(str(v) for v in sorted(SUPPORTED_ENVELOPE_VERSIONS))
             error = EventRejectedError(

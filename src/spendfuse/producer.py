@@ -72,9 +72,8 @@ class CostEventPublisher:
         # use case key -> (monotonic time of its first event, encoded events, their bytes)
         self._open: dict[bytes, tuple[float, list[bytes], int]] = {}
         self._stop = threading.Event()
-        self._poller = threading.Thread(
-            target=self._poll_loop, name="spendfuse-publisher", daemon=True
-        )
+        self._poller = threading.Thread(target=self._poll_loop, name="spendfuse-publisher",
+                                        daemon=True)
         self._poller.start()
 
     def _poll_loop(self) -> None:
@@ -141,7 +140,9 @@ class CostEventPublisher:
 
         return on_delivery
 
-    def publish_raw(self, value: bytes, *, key: bytes | None = None, timestamp_ms: int = 0) -> bool:
+    def publish_raw(
+        self, value: bytes, *, key: bytes | None = None, timestamp_ms: int = 0
+    ) -> bool:
         """Queue a record as is (for tools that replay files, bad lines included)."""
         try:
             self._producer.produce(

@@ -25,12 +25,8 @@ def build_pipeline(settings: Settings, rules_dir: Path | None = None,
     ruleset = load_rules(rules_dir or settings.rules_dir, pack)
     engine = Engine.default(settings.spend_limit, default_pack=False, anomaly=settings.anomaly)
     engine.swap(ruleset)
-    return Pipeline(
-        engine,
-        settings.max_event_bytes,
-        TenantEngine(ruleset),
-        max_record_bytes=settings.max_record_bytes,
-    )
+    return Pipeline(engine, settings.max_event_bytes, TenantEngine(ruleset),
+                    max_record_bytes=settings.max_record_bytes)
 
 
 @lru_cache(maxsize=1)

@@ -35,14 +35,12 @@ def publish_commands(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Sign, send and wait for each command; raise :class:`CommandPublishError` if any failed."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            **(config or {}),
-        }
-    )
+    producer = Producer({
+        "bootstrap.servers": bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        **(config or {}),
+    })
     errors: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:

@@ -120,12 +120,8 @@ class ControlClient:
             try:
                 meta = consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
                 if meta is not None and meta.error is None and meta.partitions:
-                    return {
-                        p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5)[
-                            1
-                        ]
-                        for p in meta.partitions
-                    }
+                    return {p: consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, p), timeout=5)[1] for p in meta.partitions}
                 problem = f"control topic {self.topic} not found; start the spendfuse worker"
             except KafkaException as exc:
                 problem = f"cannot read {self.topic}: {exc}"
