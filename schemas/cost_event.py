@@ -80,6 +80,8 @@ class PricingStatus(StrEnum):
     """Where ``allocated_cost_usd`` came from."""
 
     PROVIDED = "provided"  # the producer metered it
+    UNIT_PRICE = "unit_price"  # computed here: the producer's unit_price x the event's quantity
+    PRICE_BOOK = "price_book"  # computed here from the configured price book (pricing_version)
     CATALOG = "catalog"  # computed here from tokens and the price catalog
     UNPRICED = "unpriced"  # no cost and no price known: counted, but spends $0 until priced
 

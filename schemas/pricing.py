@@ -1,4 +1,15 @@
-"""Price a cost event from its tokens when the producer did not send a cost.
+"""Price a cost event that arrived without a cost.
+
+In order, the first that applies sets ``allocated_cost_usd``, ``pricing_status`` and
+``pricing_version``:
+
+1. the producer's own ``allocated_cost_usd`` (``provided``; kept as sent);
+2. the producer's ``unit_price`` times the event's quantity (``unit_price``; see
+   :func:`quantity_of`);
+3. the price book, when one is configured (``price_book``; its ``pricing_version`` is stamped):
+   an internal unit price for the component and service, else a negotiated token price;
+4. the genai-prices list price for the model's tokens (``catalog``);
+5. otherwise the event is ``unpriced``: accepted and counted as such (never a silent $0 spent).
 
 The catalog is genai-prices (Pydantic's maintained price data for LLM APIs). Its lookup costs
 about 200 µs, so per (provider, model) we derive linear per-token rates once and price events
@@ -13,7 +24,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
+from spendfuse.schemas.common import Component
 from spendfuse.schemas.cost_event import CostEvent, PricingStatus
+from spendfuse.schemas.pricebook import ModelPrice, PriceBook, PriceUnit
 
 _TIER_SAFE_INPUT_TOKENS = 128_000
 _PROBE_TOKENS = 1_000_000
@@ -68,14 +81,73 @@ def _exact_price(event: CostEvent) -> float:
     return float(calc.total_price)
 
 
-def price_event(event: CostEvent) -> CostEvent:
-    """Fill ``allocated_cost_usd`` from the catalog when absent; mark unpriced events.
+_PER_CALL = frozenset(
+    {Component.TOOL_CALL, Component.RETRIEVAL, Component.HUMAN_REVIEW, Component.OBSERVABILITY}
+)
+
+
+def quantity_of(event: CostEvent) -> float:
+    """The quantity a producer's ``unit_price`` multiplies; 0 when the event carries none.
+
+    ``gpu``: ``gpu_seconds``. Tool calls, retrievals, human reviews and observability charges:
+    ``api_calls``, or 1 when absent (one event is one billable unit of work). Model calls and
+    judges: their tokens (input + output), else GPU seconds, else calls.
+    """
+    if event.component is Component.GPU:
+        return event.gpu_seconds
+    if event.component in _PER_CALL:
+        return event.api_calls or 1
+    return event.input_tokens + event.output_tokens or event.gpu_seconds or event.api_calls
+
+
+def _book_price(event: CostEvent, book: PriceBook) -> float | None:
+    service = book.service_price(event.component, event.provider, event.model_or_service)
+    if service is not None:
+        if service.unit is PriceUnit.GPU_SECOND:
+            return service.usd_per_unit * event.gpu_seconds if event.gpu_seconds else None
+        return service.usd_per_unit * (event.api_calls or 1)
+    model = book.model_price(event.provider, event.model_or_service)
+    if model is None or not (event.input_tokens or event.output_tokens):
+        return None
+    return _token_cost(event, model)
+
+
+def _token_cost(event: CostEvent, price: ModelPrice) -> float:
+    cached = min(event.cached_tokens, event.input_tokens)
+    reasoning = min(event.reasoning_tokens, event.output_tokens)
+    cached_rate = price.cached_input_usd_per_1m_tokens
+    reasoning_rate = price.reasoning_usd_per_1m_tokens
+    usd = (
+        (event.input_tokens - cached) * price.input_usd_per_1m_tokens
+        + cached * (price.input_usd_per_1m_tokens if cached_rate is None else cached_rate)
+        + (event.output_tokens - reasoning) * price.output_usd_per_1m_tokens
+        + reasoning * (price.output_usd_per_1m_tokens if reasoning_rate is None else reasoning_rate)
+    )
+    return usd / 1_000_000
+
+
+def price_event(event: CostEvent, book: PriceBook | None = None) -> CostEvent:
+    """Fill ``allocated_cost_usd`` when absent (see the module docstring for the order); mark
+    an event nothing can price ``unpriced``.
 
     Mutates and returns ``event``. An event that carries its own cost keeps it.
     """
     if event.allocated_cost_usd is not None:
         event.pricing_status = PricingStatus.PROVIDED
         return event
+    if event.unit_price is not None:
+        quantity = quantity_of(event)
+        if quantity:
+            event.allocated_cost_usd = round(event.unit_price * quantity, 10)
+            event.pricing_status = PricingStatus.UNIT_PRICE
+            return event
+    if book is not None:
+        cost = _book_price(event, book)
+        if cost is not None:
+            event.allocated_cost_usd = round(cost, 10)
+            event.pricing_version = book.pricing_version
+            event.pricing_status = PricingStatus.PRICE_BOOK
+            return event
     has_tokens = event.input_tokens or event.output_tokens
     rates = _rates(event.provider, event.model_or_service) if event.model_or_service else None
     if not has_tokens or rates is None:

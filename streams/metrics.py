@@ -83,6 +83,13 @@ class SpendfuseMetrics:
         self.spend_usd = Counter(
             "spendfuse_spend_usd", "Spend of accepted events, in USD.", registry=r
         )
+        self.events_unpriced = Counter(
+            "spendfuse_events_unpriced",
+            "Accepted events nothing could price (no cost, unit price, price book or catalog "
+            "entry): counted at $0 until priced, by component.",
+            ["component"],
+            registry=r,
+        )
         self.processing_seconds = Histogram(
             "spendfuse_processing_seconds",
             "Wall time to handle one batch of input records: decode, decide, queue results.",
@@ -132,6 +139,9 @@ class SpendfuseMetrics:
     def record_accepted(self, cost_usd: float) -> None:
         self.events_accepted.inc()
         self.spend_usd.inc(max(cost_usd, 0.0))
+
+    def record_unpriced(self, component: str) -> None:
+        self.events_unpriced.labels(component=component).inc()
 
     def record_event_time(self, event_time: datetime, now: datetime) -> None:
         """Count an accepted event as late or ahead of ``now`` (the worker's clock); metrics

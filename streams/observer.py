@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from spendfuse.dashboard_state import DashboardState
 from spendfuse.pipeline import Handled, Outcome
 from spendfuse.rules.decisions import Decisions
+from spendfuse.schemas.cost_event import PricingStatus
 from spendfuse.streams.metrics import SpendfuseMetrics
 
 
@@ -69,6 +70,8 @@ class IngestObserver(NullObserver):
             self.metrics.record_duplicate()
             return
         self.metrics.record_accepted(handled.event.cost_usd)
+        if handled.event.pricing_status is PricingStatus.UNPRICED:
+            self.metrics.record_unpriced(handled.event.component.value)
         self.metrics.record_event_time(handled.event.event_time, self.clock())
         self.dashboard.add_event(handled.event)
         self.decided(handled.decisions)

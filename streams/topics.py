@@ -17,6 +17,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     specs = []
     for name in topics.ALL_TOPICS:
         config = {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {}
+        config |= topics.TOPIC_CONFIGS.get(name, {})
         partitions = settings.partitions if name in topics.PARTITIONED_TOPICS else 1
         if name == topics.CONTROL:
             # The broker stamps append time: gateways refuse signed records appended long after

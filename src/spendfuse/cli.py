@@ -117,10 +117,12 @@ def publish(events: Path, bootstrap_servers: str, raw: bool) -> None:
 
 
 from spendfuse.cli_explain import explain  # noqa: E402
+from spendfuse.cli_report import report  # noqa: E402
 from spendfuse.cli_simulate import simulate  # noqa: E402
 
 main.add_command(simulate)
 main.add_command(explain)
+main.add_command(report)
 
 
 register_operator_commands(main)

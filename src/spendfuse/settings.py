@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     rules_dir: Path | None = Field(
         default=None, description="Rule files merged over the default pack; reloaded on change."
     )
+    price_book_path: Path | None = Field(
+        default=None,
+        description="A YAML price book of internal and negotiated prices; the events it prices "
+        "carry its pricing_version. Unset: producer costs, unit prices and the LLM catalog only.",
+    )
     rules_default_pack: bool = Field(default=True, description="Run the shipped default pack.")
     rules_reload_s: float = Field(default=5.0, gt=0, description="How often rules_dir is polled.")
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
