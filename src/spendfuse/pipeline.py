@@ -35,6 +35,7 @@ from spendfuse.schemas.envelope import (
     is_envelope,
 )
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.schemas.pricebook import PriceBook
 from spendfuse.schemas.pricing import price_event
 
 
@@ -95,8 +96,10 @@ class Pipeline:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         tenant_engine: TenantEngine | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        price_book: PriceBook | None = None,
     ) -> None:
         self.engine = engine
+        self.price_book = price_book  # internal and negotiated prices, before list prices
         self.max_event_bytes = max_event_bytes
         self.max_record_bytes = max(max_record_bytes, max_event_bytes)
         self.tenant_engine = tenant_engine
@@ -250,7 +253,7 @@ class Pipeline:
                 if dedup.seen(event.cost_event_id, ts_ms):
                     continue
                 dedup.remember(event.cost_event_id, ts_ms)
-                price_event(event)
+                price_event(event, self.price_book)
                 out[i].outcome = Outcome.ACCEPTED
                 accepted.append(i)
             if not accepted:
@@ -273,7 +276,7 @@ class Pipeline:
         if dedup.seen(event.cost_event_id, ts_ms):
             return Handled(Outcome.DUPLICATE, event)
         dedup.remember(event.cost_event_id, ts_ms)
-        price_event(event)
+        price_event(event, self.price_book)
         state = states.get(event.use_case_id) or {}
         decisions = self.engine.process(event, state)
         states[event.use_case_id] = state

@@ -24,8 +24,13 @@ def build_pipeline(settings: Settings, rules_dir: Path | None = None,
     pack = settings.rules_default_pack if default_pack is None else default_pack
     ruleset = load_rules(rules_dir or settings.rules_dir, pack)
     engine = Engine(ruleset)
+    book = None
+    if settings.price_book_path is not None:
+        from spendfuse.finops import load_price_book
+
+        book = load_price_book(settings.price_book_path)
     return Pipeline(engine, settings.max_event_bytes, TenantEngine(ruleset),
-                    max_record_bytes=settings.max_record_bytes)
+                    max_record_bytes=settings.max_record_bytes, price_book=book)
 
 
 @lru_cache(maxsize=1)

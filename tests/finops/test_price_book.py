@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,26 @@ def test_duplicate_and_unknown_keys_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigFileError, match=r"services\[1\]: human_review / None .* twice"):
         load_price_book(path)
+
+
+def test_the_worker_pipeline_prices_with_the_configured_book(tmp_path: Path) -> None:
+    """``SPENDFUSE_PRICE_BOOK_PATH`` reaches the record driver replay and the worker share."""
+    import orjson
+
+    from spendfuse.replay import replay_records
+    from spendfuse.rules_runtime import build_pipeline
+    from spendfuse.settings import Settings
+    from tests.support.events import make_event
+
+    event = make_event("crm", cost=None, component="tool_call", model_or_service="crm_lookup",
+                       input_tokens=0, output_tokens=0)  # fmt: skip
+    pipeline = build_pipeline(Settings(price_book_path=EXAMPLE), default_pack=False)
+    states: dict = {}
+    from spendfuse.dedup import MemoryDedupStore
+
+    record = pipeline.run_record(orjson.dumps(event), datetime.now(UTC), MemoryDedupStore(),
+                                 states)  # fmt: skip
+    priced = record.accepted[0]
+    assert priced.allocated_cost_usd == pytest.approx(0.005)
+    assert priced.pricing_version == "pricebook_2026_06"
+    assert replay_records([orjson.dumps(event)], pipeline).outcomes["accepted"] == 1
