@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from spendfuse.detectors.spend_signals import add_event
 from spendfuse.rules import lifecycle
 from spendfuse.rules.actions import RuleMeta, fingerprint
 from spendfuse.rules.actions import fire as build_fire
@@ -31,25 +32,34 @@ from spendfuse.rules.budgets import budget_metas, budget_verdicts
 from spendfuse.rules.conditions import EvalContext, Verdict, evaluate_condition
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.matchers import Matcher, matches_all
-from spendfuse.rules.metrics.aggregates import AggregateView, update_aggregates
+from spendfuse.rules.metrics.aggregates import (
+    ALL_PARTS,
+    WINDOW_PARTS,
+    AggregateView,
+    update_aggregates,
+)
 from spendfuse.rules.metrics.baselines import (
     BaselineProvider,
     RollingMeanBaseline,
     ScoreProvider,
 )
+from spendfuse.rules.metrics.catalog import METRICS
 from spendfuse.rules.metrics.detector_scores import DetectorScores
 from spendfuse.rules.model import (
     AlertAction,
     AnomalyCondition,
+    BudgetPercentCondition,
     BudgetSpec,
     DegradeAction,
+    DetectorScoreCondition,
     KillSwitchAction,
+    RatioToBaselineCondition,
     RuleSpec,
     TenantSpec,
 )
 from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.scope import Scope, event_labels, riskier
-from spendfuse.rules.signals import anomaly_verdicts
+from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
 from spendfuse.schemas.alert import TraceContribution
 from spendfuse.schemas.common import RiskTier, to_epoch_ms
@@ -61,6 +71,7 @@ AGGREGATES_KEY = "__aggregates__"
 GROUPS_KEY = "__agg__"
 RISK_KEY = "__risk__"
 OVER_KEY = "__over_groups__"
+BUCKETS_KEY = "__buckets__"
 ERRORS_KEY = "__rule_errors__"
 _SCOPE_FIELDS = (
     "tenant_id",
@@ -127,11 +138,16 @@ class CompiledRule:
     budget: tuple[str, BudgetSpec] | None = None
     exhausted_meta: RuleMeta | None = None
     notify: tuple[str, ...] = ()
+    needs: frozenset[str] = ALL_PARTS  # the parts of its aggregates its conditions read
+    anomaly: AnomalyCondition | None = None  # an anomaly watch: decides only as buckets close
+    bucket_s: int = 0
 
     def applies(self, labels: dict[str, str]) -> bool:
         return not self.matchers or matches_all(self.matchers, labels)  # type: ignore[arg-type]
 
     def group_of(self, labels: dict[str, str]) -> tuple[str, ...]:
+        if not self.group_by:
+            return ()
         return tuple(labels.get(k, "") for k in self.group_by)
 
     def meta_for(self, verdict: Verdict) -> RuleMeta:
@@ -156,6 +172,26 @@ def _signature(matchers: list[Matcher | OneOf], group_by: Sequence[str], stage_k
     return "|".join(parts) + "#" + ",".join(group_by)
 
 
+def _parts_read(cond: Any) -> set[str]:
+    """The parts of the aggregates a condition reads (its rule's own aggregates keep only
+    those: a minute-window rule scoped to some steps keeps a minute, not a week of hours)."""
+    if isinstance(cond, AnomalyCondition):
+        return set()  # it keeps its own buckets
+    if hasattr(cond, "conditions"):
+        return set().union(*(_parts_read(c) for c in cond.conditions))
+    if isinstance(cond, BudgetPercentCondition):
+        return {"d" if cond.period == "day" else "mo"}
+    parts = set(WINDOW_PARTS[cond.window])
+    if isinstance(cond, RatioToBaselineCondition | DetectorScoreCondition):
+        parts.add("h")
+    metric = METRICS[cond.metric]
+    if metric.kind == "p95" and cond.window != "1m":
+        parts.add("h")
+    if {"traces", "outcomes"} & {metric.numerator, metric.denominator}:
+        parts.add("ids")
+    return parts
+
+
 def _one_environment(value: Any) -> str | None:
     values = value if isinstance(value, list) else [value] if value is not None else []
     return str(getattr(values[0], "value", values[0])) if len(values) == 1 else None
@@ -176,6 +212,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         environment=_one_environment(spec.scope.environment),
     )
     notify = tuple(n for a in spec.actions if isinstance(a, AlertAction) for n in a.notify)
+    anomaly = spec.condition if isinstance(spec.condition, AnomalyCondition) else None
     return CompiledRule(
         name=spec.name,
         meta=meta,
@@ -187,6 +224,9 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         per_event=_reads_one_event(spec.condition),
         spec=spec,
         notify=notify,
+        needs=frozenset(_parts_read(spec.condition)),
+        anomaly=anomaly,
+        bucket_s=anomaly.bucket.seconds if anomaly is not None else 0,
     )
 
 
@@ -204,6 +244,7 @@ def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
         timing=lifecycle.Timing(0, 0, refresh),
         budget=(kind, spec),
         exhausted_meta=exhausted,
+        needs=frozenset({"d", "mo"}),
     )
 
 
@@ -215,6 +256,7 @@ class CompiledRules:
     per_use_case: list[CompiledRule] = field(default_factory=list)
     per_tenant: list[CompiledRule] = field(default_factory=list)
     _budgets: dict[tuple[str, str | None], list[CompiledRule]] = field(default_factory=dict)
+    _plans: dict[tuple[str, str | None], Plan] = field(default_factory=dict)
 
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
@@ -239,6 +281,47 @@ class CompiledRules:
             if len(self._budgets) > 100_000:
                 self._budgets.clear()
             self._budgets[key] = hit
+        return hit
+
+    def plan(self, tenant_id: str, use_case_id: str | None) -> Plan:
+        """What one key runs: its rules (the stage's and its budgets), in one cached object."""
+        key = (tenant_id, use_case_id)
+        hit = self._plans.get(key)
+        if hit is None:
+            budgets = self.budgets(tenant_id, use_case_id)
+            stage = self.per_use_case if use_case_id is not None else self.per_tenant
+            hit = Plan([*stage, *budgets], _budget_lookup(budgets))
+            if len(self._plans) > 100_000:
+                self._plans.clear()
+            self._plans[key] = hit
+        return hit
+
+
+@dataclass(slots=True)
+class Plan:
+    """The rules one key runs, which aggregates each scope signature keeps, and which rules
+    apply to a label set (cached: a use case has few distinct label sets)."""
+
+    rules: list[CompiledRule]
+    budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None]
+    needs: dict[str, frozenset[str]] = field(default_factory=dict)
+    uses_shared: bool = False
+    _applicable: dict[tuple[tuple[str, str], ...], list[CompiledRule]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        needs: dict[str, set[str]] = {}
+        for rule in self.rules:
+            needs.setdefault(rule.sig, set()).update(rule.needs)
+        self.needs = {sig: frozenset(parts) for sig, parts in needs.items()}
+        self.uses_shared = "" in self.needs
+
+    def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
+        key = tuple(labels.items())
+        hit = self._applicable.get(key)
+        if hit is None:
+            if len(self._applicable) > 4096:
+                self._applicable.clear()
+            hit = self._applicable[key] = [r for r in self.rules if r.applies(labels)]
         return hit
 
 
@@ -270,6 +353,8 @@ class _Stage:
         self.baselines = baselines or RollingMeanBaseline()
         self._scores_override = scores
         self._scores: dict[str, ScoreProvider] = {}
+        self._buckets: dict[str, list[Any]] = {}
+        self._contexts: dict[int, EvalContext] = {}
         #: rule errors by rule name, counted (the metrics endpoint reads them)
         self.rule_errors: dict[str, int] = {}
 
@@ -295,9 +380,10 @@ class _Stage:
         self,
         events: Sequence[CostEvent],
         state: dict[str, Any],
-        rules: list[CompiledRule],
+        plan: Plan,
         scope_of: Callable[[CostEvent, RiskTier], Scope],
-        budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None],
+        *,
+        shared: bool = True,
     ) -> Decisions:
         """Several events of one key, in order (one record's worth).
 
@@ -306,43 +392,51 @@ class _Stage:
         of that minute, so a 1-minute window is never skipped) and otherwise once at its end.
         Windowed sums only grow within a minute, so a threshold crossed mid-batch still holds at
         the end; what batching saves is evaluating every window rule at every event.
+        ``shared``: keep the key's own aggregates even when no rule reads them (the use-case
+        stage always does: the dashboard and the state's readers use them).
         """
         out = Decisions()
-        if not rules:
+        if not plan.rules:
             return out
         first = events[0]
         rs = self.compiled.ruleset
         tenant = rs.tenant(first.tenant_id)
         tz = rs.tz(first.tenant_id)
+        budget_lookup = plan.budget_lookup
         riskiest = RiskTier(state.get(RISK_KEY, first.risk_tier.value))
         due: dict[tuple[int, tuple[str, ...]], _Due] = {}
-        applicable: dict[tuple[tuple[str, str], ...], list[CompiledRule]] = {}
         minute = -1
         for event in events:
             ts_ms = to_epoch_ms(event.event_time)
             if due and ts_ms // 60_000 != minute:
                 self._flush(due, state, tenant, budget_lookup, out)
             minute = ts_ms // 60_000
-            riskiest = riskier(riskiest, event.risk_tier)
+            if event.risk_tier is not riskiest:
+                riskiest = riskier(riskiest, event.risk_tier)
             state[RISK_KEY] = riskiest.value
             labels = event_labels(event)
-            label_key = tuple(labels.items())
-            mine = applicable.get(label_key)
-            if mine is None:
-                mine = applicable[label_key] = [r for r in rules if r.applies(labels)]
+            mine = plan.applicable(labels)
+            if not mine and not shared:
+                continue
             scope = scope_of(event, riskiest)
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
-            shared = update_aggregates(state.setdefault(AGGREGATES_KEY, {}), event, tz)
-            views[("", ())] = shared
+            if shared or plan.uses_shared:
+                views[("", ())] = update_aggregates(state.setdefault(AGGREGATES_KEY, {}), event, tz)
+            self._buckets = {}  # closed anomaly buckets of this event, per bucket state
+            self._contexts = {}  # one evaluation context per view of this event
             for rule in mine:
                 group = rule.group_of(labels)
                 vkey = (rule.sig, group)
                 if vkey in views:
                     view = views[vkey]
                 else:
-                    view = views[vkey] = self._group_view(state, rule, group, event, tz)
+                    view = views[vkey] = self._group_view(
+                        state, rule, group, event, tz, plan.needs.get(rule.sig, ALL_PARTS)
+                    )
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
+                if rule.anomaly is not None and not self._closed(rule, group, event, state):
+                    continue  # no bucket closed: an anomaly watch has nothing to decide
                 if rule.per_event:
                     self._evaluate(
                         rule, group, event, view, labels, scope, state, tenant, budget_lookup, out
@@ -354,6 +448,22 @@ class _Stage:
         self._flush(due, state, tenant, budget_lookup, out)
         return out
 
+    def _closed(
+        self, rule: CompiledRule, group: tuple[str, ...], event: CostEvent, state: dict[str, Any]
+    ) -> list[Any]:
+        """The buckets ``event`` closes for an anomaly watch; watches of one bucket size, scope
+        and group share one accumulator (folded once per event)."""
+        cond = rule.anomaly
+        assert cond is not None
+        bkey = f"{rule.bucket_s}/{cond.min_calls}|{rule.sig}|{chr(31).join(group)}"
+        closed = self._buckets.get(bkey)
+        if closed is None:
+            buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
+            track_loop(buckets, event)
+            closed = self._buckets[bkey] = add_event(buckets, event, rule.bucket_s, cond.min_calls)
+            self._buckets["~" + bkey] = buckets  # type: ignore[assignment]
+        return closed
+
     def _group_view(
         self,
         state: dict[str, Any],
@@ -361,6 +471,7 @@ class _Stage:
         group: tuple[str, ...],
         event: CostEvent,
         tz: ZoneInfo,
+        needs: frozenset[str] = ALL_PARTS,
     ) -> AggregateView | None:
         groups = state.setdefault(GROUPS_KEY, {}).setdefault(rule.sig, {})
         gkey = "\x1f".join(group)
@@ -370,7 +481,7 @@ class _Stage:
                 state[OVER_KEY] = state.get(OVER_KEY, 0) + 1
                 return None
             agg = groups[gkey] = {}
-        return update_aggregates(agg, event, tz)
+        return update_aggregates(agg, event, tz, needs)
 
     def _flush(
         self,
@@ -415,7 +526,7 @@ class _Stage:
         now_ms = to_epoch_ms(event.event_time)
         try:
             verdicts = self._verdicts(
-                rule, gkey, event, view, labels, now_ms, instances, budget_lookup
+                rule, gkey, event, view, labels, now_ms, instances, budget_lookup, state
             )
             for verdict in verdicts:
                 self._advance(
@@ -449,6 +560,7 @@ class _Stage:
         now_ms: int,
         instances: dict[str, Any],
         budget_lookup: Callable[..., Any],
+        state: dict[str, Any],
     ) -> list[Verdict]:
         if rule.budget is not None:
             return budget_verdicts(rule.budget[0], rule.budget[1], view)
@@ -457,8 +569,14 @@ class _Stage:
         cond = spec.condition
         if isinstance(cond, AnomalyCondition):
             cstate = instances.setdefault("~" + gkey, {})
-            return anomaly_verdicts(cond, event, cstate)
-        ctx = EvalContext(
+            bkey = f"{rule.bucket_s}/{cond.min_calls}|{rule.sig}|{gkey}"
+            closed = self._buckets.get(bkey) or []
+            loop = self._buckets.get("~" + bkey) or {}
+            return anomaly_verdicts(cond, closed, cstate, loop)  # type: ignore[arg-type]
+        ctx = self._contexts.get(id(view))
+        if ctx is not None:
+            return [evaluate_condition(cond, ctx)]
+        ctx = self._contexts[id(view)] = EvalContext(
             view,
             self.baselines,
             self.score_provider,
@@ -594,10 +712,8 @@ class Engine(_Stage):
         """Several events of one use case, in order (one record's worth)."""
         compiled = self.compiled  # one snapshot for the whole batch, even across a reload
         last = events[-1]
-        budgets = compiled.budgets(last.tenant_id, last.use_case_id)
-        return self._decide(
-            events, state, [*compiled.per_use_case, *budgets], Scope.of, _budget_lookup(budgets)
-        )
+        return self._decide(events, state, compiled.plan(last.tenant_id, last.use_case_id),
+                            Scope.of)  # fmt: skip
 
 
 def _tenant_scope(event: CostEvent, riskiest: RiskTier) -> Scope:
@@ -619,15 +735,8 @@ class TenantEngine(_Stage):
         return self.process_batch([event], tenant_state)
 
     def process_batch(self, events: Sequence[CostEvent], tenant_state: dict[str, Any]) -> Decisions:
-        compiled = self.compiled
-        budgets = compiled.budgets(events[0].tenant_id, None)
-        return self._decide(
-            events,
-            tenant_state,
-            [*compiled.per_tenant, *budgets],
-            _tenant_scope,
-            _budget_lookup(budgets),
-        )
+        plan = self.compiled.plan(events[0].tenant_id, None)
+        return self._decide(events, tenant_state, plan, _tenant_scope, shared=plan.uses_shared)
 
     @property
     def active(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from spendfuse.detectors import create, from_state
-from spendfuse.detectors.spend_signals import ClosedBucket, add_event
+from spendfuse.detectors.spend_signals import ClosedBucket
 from spendfuse.rules.conditions import Verdict
 from spendfuse.rules.model import AnomalyCondition
 from spendfuse.schemas.common import Component
@@ -25,17 +25,32 @@ _UNIT_SIGNALS = frozenset({"cost_per_call_usd", "tokens_per_call", "cache_hit_ra
 _DRIVER_ALPHA = 0.05  # the slow averages the driver compares with: about 20 buckets
 
 
-def anomaly_verdicts(
-    cond: AnomalyCondition, event: CostEvent, state: dict[str, Any]
-) -> list[Verdict]:
-    """Fold ``event`` into the rule instance's bucket; one verdict per bucket it closed."""
+def track_loop(state: dict[str, Any], event: CostEvent) -> None:
+    """Remember the latest retried tool and looping task: the targets of a loop guard."""
     if event.is_retry and event.component is Component.TOOL_CALL and event.model_or_service:
         state["loop_tool"] = event.model_or_service
     if event.trace_id and (event.is_retry or (event.step_number or 0) > 10):
-        state["loop_trace"] = event.trace_id  # the task to stop if the loop guard fires
+        state["loop_trace"] = event.trace_id
+
+
+def anomaly_verdicts(
+    cond: AnomalyCondition,
+    closed: list[ClosedBucket],
+    state: dict[str, Any],
+    loop: dict[str, Any],
+) -> list[Verdict]:
+    """One verdict per closed bucket (the engine folds events into buckets shared by the
+    watches of one bucket size, and tracks the loop's targets there, in ``loop``); ``state``
+    is the rule instance's detector state."""
     size_s = cond.bucket.seconds
-    closed = add_event(state.setdefault("b", {}), event, size_s, cond.min_calls)
-    return [v for bucket in closed if (v := _judge(cond, bucket, state, size_s)) is not None]
+    targets = {k: loop[f"loop_{k}"] for k in ("tool", "trace") if loop.get(f"loop_{k}")}
+    out = []
+    for bucket in closed:
+        verdict = _judge(cond, bucket, state, size_s)
+        if verdict is not None:
+            verdict.targets = targets
+            out.append(verdict)
+    return out
 
 
 def _judge(
@@ -69,7 +84,6 @@ def _judge(
     has_base = expected == expected and expected > 0  # not NaN, positive
     ratio = value / expected if has_base else 0.0
     labels = {"driver": "unit cost" if cond.signal in _UNIT_SIGNALS else driver}
-    targets = {k: state[f"loop_{k}"] for k in ("tool", "trace") if state.get(f"loop_{k}")}
     return Verdict(
         holds=warmed and abnormal,
         metric=cond.signal,
@@ -81,7 +95,6 @@ def _judge(
         window_start=bucket.start,
         labels=labels,
         fields={"ratio": ratio, "driver": _driver_text(labels["driver"], bucket)},
-        targets=targets,
     )
 
 

@@ -143,10 +143,21 @@ def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
         _vec_add(bucket, sums)
 
 
-def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> AggregateView:
-    """Add one event to every window; returns the view rules evaluate on."""
+#: the parts of the aggregates: per-trace and outcome ids, the minute, the hourly ring (with the
+#: hour's queue histogram), the local day and the local month
+ALL_PARTS = frozenset({"ids", "m", "h", "d", "mo"})
+WINDOW_PARTS = {"event": (), "trace": ("ids",), "1m": ("m",), "1h": ("h",), "24h": ("h",),
+                "7d": ("h",), "day": ("d",), "month": ("mo",)}  # fmt: skip
+
+
+def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo,
+                      needs: frozenset[str] = ALL_PARTS) -> AggregateView:  # fmt: skip
+    """Add one event to the windows in ``needs`` (all by default; a rule's own filtered
+    aggregates keep only what its conditions read); returns the view rules evaluate on."""
     ext = parse_extensions(event)
     ts_ms = to_epoch_ms(event.event_time)
+    if needs is not ALL_PARTS:
+        return _update_parts(state, event, ext, ts_ms, tz, needs)
     new_trace = False
     if event.trace_id:
         new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms,
@@ -182,6 +193,51 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> 
         state[name] = bucket
         if current:
             _add(bucket["s"], sums)
+    return AggregateView(state, event, ext, tz)
+
+
+def _update_parts(state: dict[str, Any], event: CostEvent, ext: EventExtensions, ts_ms: int,
+                  tz: ZoneInfo, needs: frozenset[str]) -> AggregateView:  # fmt: skip
+    new_trace = new_outcome = False
+    if "ids" in needs:
+        if event.trace_id:
+            new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd,
+                                  ts_ms, TRACE_IDLE_MS)  # fmt: skip
+        if event.business_outcome_id:
+            new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0,
+                                    ts_ms, OUTCOME_RETENTION_MS)  # fmt: skip
+    samples = state.setdefault("ev", [])
+    samples.append(id_key(event.cost_event_id))
+    if len(samples) > SAMPLE_EVENTS:
+        del samples[0]
+    if not needs - {"ids"}:
+        return AggregateView(state, event, ext, tz)
+    sums = event_sums(event, ext, new_trace, new_outcome)
+    if "m" in needs:
+        m, m_current = _roll(state.get("m"), ts_ms // MINUTE_MS)
+        state["m"] = m
+        if m_current:
+            _add(m["s"], sums)
+            if ext.queue_wait_ms is not None:
+                _queue_add(m.setdefault("q", _new_hist()), ext.queue_wait_ms)
+    if "h" in needs:
+        hour = ts_ms // HOUR_MS
+        hq, hq_current = _roll(state.get("hq"), hour)
+        state["hq"] = hq
+        if ext.queue_wait_ms is not None and hq_current:
+            _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
+        if hour < state.get("now_h", hour):
+            state.pop("bl", None)
+        _ring_add(state, hour, sums)
+        state["first_h"] = min(state.get("first_h", hour), hour)
+    if "d" in needs or "mo" in needs:
+        day_key, month_key = _period_keys(event.event_time, tz)
+        for name, key in (("d", day_key), ("mo", month_key)):
+            if name in needs:
+                bucket, current = _roll(state.get(name), key)
+                state[name] = bucket
+                if current:
+                    _add(bucket["s"], sums)
     return AggregateView(state, event, ext, tz)
 
 
