@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from spendfuse.schemas.columnar import validate_events
+from spendfuse.schemas.columnar import validate_event, validate_events
 from spendfuse.schemas.cost_event import SUPPORTED_SCHEMA_VERSIONS, CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter, SourcePosition
 from spendfuse.schemas.envelope import ENVELOPE_VERSION
@@ -192,7 +192,7 @@ def decode_cost_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> C
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _json_rejection(raw, exc) from None
-    (result,) = validate_events((obj,))
+    result = validate_event(obj)
     if isinstance(result, EventRejectedError):
         raise result
     return result

@@ -172,12 +172,14 @@ class Pipeline:
     def _oversized_members(self, raw: bytes, members: list[Any]) -> dict[int, EventRejectedError]:
         """The members whose compact JSON is over ``max_event_bytes``, by index.
 
-        Re-encoding only grows a number written with a small exponent (``1e15`` is 4 bytes,
-        ``1000000000000000.0`` 18), so a member's compact JSON is under 5 times its bytes in the
-        record, and no member of a record under a fifth of the limit needs measuring.
+        A member's size is its bytes in the record; orjson does not give where a member starts
+        and ends, so it is measured as the member's compact JSON (what its dead letter keeps),
+        which is never longer except for numbers orjson writes longer (``1e15`` becomes
+        ``1000000000000000.0``). No member of a record within the limit can be over it, so
+        only records over ``max_event_bytes`` are measured.
         """
         limit = self.max_event_bytes
-        if len(raw) * 5 <= limit:
+        if len(raw) <= limit:
             return {}
         return {
             index: member_oversized(index, size, limit)

@@ -136,6 +136,7 @@ times = (
         min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 2), timezones=st.timezones()
     ).map(_iso)
     | hostile_times
+    | st.sampled_from(["٢٠٢٦-11-23T09:00:00Z", "2026-11-23T09:00:00Z\n", "2026-11-23T09:00:00.Z"])
 )
 counts = (
     st.integers(0, 10_000)

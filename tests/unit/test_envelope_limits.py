@@ -52,7 +52,7 @@ def test_an_oversized_member_is_its_own_dead_letter_and_its_siblings_go_on() -> 
 def test_a_member_is_refused_from_one_byte_over_the_limit() -> None:
     pipeline = Pipeline(Engine([]), max_event_bytes=1_000)
     at, over = padded(1_000, cost_event_id="at"), padded(1_001, cost_event_id="over")
-    fill = [make_event("u", seconds=i) for i in range(4)]  # the record is over a fifth of it
+    fill = [make_event("u", seconds=i) for i in range(4)]  # the record is over the limit
     items = pipeline.decode_record(envelope([at, over, *fill]), NOW)
     assert isinstance(items[0], CostEvent) and items[0].cost_event_id == "at"
     assert isinstance(items[1], DeadLetter) and items[1].reason == "oversized"
