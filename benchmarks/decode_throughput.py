@@ -9,7 +9,9 @@ events/s of:
 - ``old``: decoding as before columns (parse the record, then ``parse_cost_event_obj``, the
   pydantic model, for each member), written out here as it was;
 - ``new``: ``Pipeline.decode_record`` (parse, size limits, the column checks, pydantic only for
-  the rows that fail them).
+  the rows that fail them), which still builds one ``CostEvent`` per event for the engine;
+- ``columns, no objects``: the parse and the column checks alone, what decoding would cost if
+  the engine read the checked columns instead of ``CostEvent`` objects.
 
 Both include the JSON parse. The machine is shared, so each figure is the best of ``--reps``
 interleaved runs, timed in this process's CPU time (``time.process_time``), which other load
@@ -20,12 +22,14 @@ disturbs less than wall time; the wall-time figure is printed too. Short runs (`
 ``event_time``) written with builtins (what ``schemas/columnar.py`` uses), numpy, polars and
 pyarrow (those two when installed), each including the trip into the library and back to the
 Python values the model holds. ``--sweep-rows`` times the row-by-row checks against the
-column checks per group size, which sets ``columnar.ROWS_BELOW``.
+column checks per group size, which sets ``columnar.ROWS_BELOW``. ``--gc-off`` times with the
+cyclic garbage collector off, to show its share (both paths build the same objects).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import sys
 import time
@@ -112,6 +116,14 @@ def old_decode_single(raw: bytes, now: datetime) -> list[Any]:
         return [make_dead_letter(raw, exc, now)]
 
 
+def columns_only(raw: bytes) -> Any:
+    """Parse and check a record's events as columns, building no CostEvent: what decoding
+    would cost an engine that read the columns themselves."""
+    obj = orjson.loads(raw)
+    members = obj["events"] if is_envelope(obj) else [obj]
+    return columnar.check_columns(tuple(members[0]), members)
+
+
 def best_of(runs: dict[str, Callable[[], Any]], reps: int) -> dict[str, tuple[float, float]]:
     """Best (CPU, wall) seconds of each run over ``reps`` interleaved repetitions."""
     best = {name: (math.inf, math.inf) for name in runs}
@@ -128,23 +140,28 @@ def throughput(n: int, reps: int) -> None:
     events = make_events(n)
     pipeline = Pipeline(Engine([]))
     print(f"{n} events; events/s (CPU time, best of {reps}; wall time in brackets)")
-    print(f"{'events/record':>14} {'old':>22} {'new':>22} {'new/old':>8}")
+    print(
+        f"{'events/record':>14} {'old':>22} {'new':>22} {'new/old':>8}"
+        f" {'columns, no objects':>22} {'/old':>6}"
+    )
     for size in SIZES:
         recs = records(events, size)
-        old = old_decode_single if size == 1 else old_decode_record
-        check_old, check_new = old(recs[0], NOW), pipeline.decode_record(recs[0], NOW)
+        check_old, check_new = old_decode_record(recs[0], NOW), pipeline.decode_record(recs[0], NOW)
         assert check_old == check_new, "the two paths disagree"
         best = best_of(
             {
-                "old": lambda recs=recs, old=old: [old(r, NOW) for r in recs],
+                "old": lambda recs=recs: [old_decode_record(r, NOW) for r in recs],
                 "new": lambda recs=recs: [pipeline.decode_record(r, NOW) for r in recs],
+                "columns": lambda recs=recs: [columns_only(r) for r in recs],
             },
             reps,
         )
         (old_cpu, old_wall), (new_cpu, new_wall) = best["old"], best["new"]
+        col_cpu, col_wall = best["columns"]
         print(
             f"{size:>14} {n / old_cpu:>10,.0f} [{n / old_wall:>9,.0f}]"
             f" {n / new_cpu:>10,.0f} [{n / new_wall:>9,.0f}] {old_cpu / new_cpu:>7.1f}x"
+            f" {n / col_cpu:>10,.0f} [{n / col_wall:>9,.0f}] {old_cpu / col_cpu:>5.1f}x"
         )
 
 
@@ -317,7 +334,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=40)
     parser.add_argument("--libraries", action="store_true")
     parser.add_argument("--sweep-rows", action="store_true")
+    parser.add_argument(
+        "--gc-off", action="store_true", help="time without the cyclic garbage collector"
+    )
     args = parser.parse_args()
+    if args.gc_off:
+        gc.disable()
+        print("(cyclic garbage collector off)")
     throughput(args.events, args.reps)
     if args.libraries:
         libraries(args.reps)

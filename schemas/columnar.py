@@ -319,14 +319,18 @@ def _build(values: dict[str, Any], fields_set: set[str], extra: dict[str, Any]) 
     in ``__dict__`` in declaration order, the input's keys as the fields set, extras apart."""
     event = _new(CostEvent)
     _set(event, "__dict__", values)
-    _set(event, "__pydantic_fields_set__", fields_set)
-    _set(event, "__pydantic_extra__", extra)
-    _set(event, "__pydantic_private__", None)
+    _SET_FIELDS_SET(event, fields_set)
+    _SET_EXTRA(event, extra)
+    _SET_PRIVATE(event, None)
     return event
 
 
 _new = object.__new__
 _set = object.__setattr__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+"""BaseModel's slot setters, half the cost of ``object.__setattr__`` by name."""
 
 
 def explain(obj: Any) -> CostEvent | EventRejectedError:
@@ -413,6 +417,29 @@ def _validate_group(
             out[i] = explain(objs[i])
         return
     rows = [objs[i] for i in indexes]
+    checked = check_columns(key, rows)
+    if isinstance(checked, set):
+        for j in checked:
+            out[indexes[j]] = explain(rows[j])
+        good = [i for j, i in enumerate(indexes) if j not in checked]
+        if good:
+            _validate_group(objs, key, good, out)
+        return
+    _build_rows(key, indexes, *checked, out)
+
+
+CheckedColumns = tuple[list[str], list[Sequence[Any]], list[str], list[Sequence[Any]]]
+"""Field names, their checked columns (as the model holds the values), extra names, extras."""
+
+
+def check_columns(
+    key: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> CheckedColumns | set[int]:
+    """Check rows sharing the key order ``key`` as columns: the checked columns, or the
+    positions of the rows that failed a check (for the model to decide).
+
+    The columns are what an engine reading columns would take, with no per-event object built
+    (``benchmarks/decode_throughput.py`` times that too)."""
     columns = list(zip(*map(dict.values, rows), strict=True))
     checked: list[Sequence[Any]] = []
     field_names: list[str] = []
@@ -432,14 +459,7 @@ def _validate_group(
             continue
         field_names.append(name)
         checked.append(values)
-    if bad:
-        for j in bad:
-            out[indexes[j]] = explain(rows[j])
-        good = [i for j, i in enumerate(indexes) if j not in bad]
-        if good:
-            _validate_group(objs, key, good, out)
-        return
-    _build_rows(key, indexes, field_names, checked, extra_names, extra_columns, out)
+    return bad or (field_names, checked, extra_names, extra_columns)
 
 
 def _build_rows(
@@ -455,6 +475,7 @@ def _build_rows(
     locally, no per-row zip checks; every column has one value per row)."""
     fields_set, template, new, set_ = set(key), _TEMPLATE, _new, _set
     copy_set, copy_dict = set.copy, dict.copy
+    set_fields_set, set_extra, set_private = _SET_FIELDS_SET, _SET_EXTRA, _SET_PRIVATE
     rows = zip(*checked)  # noqa: B905 (equal lengths: the columns of one group)
     if extra_names:
         extras = [dict(zip(extra_names, row)) for row in zip(*extra_columns)]  # noqa: B905
@@ -465,7 +486,7 @@ def _build_rows(
         event_values.update(zip(field_names, values))  # noqa: B905
         event = new(CostEvent)
         set_(event, "__dict__", event_values)
-        set_(event, "__pydantic_fields_set__", copy_set(fields_set))
-        set_(event, "__pydantic_extra__", extra)
-        set_(event, "__pydantic_private__", None)
+        set_fields_set(event, copy_set(fields_set))
+        set_extra(event, extra)
+        set_private(event, None)
         out[i] = event
