@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from spendfuse.schemas.cost_event import (
     EARLIEST_EVENT_TIME,
     LATEST_EVENT_TIME,
+    SUPPORTED_SCHEMA_VERSIONS,
     Amount,
     CostEvent,
     Count,
@@ -282,9 +283,11 @@ def _check_for(name: str) -> _Check | None:
     if isinstance(kind, type) and issubclass(kind, Enum) and issubclass(kind, str):
         return None if optional else _StrEnum(kind)
     if get_origin(kind) is Literal:
-        choices = get_args(kind)
+        choices = frozenset(get_args(kind))
+        if name == "schema_version":  # parse_cost_event_obj refuses unsupported ones first
+            choices &= SUPPORTED_SCHEMA_VERSIONS
         if all(type(v) is str for v in choices) or all(type(v) is int for v in choices):
-            return _Literal(frozenset(choices), optional)
+            return _Literal(choices, optional)
     return None
 
 
