@@ -112,9 +112,7 @@ class Pipeline:
             error = record_oversized(len(raw), self.max_record_bytes)
             return [make_dead_letter(raw, error, now, **where)]
         head = raw[:64]
-        if len(raw) > self.max_event_bytes or (
-            b'"events"' in head and head.lstrip()[:1] == b"{"
-        ):
+        if len(raw) > self.max_event_bytes or (b'"events"' in head and head.lstrip()[:1] == b"{"):
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError:
