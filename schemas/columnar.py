@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from itertools import repeat
+from itertools import chain, repeat
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -73,6 +73,10 @@ class _Check:
     set-up there; the failing rows of a column are found with it too.
     """
 
+    combinable: Hashable = None
+    """Set on checks whose ``column`` returns the column unchanged: the columns of fields
+    whose checks share this key are checked as one (a check has a fixed cost per call)."""
+
     def column(self, col: Sequence[Any]) -> Sequence[Any] | None:
         raise NotImplementedError
 
@@ -84,6 +88,7 @@ class _Str(_Check):
     def __init__(self, min_len: int, max_len: int | None, optional: bool) -> None:
         self.min_len, self.max_len, self.optional = min_len, max_len, optional
         self.types = _OPT_STR if optional else _STR
+        self.combinable = ("str", min_len, max_len, optional)
 
     def column(self, col: Sequence[Any]) -> Sequence[Any] | None:
         types = set(map(type, col))
@@ -124,6 +129,7 @@ class _Literal(_Check):
     def __init__(self, choices: frozenset[Any], optional: bool) -> None:
         self.choices = choices | {None} if optional else choices
         self.types = frozenset(map(type, self.choices))
+        self.combinable = ("literal", self.choices)
 
     def column(self, col: Sequence[Any]) -> Sequence[Any] | None:
         if not set(map(type, col)) <= self.types or not set(col) <= self.choices:
@@ -140,6 +146,7 @@ class _Count(_Check):
     def __init__(self, ge: int, le: int, optional: bool) -> None:
         self.ge, self.le, self.optional = ge, le, optional
         self.types = _INT | {_NONE} if optional else _INT
+        self.combinable = ("count", ge, le, optional)
 
     def column(self, col: Sequence[Any]) -> Sequence[Any] | None:
         types = set(map(type, col))
@@ -194,6 +201,8 @@ class _Amount(_Check):
 
 
 class _Bool(_Check):
+    combinable = ("bool",)
+
     def column(self, col: Sequence[Any]) -> Sequence[Any] | None:
         return col if set(map(type, col)) == {bool} else None
 
@@ -312,9 +321,10 @@ _MUTABLE_DEFAULTS = any(
 )
 
 
-ROWS_BELOW = 8
-"""Groups of fewer events than this are checked row by row (measured: benchmarks/
-decode_throughput.py --sweep-rows); a column costs about a microsecond to set up per field."""
+ROWS_BELOW = 12
+"""Groups of fewer events than this are checked row by row: a column check has a fixed cost
+per call, and below about 12 events the rows cost less (benchmarks/decode_throughput.py
+--sweep-rows)."""
 
 
 def _build(values: dict[str, Any], fields_set: set[str], extra: dict[str, Any]) -> CostEvent:
@@ -448,21 +458,44 @@ def check_columns(
     field_names: list[str] = []
     extra_names: list[str] = []
     extra_columns: list[Sequence[Any]] = []
+    alike: dict[Hashable, list[tuple[str, Sequence[Any], _Check]]] = {}
     bad: set[int] = set()
     for name, column in zip(key, columns, strict=True):
         check = _CHECKS.get(name, _BAD)
         if check is _BAD:
             extra_names.append(name)
             extra_columns.append(column)
+        elif check.combinable is not None:
+            alike.setdefault(check.combinable, []).append((name, column, check))
+        else:
+            _check_column(name, column, check, field_names, checked, bad)
+    for fields in alike.values():
+        together = fields[0][1] if len(fields) == 1 else list(chain(*(f[1] for f in fields)))
+        if fields[0][2].column(together) is not None:
+            field_names.extend(f[0] for f in fields)
+            checked.extend(f[1] for f in fields)
             continue
-        values = check.column(column)
-        if values is None:  # find the failing rows, one value at a time
-            failing = {j for j, v in enumerate(column) if check.scalar(v) is _BAD}
-            bad.update(failing or range(len(rows)))
-            continue
-        field_names.append(name)
-        checked.append(values)
+        for name, column, check in fields:
+            _check_column(name, column, check, field_names, checked, bad)
     return bad or (field_names, checked, extra_names, extra_columns)
+
+
+def _check_column(
+    name: str,
+    column: Sequence[Any],
+    check: _Check,
+    field_names: list[str],
+    checked: list[Sequence[Any]],
+    bad: set[int],
+) -> None:
+    """Check one column: its values go to ``checked``, or its failing rows to ``bad``."""
+    values = check.column(column)
+    if values is None:  # find the failing rows, one value at a time
+        failing = {j for j, v in enumerate(column) if check.scalar(v) is _BAD}
+        bad.update(failing or range(len(column)))
+        return
+    field_names.append(name)
+    checked.append(values)
 
 
 def _build_rows(
