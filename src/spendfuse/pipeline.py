@@ -23,8 +23,11 @@ from spendfuse.rules.engine import Engine, TenantEngine
 from spendfuse.schemas.codec import (
     DEFAULT_MAX_EVENT_BYTES,
     decode_cost_event,
+    decode_cost_events,
     make_dead_letter,
-    parse_cost_event_obj,
+    member_bytes,
+    member_oversized,
+    record_oversized,
 )
 from spendfuse.schemas.common import to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
@@ -175,20 +178,16 @@ class Pipeline:
     ) -> list[CostEvent | DeadLetter]:
         """Decode one record, a single event or an envelope, into events and dead letters.
 
-        A refused envelope member becomes its own dead letter (its bytes, its ``index``); the
-        other members go on. Never raises for bad input.
+        A record over ``max_record_bytes`` is one dead letter, refused before it is parsed. A
+        refused envelope member, or one over ``max_event_bytes``, becomes its own dead letter
+        (its bytes, its ``index``); the other members go on. Never raises for bad input.
         """
         where = {"key": key, "topic": topic, "partition": partition, "offset": offset}
-        if len(raw) > self.max_event_bytes and len(raw) <= self.max_record_bytes:
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                obj = None
-            if is_envelope(obj):
-                return self._envelope_members(raw, obj, now, where)
-            return [self.decode(raw, now, **where)]
+        if len(raw) > self.max_record_bytes:
+            error = record_oversized(len(raw), self.max_record_bytes)
+            return [make_dead_letter(raw, error, now, **where)]
         head = raw[:64]
-        if b'"events"' in head and head.lstrip()[:1] == b"{":
+        if len(raw) > self.max_event_bytes or (b'"events"' in head and head.lstrip()[:1] == b"{"):
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -197,11 +196,15 @@ class Pipeline:
                 return self._envelope_members(raw, obj, now, where)
         return [self.decode(raw, now, **where)]
 
-    def _envelope_members(self, raw: bytes, obj: dict[str, Any], now: datetime,
-                          where: dict[str, Any]) -> list[CostEvent | DeadLetter]:  # fmt: skip
+    def _envelope_members(
+        self, raw: bytes, obj: dict[str, Any], now: datetime, where: dict[str, Any]
+    ) -> list[CostEvent | DeadLetter]:
+        """An envelope's members, validated together as columns; each refusal on its own."""
         version, members = obj.get("envelope_version"), obj.get("events")
-        if not isinstance(version, int) or isinstance(version, bool) or (
-            version not in SUPPORTED_ENVELOPE_VERSIONS
+        if (
+            not isinstance(version, int)
+            or isinstance(version, bool)
+            or (version not in SUPPORTED_ENVELOPE_VERSIONS)
         ):
             supported = ", ".join(str(v) for v in sorted(SUPPORTED_ENVELOPE_VERSIONS))
             error = EventRejectedError(
@@ -216,16 +219,46 @@ class Pipeline:
                 "validation", "events: must be a list of cost event objects", field="events"
             )
             return [make_dead_letter(raw, error, now, **where)]
+        results: list[CostEvent | EventRejectedError] = []
+        oversized = self._oversized_members(raw, members)
+        if oversized:
+            fitting = [m for i, m in enumerate(members) if i not in oversized]
+            checked = iter(decode_cost_events(fitting))
+            results = [oversized.get(i) or next(checked) for i in range(len(members))]
+        else:
+            results = decode_cost_events(members)
         out: list[CostEvent | DeadLetter] = []
-        for index, member in enumerate(members):
-            try:
-                out.append(parse_cost_event_obj(member))
-            except EventRejectedError as exc:
-                dead = make_dead_letter(orjson.dumps(member), exc, now, **where)
-                dead.source = SourcePosition(topic=where["topic"], partition=where["partition"],
-                                             offset=where["offset"], index=index)  # fmt: skip
+        for index, result in enumerate(results):
+            if isinstance(result, EventRejectedError):
+                dead = make_dead_letter(member_bytes(members[index]), result, now, **where)
+                dead.source = SourcePosition(
+                    topic=where["topic"],
+                    partition=where["partition"],
+                    offset=where["offset"],
+                    index=index,
+                )
                 out.append(dead)
+            else:
+                out.append(result)
         return out
+
+    def _oversized_members(self, raw: bytes, members: list[Any]) -> dict[int, EventRejectedError]:
+        """The members whose compact JSON is over ``max_event_bytes``, by index.
+
+        A member's size is its bytes in the record; orjson does not give where a member starts
+        and ends, so it is measured as the member's compact JSON (what its dead letter keeps),
+        which is never longer except for numbers orjson writes longer (``1e15`` becomes
+        ``1000000000000000.0``). No member of a record within the limit can be over it, so
+        only records over ``max_event_bytes`` are measured.
+        """
+        limit = self.max_event_bytes
+        if len(raw) <= limit:
+            return {}
+        return {
+            index: member_oversized(index, size, limit)
+            for index, size in enumerate(len(member_bytes(m)) for m in members)
+            if size > limit
+        }
 
     def handle_batch(
         self,

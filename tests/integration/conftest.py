@@ -32,6 +32,7 @@ def worker(
         kafka_bootstrap, tmp,
         **WORKER_RULES,
         SPENDFUSE_MAX_EVENT_BYTES="4096",
+        SPENDFUSE_MAX_RECORD_BYTES="262144",  # under Kafka's 1 MiB, so a test can go over it
         # a tiny in-memory state cache: use cases are evicted after each commit and read back
         # from RocksDB on their next event, so every test here also checks that round trip
         SPENDFUSE_STATE_CACHE_MAX_KEYS="2",

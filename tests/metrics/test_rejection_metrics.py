@@ -24,6 +24,7 @@ def _event(**fields: object) -> bytes:
 
 RECORDS = {
     "oversized": b'{"note": "' + b"x" * 100_000 + b'"}',
+    "record_oversized": b'{"note": "' + b"x" * 2_000_000 + b'"}',
     "invalid_json": b"{not json",
     "too_deeply_nested": b"[" * 2000 + b"]" * 2000,
     "unknown_schema_version": _event(schema_version=7),
@@ -41,7 +42,7 @@ def test_each_rejection_reason_has_its_own_metric_label() -> None:
     observer = IngestObserver(metrics, DashboardState())
     pipeline = Pipeline(Engine())
     for reason, raw in RECORDS.items():
-        dead = pipeline.decode(raw, BASE_TIME)
+        (dead,) = pipeline.decode_record(raw, BASE_TIME)
         assert isinstance(dead, DeadLetter) and dead.reason == reason, (reason, dead)
         observer.dead_lettered(dead.reason)
     got = samples(metrics)

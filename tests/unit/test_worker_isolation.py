@@ -239,10 +239,10 @@ def test_a_big_keyed_envelope_reaches_the_tenant_stage_in_records_under_the_limi
     handler = _handler(sink)
     handler.topics["tenant_spend"] = _Topic(topics.TENANT_SPEND)  # type: ignore[assignment]
     uc = unique("keyed")
-    members = [make_event(uc, cost=None) for _ in range(4000)]  # ~1 MB as sent
+    members = [make_event(uc, cost=None) for _ in range(2700)]  # just under 1 MiB as sent
     value = orjson.dumps({"envelope_version": 1, "events": members})
     handler.handle_record(uc.encode(), value, _Msg(topics.COST_EVENTS, 0, 9), NOW, True)
     handler.outbox.flush()
     tenant = [v for t, _, v in sink.sent if t == topics.TENANT_SPEND]
     assert len(tenant) >= 2 and all(len(v) < 1_000_000 for v in tenant)
-    assert sum(len(orjson.loads(v)["events"]) for v in tenant) == 4000
+    assert sum(len(orjson.loads(v)["events"]) for v in tenant) == 2700
