@@ -200,7 +200,7 @@ def keygen(out_dir: Path) -> None:
 
 @click.command()
 def notify() -> None:
-    """Deliver alerts from spendfuse.alerts to Slack (console without a token)."""
+    """Route, group and deliver spendfuse.alerts (Slack, webhook, PagerDuty, console)."""
     from spendfuse.streams.notify import run_notifier
 
     run_notifier(Settings())
