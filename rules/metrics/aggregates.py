@@ -46,6 +46,7 @@ def id_key(value: str) -> str:
         return value
     return "#" + hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
 
+
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 QUEUE_BOUNDS_MS = (50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
@@ -141,8 +142,7 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo) -> 
         if event.trace_id else False  # fmt: skip
     new_outcome = False
     if event.business_outcome_id:
-        new_outcome = _remember(state.setdefault("oc", {}), id_key(event.business_outcome_id),
-                                0.0)  # fmt: skip
+        new_outcome = _remember(state.setdefault("oc", {}), id_key(event.business_outcome_id), 0.0)
     sums = event_sums(event, ext, new_trace, new_outcome)
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)

@@ -65,8 +65,14 @@ class DashboardConfig:
     max_in_force: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("bucket_s", "horizon_s", "band_window_s", "max_use_cases", "max_charts",
-                     "max_in_force"):
+        for name in (
+            "bucket_s",
+            "horizon_s",
+            "band_window_s",
+            "max_use_cases",
+            "max_charts",
+            "max_in_force",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
