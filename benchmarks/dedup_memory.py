@@ -67,8 +67,10 @@ def main() -> None:
     gc.collect()
     base_heap = tracemalloc.get_traced_memory()[0]
     accepted = 0
-    print(f"{'day':>3} {'accepted':>10} {'heap MB':>8} {'heap B/event alive':>18} "
-          f"{'disk MB':>8} {'RSS MB':>7}")  # fmt: skip
+    print(
+        f"{'day':>3} {'accepted':>10} {'heap MB':>8} {'heap B/event alive':>18} "
+        f"{'disk MB':>8} {'RSS MB':>7}"
+    )
     for day in range(args.days):
         for i in range(args.events_per_day):
             ts = now[0] + i * (DAY_MS // args.events_per_day)
@@ -86,8 +88,10 @@ def main() -> None:
         gc.collect()
         heap = tracemalloc.get_traced_memory()[0] - base_heap
         alive = min(accepted, (KEEP_DAYS + 2) * args.events_per_day)
-        print(f"{day + 1:>3} {accepted:>10,} {heap / 1e6:>8.2f} {heap / alive:>18.2f} "
-              f"{disk_bytes(tmp) / 1e6:>8.1f} {rss_mb():>7.0f}")  # fmt: skip
+        print(
+            f"{day + 1:>3} {accepted:>10,} {heap / 1e6:>8.2f} {heap / alive:>18.2f} "
+            f"{disk_bytes(tmp) / 1e6:>8.1f} {rss_mb():>7.0f}"
+        )
     store.partition = 0
     store.remember("last", now[0])
     store.flush()  # today's sweep: buckets past retention are dropped on every partition
@@ -100,11 +104,15 @@ def main() -> None:
     disk = disk_bytes(tmp)
     per_event_disk = disk / alive
     four_days = 1_500 * 86_400 * 4
-    print(f"\nheap after {args.days} days: {heap / 1e6:.2f} MB for {accepted:,} accepted ids "
-          f"({heap / accepted:.3f} B per accepted event; flat: nothing is held per id after "
-          "a commit)")  # fmt: skip
-    print(f"disk: {disk / 1e6:.1f} MB, {per_event_disk:.1f} B per id kept "
-          f"(at most {KEEP_DAYS + 2} days of ids)")  # fmt: skip
+    print(
+        f"\nheap after {args.days} days: {heap / 1e6:.2f} MB for {accepted:,} accepted ids "
+        f"({heap / accepted:.3f} B per accepted event; flat: nothing is held per id after "
+        "a commit)"
+    )
+    print(
+        f"disk: {disk / 1e6:.1f} MB, {per_event_disk:.1f} B per id kept "
+        f"(at most {KEEP_DAYS + 2} days of ids)"
+    )
     print(
         f"at 1,500 events/s: {four_days:,} ids in 4 days -> heap flat, disk about "
         f"{per_event_disk * four_days / 1e9:.1f} GB (RocksDB, before compaction)"

@@ -109,8 +109,11 @@ def run(
     feed.publish_in_background(plan, rate_per_s=rate)
     try:
         fault_at_share = FAULT_AT if "mid-flush" not in name else 0.05  # kills last long
-        wait_for(lambda: (worker.events_in() or 0) >= fault_at_share * len(plan),
-                 "the share handled before the fault", 300)  # fmt: skip
+        wait_for(
+            lambda: (worker.events_in() or 0) >= fault_at_share * len(plan),
+            "the share handled before the fault",
+            300,
+        )
         before = end_offsets(bootstrap, topics.COST_EVENTS)
         fault_at = time.monotonic()
         handled_before = int(worker.events_in() or 0)
@@ -129,9 +132,19 @@ def run(
         worker.stop()
     result = audit(bootstrap, app_id, feed, outputs_since=marks)
     handled_again = max(handled_before - committed_before, 0) if "worker" in fault_name else 0
-    return Row(name, len(plan), len(plan) / feed.publish_s, fault_name, resumed_s, recovery_s,
-               max(backlog, 0), result, handled_again, len(use_cases),
-               getattr(worker, "kills", 0))  # fmt: skip
+    return Row(
+        name,
+        len(plan),
+        len(plan) / feed.publish_s,
+        fault_name,
+        resumed_s,
+        recovery_s,
+        max(backlog, 0),
+        result,
+        handled_again,
+        len(use_cases),
+        getattr(worker, "kills", 0),
+    )
 
 
 def _committed_since(bootstrap: str, group: str, start: dict[int, int]) -> int:
@@ -161,8 +174,7 @@ def kill_mid_flush_repeatedly(kills: int) -> Callable[..., ClusterWorker]:
             worker.stop()  # if it was never caught: stopped anyway, and counted as not caught
             (home / f"w{n}").mkdir()
             worker = ClusterWorker(worker.bootstrap, home / f"w{n}", **env).start()
-            print(f"  kill {n + 1}: {'mid-flush' if caught == n + 1 else 'NOT caught'}",
-                  flush=True)  # fmt: skip
+            print(f"  kill {n + 1}: {'mid-flush' if caught == n + 1 else 'NOT caught'}", flush=True)
         worker.kills = caught  # type: ignore[attr-defined]
         return worker
 
@@ -178,9 +190,16 @@ def restart_broker(kafka: LocalKafka, hard: bool) -> Callable[..., ClusterWorker
 
 
 def table(rows: list[Row]) -> str:
-    head = ("scenario", "load (events, events/s)", "fault injected", "recovery time",
-            "accepted / duplicate / dead-lettered", "lost", "alerts / commands missing",
-            "commands duplicated")  # fmt: skip
+    head = (
+        "scenario",
+        "load (events, events/s)",
+        "fault injected",
+        "recovery time",
+        "accepted / duplicate / dead-lettered",
+        "lost",
+        "alerts / commands missing",
+        "commands duplicated",
+    )
     lines = []
     for r in rows:
         a = r.result
@@ -189,12 +208,18 @@ def table(rows: list[Row]) -> str:
         )
         lost = str(a.events_lost) + (f" (+{a.events_double_counted} counted twice)"
                                      if a.events_double_counted else "")  # fmt: skip
-        lines.append((r.scenario, f"{r.events:,} @ {r.rate:,.0f}/s", r.fault,
-                      f"resumed {r.resumed_s:.1f} s, caught up {r.recovery_s:.1f} s",
-                      f"{a.good - a.events_lost:,} / {a.duplicates:,} / {a.dead_lettered:,}{again}",
-                      lost, f"{r.use_cases - len(a.firing_by_use_case)} / "
-                      f"{r.use_cases - len(a.commands)}",
-                      str(sum(n - 1 for n in a.duplicated_commands.values()))))  # fmt: skip
+        lines.append(
+            (
+                r.scenario,
+                f"{r.events:,} @ {r.rate:,.0f}/s",
+                r.fault,
+                f"resumed {r.resumed_s:.1f} s, caught up {r.recovery_s:.1f} s",
+                f"{a.good - a.events_lost:,} / {a.duplicates:,} / {a.dead_lettered:,}{again}",
+                lost,
+                f"{r.use_cases - len(a.firing_by_use_case)} / {r.use_cases - len(a.commands)}",
+                str(sum(n - 1 for n in a.duplicated_commands.values())),
+            )
+        )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
 
     def fmt(cells: tuple[str, ...]) -> str:
@@ -209,9 +234,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="records per scenario")
     parser.add_argument("--rate", type=float, default=2_000, help="records published per second")
     parser.add_argument("--use-cases", type=int, default=16)
-    parser.add_argument("--scenarios", default="none,kill9,broker,broker-kill9,kill9x20",
-                        help="comma-separated: none, kill9, broker, broker-kill9, kill9x20")
-    parser.add_argument("--kills", type=int, default=20, help="kills in kill9x20")  # fmt: skip
+    parser.add_argument(
+        "--scenarios",
+        default="none,kill9,broker,broker-kill9,kill9x20",
+        help="comma-separated: none, kill9, broker, broker-kill9, kill9x20",
+    )
+    parser.add_argument("--kills", type=int, default=20, help="kills in kill9x20")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="spendfuse-faults-"))
     kafka = LocalKafka(tmp / "kafka", partitions=4)

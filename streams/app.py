@@ -84,8 +84,9 @@ def create_app(settings: Settings) -> SpendfuseApp:
                             options=store_options)  # fmt: skip
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
     changelog = DeferredChangelog(sink)  # ids and states: local stores first, then changelogs
-    states = WriteBehindStates(state_table, changelog, settings.state_cache_max_keys,
-                               metrics=default_metrics())
+    states = WriteBehindStates(
+        state_table, changelog, settings.state_cache_max_keys, metrics=default_metrics()
+    )
     dedup_options = {**store_options, **DEDUP_ROCKSDB_OPTIONS} if store_options else None
     dedup = FaustDedupStore(app, options=dedup_options, sink=changelog)
     metrics = default_metrics()
@@ -103,13 +104,27 @@ def create_app(settings: Settings) -> SpendfuseApp:
     ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer, outbox)
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
-    tenant_states = register_tenant_agent(app, pipeline, topic_map, signer, settings.partitions,
-                                          outbox, sink=changelog, observer=observer,
-                                          **batching)  # fmt: skip
+    tenant_states = register_tenant_agent(
+        app,
+        pipeline,
+        topic_map,
+        signer,
+        settings.partitions,
+        outbox,
+        sink=changelog,
+        observer=observer,
+        **batching,
+    )
     # at each commit: what the records decided (acknowledged), then their ids and state
-    attach_write_behind(app, outbox, [dedup, states, tenant_states],
-                        {topics.COST_EVENTS, topics.TENANT_SPEND}, sink, metrics,
-                        changelog)  # fmt: skip
+    attach_write_behind(
+        app,
+        outbox,
+        [dedup, states, tenant_states],
+        {topics.COST_EVENTS, topics.TENANT_SPEND},
+        sink,
+        metrics,
+        changelog,
+    )
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])

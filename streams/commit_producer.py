@@ -75,8 +75,14 @@ class CommitProducer:
                 self._producer.poll(0.05)
         self.sent += 1
 
-    def changelog(self, table: Any, partition: int, key: Any, value: Any,
-                  raw: tuple[bytes, bytes] | None = None) -> bool:  # fmt: skip
+    def changelog(
+        self,
+        table: Any,
+        partition: int,
+        key: Any,
+        value: Any,
+        raw: tuple[bytes, bytes] | None = None,
+    ) -> bool:
         """Write one table entry to its changelog partition, in the table's own encoding
         (``raw``: the key and value already encoded by the store). False (logged, counted) if
         librdkafka refused it at once, e.g. over :data:`MAX_MESSAGE_BYTES`."""
@@ -85,8 +91,13 @@ class CommitProducer:
             raw = (topic.prepare_key(key, table.key_serializer)[0],
                    topic.prepare_value(value, table.value_serializer)[0])  # fmt: skip
         try:
-            self.produce(topic.get_topic_name(), raw[1], raw[0], partition,
-                         on_delivery=self._offset_keeper(table.data))  # fmt: skip
+            self.produce(
+                topic.get_topic_name(),
+                raw[1],
+                raw[0],
+                partition,
+                on_delivery=self._offset_keeper(table.data),
+            )
         except KafkaException as exc:
             self._failed.append(f"{topic.get_topic_name()}[{partition}] key {key!r}: {exc}")
             return False
@@ -123,8 +134,11 @@ class CommitProducer:
         failed, self._failed = self._failed, []
         if failed:
             self.failed_total += len(failed)
-            log.error("%d changelog records not written (their values stay in the local "
-                      "store): %s", len(failed), failed[:3])  # fmt: skip
+            log.error(
+                "%d changelog records not written (their values stay in the local store): %s",
+                len(failed),
+                failed[:3],
+            )
         for store, newest in self._newest:
             if hasattr(store, "set_persisted_offset"):
                 for tp, offset in newest.items():

@@ -52,12 +52,18 @@ class FaustDedupStore:
         self.sink = sink  # a CommitProducer; None: Faust's own producer
         retention_ms = (KEEP_DAYS + 1) * DAY_MS
         self.table: Any = app.Table(
-            name, default=None, help="cost_event_id seen, by event-time day",
-            key_type=bytes, value_type=bytes,  # raw bytes in the store and the changelog
+            name,
+            default=None,
+            help="cost_event_id seen, by event-time day",
+            key_type=bytes,
+            value_type=bytes,  # raw bytes in the store and the changelog
             options=options,
-            extra_topic_configs={"cleanup.policy": "compact,delete",
-                                 "retention.ms": str(retention_ms), "segment.ms": str(DAY_MS)},
-        )  # fmt: skip
+            extra_topic_configs={
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(retention_ms),
+                "segment.ms": str(DAY_MS),
+            },
+        )
         self.days = DayClock(clock_ms)
         self.partition: int | None = None  # of the record being handled; set by the agent
         self._pending: dict[bytes, int] = {}  # key -> partition
@@ -68,9 +74,10 @@ class FaustDedupStore:
         day, _ = self.days.bucket(ts_ms)
         store = self.table.data
         # an id lives in the partition of its use case's records: store_get looks only there
-        return any(key in self._pending or store_get(store, self.partition, key) is not None
-                   for key in (dedup_key(day, cost_event_id),
-                               dedup_key(day - 1, cost_event_id)))  # fmt: skip
+        return any(
+            key in self._pending or store_get(store, self.partition, key) is not None
+            for key in (dedup_key(day, cost_event_id), dedup_key(day - 1, cost_event_id))
+        )
 
     def remember(self, cost_event_id: str, ts_ms: int) -> None:
         if self.partition is None:

@@ -48,8 +48,10 @@ def events_value(events: Sequence[CostEvent]) -> bytes:
     return encode(events[0]) if len(events) == 1 else encode_cost_events(events)
 
 
-def sized_values(events: Sequence[CostEvent], limit: int = REPUBLISH_MAX_BYTES,
-                 ) -> list[tuple[Sequence[CostEvent], bytes | None]]:  # fmt: skip
+def sized_values(
+    events: Sequence[CostEvent],
+    limit: int = REPUBLISH_MAX_BYTES,
+) -> list[tuple[Sequence[CostEvent], bytes | None]]:
     """``events`` as record values of at most ``limit`` bytes each (halving an envelope until
     its parts fit); a lone event that still does not fit comes back with ``None``.
 
@@ -98,17 +100,32 @@ class IngestHandler:
             except Exception as exc:  # one record's failure never stops the agent
                 self.failed(record.key, record.value, message, now, exc)
 
-    def failed(self, key: bytes | None, value: bytes, message: Any, now: datetime,
-               exc: Exception) -> None:  # fmt: skip
+    def failed(
+        self, key: bytes | None, value: bytes, message: Any, now: datetime, exc: Exception
+    ) -> None:
         """Count and dead-letter a record whose handling raised."""
-        log.exception("handling %s[%s]@%s failed; dead-lettered", message.topic,
-                      message.partition, message.offset)  # fmt: skip
+        log.exception(
+            "handling %s[%s]@%s failed; dead-lettered",
+            message.topic,
+            message.partition,
+            message.offset,
+        )
         self.observer.worker_error("ingest")
-        error = EventRejectedError(INTERNAL_ERROR, f"handling it raised {type(exc).__name__}: "
-                                   f"{str(exc)[:500]}")  # fmt: skip
-        self._dead_letter(key, make_dead_letter(
-            value, error, now, key=key, topic=message.topic, partition=message.partition,
-            offset=message.offset))  # fmt: skip
+        error = EventRejectedError(
+            INTERNAL_ERROR, f"handling it raised {type(exc).__name__}: {str(exc)[:500]}"
+        )
+        self._dead_letter(
+            key,
+            make_dead_letter(
+                value,
+                error,
+                now,
+                key=key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            ),
+        )
 
     def handle_record(self, key: bytes | None, value: bytes, message: Any,
                       now: datetime, tenant_stage: bool = True) -> None:  # fmt: skip
@@ -162,16 +179,27 @@ class IngestHandler:
                     else:
                         self.outbox.add(self.topics["tenant_spend"], tenant.encode(), sized)
 
-    def _unpublishable(self, key: bytes | None, event: CostEvent, message: Any,
-                       now: datetime) -> None:  # fmt: skip
+    def _unpublishable(
+        self, key: bytes | None, event: CostEvent, message: Any, now: datetime
+    ) -> None:
         raw = encode(event)
         error = EventRejectedError(
-            "unpublishable", f"re-keyed under its use case it is {len(raw)} bytes, over the "
+            "unpublishable",
+            f"re-keyed under its use case it is {len(raw)} bytes, over the "
             f"{REPUBLISH_MAX_BYTES} a record may be; publish it under its use_case_id key",
-        )  # fmt: skip
-        self._dead_letter(key, make_dead_letter(
-            raw, error, now, key=key, topic=message.topic, partition=message.partition,
-            offset=message.offset))  # fmt: skip
+        )
+        self._dead_letter(
+            key,
+            make_dead_letter(
+                raw,
+                error,
+                now,
+                key=key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            ),
+        )
 
     def _dead_letter(self, key: bytes | None, dead: DeadLetter) -> None:
         src = dead.source

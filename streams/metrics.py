@@ -117,13 +117,15 @@ class SpendfuseMetrics:
             "dead-lettered with reason internal_error), commit (a step of the offset commit), "
             "changelog (a state or id record the producer refused), publish (a dead letter "
             "that could not be published), dashboard (a feed record not shown), rules_reload.",
-            ["stage"], registry=r,
-        )  # fmt: skip
+            ["stage"],
+            registry=r,
+        )
         self.state_bytes = Histogram(
             "spendfuse_state_bytes",
             "Encoded size of each use-case or tenant state written at a commit.",
-            buckets=(1024, 4096, 16384, 65536, 262144, 1048576), registry=r,
-        )  # fmt: skip
+            buckets=(1024, 4096, 16384, 65536, 262144, 1048576),
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "spendfuse_consumer_lag", "Records not yet processed (highwater - committed).",
             ["topic", "partition"], registry=r,

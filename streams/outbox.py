@@ -52,9 +52,14 @@ def _name(topic: Any) -> str:
 
 
 class Outbox:
-    def __init__(self, sink: Any = None, *, dead_letter_topic: Any = topics.COST_EVENTS_DLQ,
-                 metrics: Any = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sink: Any = None,
+        *,
+        dead_letter_topic: Any = topics.COST_EVENTS_DLQ,
+        metrics: Any = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.sink = sink  # a CommitProducer; None: Faust's own producer
         self.dead_letter_topic = dead_letter_topic
         self.metrics = metrics  # SpendfuseMetrics, or None
@@ -67,8 +72,15 @@ class Outbox:
         self.dead_lettered = 0  # outputs dead-lettered as unpublishable
         self.lost = 0  # dead letters that could not be published either (logged)
 
-    def add(self, topic: Any, key: bytes | None, value: bytes,
-            headers: Any = None, *, urgent: bool = False) -> None:  # fmt: skip
+    def add(
+        self,
+        topic: Any,
+        key: bytes | None,
+        value: bytes,
+        headers: Any = None,
+        *,
+        urgent: bool = False,
+    ) -> None:
         self._pending.append(Held(topic, key, value, headers, self.origin))
         self.urgent = self.urgent or urgent
 
@@ -98,8 +110,9 @@ class Outbox:
         name = _name(held.topic)
         try:
             if self.sink is not None:
-                self.sink.produce(name, held.value, held.key, headers=held.headers,
-                                  on_delivery=self._report(held))  # fmt: skip
+                self.sink.produce(
+                    name, held.value, held.key, headers=held.headers, on_delivery=self._report(held)
+                )
             else:
                 held.topic.send_soon(key=held.key, value=held.value, headers=held.headers)
         except Exception as exc:  # refused at once: too large, unknown topic, bad headers
@@ -116,8 +129,9 @@ class Outbox:
         name = _name(held.topic)
         if name == _name(self.dead_letter_topic):
             self.lost += 1
-            log.error("a dead letter could not be published (%s); it is lost: %s", why,
-                      held.value[:200])  # fmt: skip
+            log.error(
+                "a dead letter could not be published (%s); it is lost: %s", why, held.value[:200]
+            )
             if self.metrics is not None:
                 self.metrics.record_worker_error("publish")
             return
@@ -125,8 +139,15 @@ class Outbox:
             UNPUBLISHABLE, f"could not publish {len(held.value)} bytes to {name}: {why}"
         )
         topic, partition, offset = held.origin
-        dead = make_dead_letter(held.value, error, self.clock(), key=held.key, topic=topic,
-                                partition=partition, offset=offset)  # fmt: skip
+        dead = make_dead_letter(
+            held.value,
+            error,
+            self.clock(),
+            key=held.key,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
         log.warning("output to %s dead-lettered: %s", name, why)
         self.dead_lettered += 1
         if self.metrics is not None:

@@ -24,8 +24,9 @@ def register_rules_reload(app: faust.App, pipeline: Pipeline, settings: Settings
         try:
             result = watcher.poll()
         except Exception:  # an unreadable directory, a bug: the running rules keep running
-            log.exception("could not poll rules in %s; previous rules keep running",
-                          settings.rules_dir)  # fmt: skip
+            log.exception(
+                "could not poll rules in %s; previous rules keep running", settings.rules_dir
+            )
             default_metrics().record_worker_error("rules_reload")
             return
         if result.errors:

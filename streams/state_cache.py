@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 class WriteBehindStates:
     """The ``states`` mapping the pipeline reads and writes, backed by a Faust table."""
 
-    def __init__(self, table: Any, sink: Any = None, max_cached: int = 5_000,
-                 metrics: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self, table: Any, sink: Any = None, max_cached: int = 5_000, metrics: Any = None
+    ) -> None:
         self.table = table
         self.metrics = metrics  # SpendfuseMetrics: the size of each state written
         self.sink = sink  # a CommitProducer; None: Faust's own producer
@@ -147,8 +148,14 @@ class DeferredChangelog:
         self.sink = sink
         self._held: list[tuple[Any, int, Any, Any, tuple[bytes, bytes] | None]] = []
 
-    def changelog(self, table: Any, partition: int, key: Any, value: Any,
-                  raw: tuple[bytes, bytes] | None = None) -> None:  # fmt: skip
+    def changelog(
+        self,
+        table: Any,
+        partition: int,
+        key: Any,
+        value: Any,
+        raw: tuple[bytes, bytes] | None = None,
+    ) -> None:
         self._held.append((table, partition, key, value, raw))
 
     def send(self) -> int:
@@ -175,9 +182,14 @@ class CommitSequence:
     so each is logged and counted in ``spendfuse_worker_errors_total{stage="commit"}``.
     """
 
-    def __init__(self, outputs: Outputs | None, caches: Sequence[WriteBehind], sink: Any = None,
-                 metrics: Any = None, changelog: DeferredChangelog | None = None,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        outputs: Outputs | None,
+        caches: Sequence[WriteBehind],
+        sink: Any = None,
+        metrics: Any = None,
+        changelog: DeferredChangelog | None = None,
+    ) -> None:
         self.outputs = outputs
         self.caches = caches
         self.sink = sink
@@ -244,9 +256,15 @@ class _FlushOnCommit(Sensor):
         return super().on_commit_initiated(consumer)
 
 
-def attach_write_behind(app: faust.App, outputs: Outputs | None, caches: Sequence[WriteBehind],
-                        topic_names: set[str], sink: Any = None, metrics: Any = None,
-                        changelog: DeferredChangelog | None = None) -> CommitSequence:  # fmt: skip
+def attach_write_behind(
+    app: faust.App,
+    outputs: Outputs | None,
+    caches: Sequence[WriteBehind],
+    topic_names: set[str],
+    sink: Any = None,
+    metrics: Any = None,
+    changelog: DeferredChangelog | None = None,
+) -> CommitSequence:
     """Run a :class:`CommitSequence` before every offset commit and before a rebalance takes
     partitions away (revoked partitions' keys are then dropped from the caches)."""
     sequence = CommitSequence(outputs, caches, sink, metrics, changelog)

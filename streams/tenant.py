@@ -70,13 +70,22 @@ def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, 
 
     def failed(record: Any, exc: Exception) -> None:
         msg = record.message
-        log.exception("tenant stage: %s[%s]@%s failed; dead-lettered", msg.topic,
-                      msg.partition, msg.offset)  # fmt: skip
+        log.exception(
+            "tenant stage: %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset
+        )
         default_metrics().record_worker_error("tenant")
-        error = EventRejectedError("internal_error", f"handling it raised "
-                                   f"{type(exc).__name__}: {str(exc)[:500]}")  # fmt: skip
-        dead = make_dead_letter(record.value, error, datetime.now(UTC), key=record.key,
-                                topic=msg.topic, partition=msg.partition, offset=msg.offset)
+        error = EventRejectedError(
+            "internal_error", f"handling it raised {type(exc).__name__}: {str(exc)[:500]}"
+        )
+        dead = make_dead_letter(
+            record.value,
+            error,
+            datetime.now(UTC),
+            key=record.key,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+        )
         default_metrics().record_dead_letter("internal_error")
         outbox.add(topics["dlq"], record.key, encode(dead))
 

@@ -200,10 +200,18 @@ def test_commands_in_force_stay_bounded_whatever_the_number_of_targets() -> None
     state = DashboardState(DashboardConfig(max_in_force=100))
     at = datetime(2026, 11, 23, 9, tzinfo=UTC)
     for i in range(1_000):
-        state.add_command(ControlCommand(
-            command_id=f"c{i}", kind=CommandKind.DEGRADE, level=DegradationLevel.L1,
-            target=Target(type=TargetType.USE_CASE, id=f"uc-{i}"), issued_by="rule:r",
-            reason="test", issued_at=at, use_case_id=f"uc-{i}"))  # fmt: skip
+        state.add_command(
+            ControlCommand(
+                command_id=f"c{i}",
+                kind=CommandKind.DEGRADE,
+                level=DegradationLevel.L1,
+                target=Target(type=TargetType.USE_CASE, id=f"uc-{i}"),
+                issued_by="rule:r",
+                reason="test",
+                issued_at=at,
+                use_case_id=f"uc-{i}",
+            )
+        )
     assert len(state.in_force) == 100
     shown = state.snapshot(at)["commands_in_force"]
     assert {c["target"]["id"] for c in shown} == {f"uc-{i}" for i in range(900, 1000)}

@@ -270,8 +270,12 @@ def test_kill_9_mid_commit_flush_loses_no_alert_or_command(
     use_cases = [unique("midflush") for _ in range(12)]
     plan = plan_stream(use_cases, 100)  # each use case crosses the $6 limit once
     parts = [plan[i::4] for i in range(4)]  # interleaved: every part has every use case
-    env = {"SPENDFUSE_APP_ID": app_id, "SPENDFUSE_DATA_DIR": str(tmp_path / "data"),
-           "SPENDFUSE_COMMIT_INTERVAL_S": "0.1", **LEAN}  # fmt: skip
+    env = {
+        "SPENDFUSE_APP_ID": app_id,
+        "SPENDFUSE_DATA_DIR": str(tmp_path / "data"),
+        "SPENDFUSE_COMMIT_INTERVAL_S": "0.1",
+        **LEAN,
+    }
     marks = output_marks(kafka_bootstrap)
     feed = Feed(kafka_bootstrap)
     kills = 0
@@ -281,8 +285,11 @@ def test_kill_9_mid_commit_flush_loses_no_alert_or_command(
         try:
             feed.publish_in_background(parts[round_], rate_per_s=150)
             if round_ == 0:  # a first commit, so that restarts resume from the group's offsets
-                wait_for(lambda: any(o > 0 for o in committed(kafka_bootstrap, app_id).values()),
-                         "a first commit", 60)  # fmt: skip
+                wait_for(
+                    lambda: any(o > 0 for o in committed(kafka_bootstrap, app_id).values()),
+                    "a first commit",
+                    60,
+                )
             kills += kill_mid_flush(worker)
             feed.join()
         finally:

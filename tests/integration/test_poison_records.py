@@ -38,8 +38,11 @@ from tests.support.cluster import (
 from tests.support.events import BASE_TIME, make_event, unique
 from tests.support.waiting import wait_for
 
-ENV = {"SPENDFUSE_RULES_DEFAULT_PACK": "false", "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "6.0",
-       "SPENDFUSE_COMMIT_INTERVAL_S": "0.5"}  # fmt: skip
+ENV = {
+    "SPENDFUSE_RULES_DEFAULT_PACK": "false",
+    "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "6.0",
+    "SPENDFUSE_COMMIT_INTERVAL_S": "0.5",
+}
 
 
 @pytest.mark.kafka
@@ -49,13 +52,19 @@ def test_a_keyless_envelope_and_huge_trace_ids_do_not_stall_the_worker(
 ) -> None:
     app_id = f"spendfuse-poison-{uuid.uuid4().hex[:6]}"
     keyless, traces = unique("keyless"), unique("traces")
-    members = [make_event(keyless, cost=UNIT_USD, at=BASE_TIME, seconds=i * 0.04)
-               for i in range(1200)]  # fmt: skip
+    members = [
+        make_event(keyless, cost=UNIT_USD, at=BASE_TIME, seconds=i * 0.04) for i in range(1200)
+    ]
     envelope = orjson.dumps({"envelope_version": 1, "events": members})
     assert 250_000 < len(envelope) < 1_000_000
-    long_ids = [good(make_event(traces, cost=UNIT_USD, at=BASE_TIME, seconds=i,
-                                trace_id=f"{i:02d}" + "t" * 60_000))
-                for i in range(20)]  # fmt: skip
+    long_ids = [
+        good(
+            make_event(
+                traces, cost=UNIT_USD, at=BASE_TIME, seconds=i, trace_id=f"{i:02d}" + "t" * 60_000
+            )
+        )
+        for i in range(20)
+    ]
     after = good(make_event(traces, cost=UNIT_USD, at=BASE_TIME, seconds=30))
 
     worker = ClusterWorker(kafka_bootstrap, tmp_path, SPENDFUSE_APP_ID=app_id, **ENV).start()
@@ -68,8 +77,10 @@ def test_a_keyless_envelope_and_huge_trace_ids_do_not_stall_the_worker(
 
         def counted() -> bool:
             states = latest_states(kafka_bootstrap, app_id)
-            return (window_spend(states, keyless) == 1200 * UNIT_USD
-                    and window_spend(states, traces) == 21 * UNIT_USD)  # fmt: skip
+            return (
+                window_spend(states, keyless) == 1200 * UNIT_USD
+                and window_spend(states, traces) == 21 * UNIT_USD
+            )
 
         wait_for(counted, "every event of both use cases counted once", 60)
         assert worker.alive, worker.log_tail()

@@ -180,8 +180,9 @@ def test_writes_need_the_token(worker: WorkerProcess) -> None:
 
 
 
-@pytest.mark.parametrize("path", ["/table/", "/table/use-case-state/", "/router/",
-                                  "/graph/", "/stats/", "/assignment/"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path", ["/table/", "/table/use-case-state/", "/router/", "/graph/", "/stats/", "/assignment/"]
+)
 def test_fausts_own_table_router_and_stats_views_are_not_served(
     worker: WorkerProcess, path: str
 ) -> None:

@@ -27,8 +27,14 @@ rules:
 
 def test_a_scope_value_is_a_literal_not_a_regex() -> None:
     rs = ruleset(SCOPED, default_pack=False)
-    fired = run([make_event("bot(v2", cost=2.0), make_event("bot(v2x", cost=2.0),
-                 make_event("botv2", cost=2.0)], rs).of("paren_bot")  # fmt: skip
+    fired = run(
+        [
+            make_event("bot(v2", cost=2.0),
+            make_event("bot(v2x", cost=2.0),
+            make_event("botv2", cost=2.0),
+        ],
+        rs,
+    ).of("paren_bot")
     assert [a.use_case_id for a in fired.alerts if a.status == "firing"] == ["bot(v2"]
 
 

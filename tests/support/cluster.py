@@ -105,8 +105,12 @@ def in_commit_flush(worker: ClusterWorker) -> bool:
     """Whether the (frozen) worker is inside an offset commit's producer calls: handing over
     or waiting for its outputs, or the ids' and states' changelogs (py-spy reads its stack)."""
     assert worker.proc is not None
-    dump = subprocess.run([PY_SPY, "dump", "--nonblocking", "--pid", str(worker.proc.pid)],
-                          capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    dump = subprocess.run(
+        [PY_SPY, "dump", "--nonblocking", "--pid", str(worker.proc.pid)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return "on_commit_initiated" in dump and "commit_producer.py" in dump
 
 

@@ -39,8 +39,15 @@ class _Sink:
         self.reports: list[tuple[Any, str]] = []
         self.log = log if log is not None else []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, *,
-                headers: Any = None, on_delivery: Any = None) -> None:  # fmt: skip
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        *,
+        headers: Any = None,
+        on_delivery: Any = None,
+    ) -> None:
         if b"late-poison" in value:
             self.reports.append((on_delivery, "Broker: Message size too large"))
         elif b"poison" in value:
@@ -66,8 +73,7 @@ def test_outbox_flush_sends_every_record_after_one_that_fails() -> None:
     sink.flush()
     assert outbox.settle() == 1
     sent = [(t, v) for t, _, v in sink.sent]
-    assert [v for t, v in sent if t == topics.ALERTS] == [b"one", b"three", b"late-poison",
-                                                          b"five"]  # fmt: skip
+    assert [v for t, v in sent if t == topics.ALERTS] == [b"one", b"three", b"late-poison", b"five"]
     letters = [orjson.loads(v) for t, v in sent if t == topics.COST_EVENTS_DLQ]
     assert [x["reason"] for x in letters] == ["unpublishable", "unpublishable"]
     assert "Message size too large" in letters[0]["error"]
@@ -101,9 +107,15 @@ def test_commit_acknowledges_outputs_before_it_writes_ids_and_state() -> None:
     outbox.add(topics.CONTROL, b"k", b"command")
     caches = [_Cache("dedup", log, sink=deferred), _Cache("states", log, sink=deferred)]
     CommitSequence(outbox, caches, sink, changelog=deferred).run()
-    assert log == ["produce spendfuse.control", "sink.flush",  # outputs acknowledged, then
-                   "dedup.flush", "states.flush",  # both local stores, back to back, then
-                   "changelog dedup", "changelog states", "sink.flush"]  # fmt: skip
+    assert log == [
+        "produce spendfuse.control",
+        "sink.flush",  # outputs acknowledged, then
+        "dedup.flush",
+        "states.flush",  # both local stores, back to back, then
+        "changelog dedup",
+        "changelog states",
+        "sink.flush",
+    ]
 
 
 def test_a_failing_commit_step_is_counted_and_never_escapes() -> None:
@@ -166,9 +178,15 @@ class _Dedup(MemoryDedupStore):
 
 
 def _handler(sink: _Sink) -> IngestHandler:
-    topic_map = {name: _Topic(t) for name, t in (
-        ("cost_events", topics.COST_EVENTS), ("dlq", topics.COST_EVENTS_DLQ),
-        ("alerts", topics.ALERTS), ("control", topics.CONTROL))}  # fmt: skip
+    topic_map = {
+        name: _Topic(t)
+        for name, t in (
+            ("cost_events", topics.COST_EVENTS),
+            ("dlq", topics.COST_EVENTS_DLQ),
+            ("alerts", topics.ALERTS),
+            ("control", topics.CONTROL),
+        )
+    }
     pipeline = build_pipeline(Settings(_env_file=None))
     return IngestHandler(
         pipeline,
@@ -193,8 +211,10 @@ def test_a_record_whose_handling_raises_is_dead_lettered_and_the_rest_go_on(
         return real(events, dedup, states)
 
     monkeypatch.setattr(handler.pipeline, "handle_batch", explode_on_bad)
-    records = [_Rec(uc.encode(), orjson.dumps(make_event(uc)), _Msg(topics.COST_EVENTS, 0, i))
-               for i, uc in enumerate(["fine-1", "bad-apple", "fine-2"])]  # fmt: skip
+    records = [
+        _Rec(uc.encode(), orjson.dumps(make_event(uc)), _Msg(topics.COST_EVENTS, 0, i))
+        for i, uc in enumerate(["fine-1", "bad-apple", "fine-2"])
+    ]
     handler.handle_batch(records)
     assert handler.outcomes["accepted"] == 2
     handler.outbox.flush()
