@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -220,10 +221,29 @@ def cpu_points_per_second(series: list[Any], spec: str | dict[str, Any], rows: i
     return done / max(spent, 1e-9)
 
 
+def parse_spec(text: str) -> str | dict[str, Any]:
+    """``name`` or ``name:param=value;param=value`` (values as JSON: ``history=1000``,
+    ``avg_windows=[30]``), for measuring one knob moved from its default."""
+    name, _, rest = text.partition(":")
+    if not rest:
+        return name
+    params = {}
+    for item in rest.split(";"):
+        key, _, value = item.partition("=")
+        params[key.strip()] = json.loads(value)
+    return {"name": name, "params": params}
+
+
 def evaluate(
-    nab: ModuleType, nab_dir: Path, corpus: list[Any], name: str, jobs: int, cpu_rows: int
+    nab: ModuleType,
+    nab_dir: Path,
+    corpus: list[Any],
+    name: str,
+    jobs: int,
+    cpu_rows: int,
 ) -> dict[str, Any]:
-    scores, secs, _ = nab.run_detector(lambda: NabAdapter(name), corpus, n_jobs=jobs)
+    spec = parse_spec(name)
+    scores, secs, _ = nab.run_detector(lambda: NabAdapter(spec), corpus, n_jobs=jobs)
     profiles_path = nab_dir / "config" / "profiles.json"
     profiles = nab.load_profiles(str(profiles_path) if profiles_path.exists() else None)
     h = HeldOut(nab, corpus, scores, profiles)
@@ -237,9 +257,9 @@ def evaluate(
         out[p], out[f"{p}_files"] = h.in_sample(p)
         out[f"{p}_lofo"], out[f"{p}_lofo_files"] = h.leave_out(by_file, p)
         out[f"{p}_loco"], out[f"{p}_loco_cats"] = h.leave_out(by_cat, p)
-    out["false_alarms"] = false_alarms_per_1000(name, out["threshold"])
+    out["false_alarms"] = false_alarms_per_1000(spec, out["threshold"])
     out["points_per_second"] = sum(s.n for s in corpus) / max(sum(secs.values()), 1e-9)
-    out["cpu_points_per_second"] = cpu_points_per_second(corpus, name, cpu_rows)
+    out["cpu_points_per_second"] = cpu_points_per_second(corpus, spec, cpu_rows)
     return out
 
 
@@ -280,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"NAB directory with nab_score.py, data/, labels/ (default {DEFAULT_NAB})",
     )
     ap.add_argument(
-        "--detectors", default="", help="comma-separated names (default: every registered detector)"
+        "--detectors",
+        default="",
+        help="comma-separated names (default: every registered detector); a name may carry "
+        "params to measure a knob moved: 'fusion:history=1000;median_window=10'",
     )
     ap.add_argument(
         "--jobs", type=int, default=1, help="processes; points/s is per process either way"
@@ -333,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         best = max(fast, key=lambda r: statistics.median(r["standard_lofo_files"].values()))
         best = best["name"]
         current = aliases().get("default")
-        note = "" if best == current else "  <-- update DEFAULT in detectors/__init__.py"
+        note = ""
+        if best != current and names == registered:  # only a run over every detector decides
+            note = "  <-- update DEFAULT in detectors/__init__.py"
         print(
             f"\nbest (>= {MIN_POINTS_PER_SECOND:,} pts/s cpu, by median held-out file score): "
             f"{best}; default -> {current}{note}"

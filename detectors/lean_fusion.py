@@ -19,6 +19,7 @@ moved, against 76.3: ``median_window`` 10 / 90 -> 60.3 / 64.1, ``history`` 1000 
 75.1, ``refractory`` 300 -> 73.3, ``alarm_p`` 1e-4 -> 74.8. The two the score depends on most,
 ``median_window`` and ``history``, stay knobs, with ``grace_period``: a deployment whose series
 move faster or slower than NAB's has reason to change them; the rest it has none to.
+Reproduce any of these with ``nab_benchmark.py --detectors 'fusion:median_window=10'``.
 """
 
 from __future__ import annotations

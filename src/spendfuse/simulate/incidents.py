@@ -37,8 +37,12 @@ IncidentKind = Literal[
 ]
 NOT_INCIDENTS: frozenset[str] = frozenset({"traffic_growth"})
 #: Kinds that multiply a use case's task volume (the rest change what each call costs).
-VOLUME_KINDS: tuple[str, ...] = ("traffic_growth", "high_risk_spike", "volume_spike",
-                                 "gradual_ramp")  # fmt: skip
+VOLUME_KINDS: tuple[str, ...] = (
+    "traffic_growth",
+    "high_risk_spike",
+    "volume_spike",
+    "gradual_ramp",
+)
 
 
 @dataclass(frozen=True, slots=True)
