@@ -86,13 +86,23 @@ _SCOPE_FIELDS = (
 
 
 def _reads_one_event(cond: Any) -> bool:
-    """Whether a condition reads the current event itself (``event``/``trace`` windows, or an
-    anomaly watch, which must see every event to fill its buckets)."""
+    """Whether a condition is decided at every event: it reads the event itself (``event`` /
+    ``trace``), is an anomaly watch (which must see every event to fill its buckets), or only
+    reads the clock minute (cheap, and then a limit trips at the very event that crosses it,
+    however events are batched into records, so replays and restarts decide the same ids)."""
     if isinstance(cond, AnomalyCondition):
         return True
     if hasattr(cond, "conditions"):
-        return any(_reads_one_event(c) for c in cond.conditions)
-    return getattr(cond, "window", None) in ("event", "trace")
+        parts = cond.conditions
+        return all(_reads_one_minute(c) for c in parts) or any(_reads_one_event(c) for c in parts)
+    return getattr(cond, "window", None) in ("event", "trace") or _reads_one_minute(cond)
+
+
+def _reads_one_minute(cond: Any) -> bool:
+    if hasattr(cond, "conditions"):
+        return all(_reads_one_minute(c) for c in cond.conditions)
+    simple = not isinstance(cond, RatioToBaselineCondition | DetectorScoreCondition)
+    return simple and getattr(cond, "window", None) in ("event", "trace", "1m")
 
 
 @dataclass(frozen=True, slots=True)

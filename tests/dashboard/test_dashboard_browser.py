@@ -68,7 +68,8 @@ def _wait_for_incident(worker: WorkerProcess, sent: int, timeout_s: float = 120)
             continue
         alerted = any(a["use_case_id"] == LOOP_USE_CASE and a["rule"] == "spend_rate_limit"
                       for a in snap["alerts_active"])  # fmt: skip
-        commanded = any(c["key"] == f"use_case:{LOOP_USE_CASE}" for c in snap["commands_in_force"])
+        commanded = any(c["key"].startswith(f"use_case:{LOOP_USE_CASE}|")
+                        for c in snap["commands_in_force"])  # fmt: skip
         if alerted and commanded:
             return snap
         time.sleep(1)

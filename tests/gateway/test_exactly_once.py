@@ -43,6 +43,10 @@ def _commands_decided(worker: WorkerProcess) -> float:
     return sum(x.value for x in samples if x.name == "spendfuse_commands_total")
 
 
+def _denied(client: ControlClient, use_case: str) -> bool:
+    return client.decide({"tenant_id": "acme", "use_case_id": use_case}).action == "deny"
+
+
 def _control_records_for(bootstrap: str, use_case: str) -> list[dict]:
     """Every record on the control topic, up to its current end, targeting ``use_case``."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
@@ -112,7 +116,7 @@ def test_worker_killed_between_decision_and_commit_yields_one_command(
                            on_record=lambda outcome, key, _t: seen.append((outcome, key)))
     client.start(60)
     uc, sentinel = unique("eos"), unique("eos-sentinel")
-    key = f"use_case:{uc}".encode()
+    key = f"use_case:{uc}|tenant=acme|use_case={uc}|risk=low".encode()  # the tripped scope
     # No commit by time (600 s) nor by count (a fresh group replays the shared topics' history).
     worker = WorkerProcess(kafka_bootstrap, tmp, SPENDFUSE_COMMIT_INTERVAL_S="600",
                            SPENDFUSE_COMMIT_EVERY="100000000", **env).start()
@@ -131,11 +135,11 @@ def test_worker_killed_between_decision_and_commit_yields_one_command(
 
     restarted = WorkerProcess(kafka_bootstrap, tmp, **env).start()
     try:
-        wait_for(lambda: client.decide({"use_case_id": uc}).action == "deny", "the decision")
+        wait_for(lambda: _denied(client, uc), "the decision")
         wait_for(lambda: _committed_total(kafka_bootstrap, app_id) > committed_before,
                  "the restarted worker to re-handle the deciding events and commit them")
         _trip(kafka_bootstrap, sentinel)  # its command lands after any re-issued one
-        wait_for(lambda: client.decide({"use_case_id": sentinel}).action == "deny", "sentinel")
+        wait_for(lambda: _denied(client, sentinel), "sentinel")
     finally:
         restarted.stop()
         client.close()

@@ -38,6 +38,7 @@ from spendfuse.schemas import topics
 from spendfuse.schemas.command import CommandKind, ControlCommand, Target, TargetType, cost_scope
 from tests.support.events import make_event, unique
 from tests.support.kafka import WorkerProcess
+from tests.support.rules import rules_env, spend_limit_yaml
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -53,9 +54,10 @@ def ttl_worker(
     proc = WorkerProcess(
         kafka_bootstrap,
         tmp_path_factory.mktemp("ttl-worker"),
-        SPENDFUSE_SPEND_LIMIT__LIMIT_USD="1.0",
-        SPENDFUSE_SPEND_LIMIT__ACTION="kill_switch",
-        SPENDFUSE_SPEND_LIMIT__COMMAND_TTL_S=str(TTL_S),
+        **rules_env(
+            tmp_path_factory.mktemp("ttl-rules"),
+            spend_limit_yaml(1.0, "kill_switch", expires_in=f"{TTL_S}s"),
+        ),
         SPENDFUSE_CONTROL_SIGNING_KEY=signing_spec,
     ).start()
     try:

@@ -36,11 +36,11 @@ from tests.support.cluster import (
     window_spend,
 )
 from tests.support.events import BASE_TIME, make_event, unique
+from tests.support.rules import spend_limit_yaml, temp_rules_env
 from tests.support.waiting import wait_for
 
 ENV = {
-    "SPENDFUSE_RULES_DEFAULT_PACK": "false",
-    "SPENDFUSE_SPEND_LIMIT__LIMIT_USD": "6.0",
+    **temp_rules_env(spend_limit_yaml(6.0), default_pack=False),
     "SPENDFUSE_COMMIT_INTERVAL_S": "0.5",
 }
 

@@ -9,13 +9,19 @@ from spendfuse.rules.ruleset import RuleSet, merge_files
 
 
 def spend_limit_yaml(
-    limit_usd: float = 5.0, action: str = "degrade", *, level: str = "L1", mode: str = "enforce"
+    limit_usd: float = 5.0,
+    action: str = "degrade",
+    *,
+    level: str = "L1",
+    mode: str = "enforce",
+    expires_in: str = "1h",
 ) -> str:
     """The default pack's ``spend_rate_limit`` rule with another limit or action."""
     acts = {
         "degrade": f"[{{kind: degrade, level: {level}, target: use_case, mode: {mode}, "
-        "expires_in: 1h}]",
-        "kill_switch": f"[{{kind: kill_switch, target: use_case, mode: {mode}, expires_in: 1h}}]",
+        f"expires_in: {expires_in}}}]",
+        "kill_switch": f"[{{kind: kill_switch, target: use_case, mode: {mode}, "
+        f"expires_in: {expires_in}}}]",
         "alert": "[{kind: alert}]",
     }[action]
     return f"""version: 1
