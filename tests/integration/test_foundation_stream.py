@@ -40,7 +40,9 @@ def test_overspend_produces_alert_and_command(
     # unit of decision: a window rule decides at the record's last event of the minute. So the
     # limit trips at the 2nd event if it came alone, or at the 3rd, with all three in one record.
     assert (alert["fired_at"], alert["evidence"]["value"]) in {
-        ("2026-11-23T09:00:01.000Z", 1.2), ("2026-11-23T09:00:02.000Z", 1.8)}
+        ("2026-11-23T09:00:01.000Z", 1.2),
+        ("2026-11-23T09:00:02.000Z", 1.8),
+    }
     assert len(commands) == 1, commands
     command = commands[0]
     assert command["kind"] == "degrade"
@@ -97,7 +99,9 @@ def test_bad_events_are_dead_lettered_while_good_ones_flow(
     publisher.flush()
 
     dlq = consume_until(
-        kafka_bootstrap, topics.COST_EVENTS_DLQ, _count_at_least(4),
+        kafka_bootstrap,
+        topics.COST_EVENTS_DLQ,
+        _count_at_least(4),
         match=lambda r: r.get("key_b64") == base64.b64encode(key).decode(),
     )
     by_reason: dict[str, Any] = {r["reason"]: r for r in dlq}
