@@ -8,11 +8,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint install clean dashboard browser
 
+# pip's and setuptools' chatter goes to $(VENV)/install.log; it is printed only if a step fails.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing spendfuse and its dev extras into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 \
+	  || (cat $(VENV)/install.log; exit 1)
+	@$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict \
+	  >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -21,10 +25,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/spendfuse demo
 
-## Run the whole suite: lint, layering contract, unit and integration tests on a real broker.
+## Run the whole suite: lint, format, layering contract, unit and integration tests on a real broker.
 test: $(STAMP) dashboard browser
-	$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=strict
+	@$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=strict \
+	  >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 

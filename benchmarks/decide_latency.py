@@ -40,11 +40,16 @@ def build_state(n_targets: int, rng: random.Random) -> tuple[ControlState, dict[
         tid = f"{ttype.value}-{i}"
         kind = CommandKind.KILL_SWITCH if rng.random() < 0.3 else CommandKind.DEGRADE
         cmd = ControlCommand(
-            command_id=f"c{i}", kind=kind, target=Target(type=ttype, id=tid),
-            params=DegradeParams(cache_first=True, model_tier="small"), issued_by="bench",
-            reason="bench", issued_at=now, expires_at=now + timedelta(hours=1),
+            command_id=f"c{i}",
+            kind=kind,
+            target=Target(type=ttype, id=tid),
+            params=DegradeParams(cache_first=True, model_tier="small"),
+            issued_by="bench",
+            reason="bench",
+            issued_at=now,
+            expires_at=now + timedelta(hours=1),
             within=within(risk_tiers=["low"]) if i % 3 == 0 else None,
-        )  # fmt: skip
+        )
         key, value, headers = encode_signed(cmd, signer)
         assert state.apply_record(key, value, headers[0][1], time.time()) == "applied"
         ids[ttype].append(tid)
@@ -95,11 +100,15 @@ def main() -> None:
     timings.sort()
     overhead.sort()
     print(f"decide with {len(state)} active targets, {args.calls} calls ({actions})")
-    print(f"  p50 {percentile(timings, 0.50):.2f} µs  p90 {percentile(timings, 0.90):.2f} µs  "
-          f"p99 {percentile(timings, 0.99):.2f} µs  p99.9 {percentile(timings, 0.999):.2f} µs  "
-          f"mean {statistics.fmean(timings) / 1000:.2f} µs")  # fmt: skip
-    print(f"  (timer overhead p50 {percentile(overhead, 0.5):.2f} µs, included above; "
-          "goal p50 < 5 µs, p99 < 20 µs)")
+    print(
+        f"  p50 {percentile(timings, 0.50):.2f} µs  p90 {percentile(timings, 0.90):.2f} µs  "
+        f"p99 {percentile(timings, 0.99):.2f} µs  p99.9 {percentile(timings, 0.999):.2f} µs  "
+        f"mean {statistics.fmean(timings) / 1000:.2f} µs"
+    )
+    print(
+        f"  (timer overhead p50 {percentile(overhead, 0.5):.2f} µs, included above; "
+        "goal p50 < 5 µs, p99 < 20 µs)"
+    )
 
 
 if __name__ == "__main__":

@@ -61,11 +61,18 @@ class Arrivals:
 def trip(pub: CostEventPublisher, arrivals: Arrivals, run: str, i: int, timeout_s: float) -> float:
     uc = f"e2e-{run}-{i}"
     event = {
-        "schema_version": 1, "cost_event_id": uuid.uuid4().hex,
-        "event_time": datetime.now(UTC).isoformat(), "tenant_id": "bench", "use_case_id": uc,
-        "risk_tier": "low", "environment": "prod", "component": "model_call",
-        "provider": "openai", "model_or_service": "gpt-4o", "allocated_cost_usd": 6.0,
-    }  # fmt: skip
+        "schema_version": 1,
+        "cost_event_id": uuid.uuid4().hex,
+        "event_time": datetime.now(UTC).isoformat(),
+        "tenant_id": "bench",
+        "use_case_id": uc,
+        "risk_tier": "low",
+        "environment": "prod",
+        "component": "model_call",
+        "provider": "openai",
+        "model_or_service": "gpt-4o",
+        "allocated_cost_usd": 6.0,
+    }
     t0 = time.perf_counter()
     pub.publish(event)
     pub.flush(0)  # hand it to librdkafka now; delivery stays asynchronous
@@ -78,8 +85,9 @@ def trip(pub: CostEventPublisher, arrivals: Arrivals, run: str, i: int, timeout_
 class Load(threading.Thread):
     """Publishes ``eps`` small cost events per second until stopped; counts what it sent."""
 
-    def __init__(self, bootstrap: str, eps: float, use_cases: int, run: str,
-                 linger_ms: float) -> None:  # fmt: skip
+    def __init__(
+        self, bootstrap: str, eps: float, use_cases: int, run: str, linger_ms: float
+    ) -> None:
         super().__init__(daemon=True)
         self.pub = CostEventPublisher(bootstrap, envelope_linger_ms=linger_ms)
         self.eps, self.use_cases, self.run_id = eps, use_cases, run
@@ -92,14 +100,23 @@ class Load(threading.Thread):
             due = int((time.perf_counter() - started) * self.eps)
             now = datetime.now(UTC).isoformat()
             while self.sent < due:
-                self.pub.publish({
-                    "schema_version": 1, "cost_event_id": f"{self.run_id}-{self.sent}",
-                    "event_time": now, "tenant_id": "bench-load",
-                    "use_case_id": f"load-{self.run_id}-{self.sent % self.use_cases}",
-                    "risk_tier": "low", "environment": "prod", "component": "model_call",
-                    "provider": "openai", "model_or_service": "gpt-4o-mini",
-                    "input_tokens": 800, "output_tokens": 200, "allocated_cost_usd": 0.0004,
-                })  # fmt: skip
+                self.pub.publish(
+                    {
+                        "schema_version": 1,
+                        "cost_event_id": f"{self.run_id}-{self.sent}",
+                        "event_time": now,
+                        "tenant_id": "bench-load",
+                        "use_case_id": f"load-{self.run_id}-{self.sent % self.use_cases}",
+                        "risk_tier": "low",
+                        "environment": "prod",
+                        "component": "model_call",
+                        "provider": "openai",
+                        "model_or_service": "gpt-4o-mini",
+                        "input_tokens": 800,
+                        "output_tokens": 200,
+                        "allocated_cost_usd": 0.0004,
+                    }
+                )
                 self.sent += 1
             time.sleep(0.005)
         self.pub.close()
@@ -116,8 +133,9 @@ def main() -> None:
     ap.add_argument("--pause-ms", type=int, default=50, help="between trips")
     ap.add_argument("--load-eps", type=float, default=0.0, help="background events/s")
     ap.add_argument("--load-use-cases", type=int, default=20)
-    ap.add_argument("--load-linger-ms", type=float, default=200.0,
-                    help="the load publisher's envelope linger")
+    ap.add_argument(
+        "--load-linger-ms", type=float, default=200.0, help="the load publisher's envelope linger"
+    )
     ap.add_argument("--bootstrap-servers", default=None)
     args = ap.parse_args()
     broker = None
@@ -131,25 +149,35 @@ def main() -> None:
     proc = None
     try:
         ensure_topics(Settings(bootstrap_servers=bootstrap))
-        env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap,
-               "SPENDFUSE_APP_ID": f"spendfuse-e2e-{run}", "SPENDFUSE_DATA_DIR": str(tmp),
-               "SPENDFUSE_WEB_PORT": str(free_port()), "SPENDFUSE_CONSOLE_ALERTS": "false",
-               "SPENDFUSE_CONTROL_SIGNING_KEY": spec}  # fmt: skip
+        env = {
+            **os.environ,
+            "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap,
+            "SPENDFUSE_APP_ID": f"spendfuse-e2e-{run}",
+            "SPENDFUSE_DATA_DIR": str(tmp),
+            "SPENDFUSE_WEB_PORT": str(free_port()),
+            "SPENDFUSE_CONSOLE_ALERTS": "false",
+            "SPENDFUSE_CONTROL_SIGNING_KEY": spec,
+        }
         with (tmp / "worker.log").open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "spendfuse", "worker"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "spendfuse", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         print(f"worker log: {tmp / 'worker.log'}")
         arrivals = Arrivals()
         verifier = Verifier([parse_signer(spec).verify_key_spec()])
-        with ControlClient(bootstrap, verifier, on_record=arrivals) as client, \
-                CostEventPublisher(bootstrap) as pub:  # fmt: skip
+        with (
+            ControlClient(bootstrap, verifier, on_record=arrivals) as client,
+            CostEventPublisher(bootstrap) as pub,
+        ):
             warm = trip(pub, arrivals, run, -1, 120)  # includes worker start-up and assignment
             print(f"warm-up trip (worker start-up included): {warm:.1f} s")
             load = None
             if args.load_eps > 0:
-                load = Load(bootstrap, args.load_eps, args.load_use_cases, run,
-                            args.load_linger_ms)
+                load = Load(bootstrap, args.load_eps, args.load_use_cases, run, args.load_linger_ms)
                 load.start()
                 time.sleep(5)  # let the worker settle into the load
             lat = []
@@ -161,12 +189,13 @@ def main() -> None:
                 load.stop_flag.set()
                 load.join(30)
                 rate = load.sent / (time.perf_counter() - t_load + 5)
-                print(f"background load: {rate:,.0f} events/s over {args.load_use_cases} "
-                      "use cases")  # fmt: skip
-            print(f"e2e event -> gateway command, {len(lat)} trips, default settings: "
-                  f"p50 {pct(lat, 0.5):.0f} ms  p90 {pct(lat, 0.9):.0f} ms  "
-                  f"p99 {pct(lat, 0.99):.0f} ms  max {max(lat) * 1000:.0f} ms "
-                  "(goal p50 < 500 ms, p99 < 2000 ms)")  # fmt: skip
+                print(f"background load: {rate:,.0f} events/s over {args.load_use_cases} use cases")
+            print(
+                f"e2e event -> gateway command, {len(lat)} trips, default settings: "
+                f"p50 {pct(lat, 0.5):.0f} ms  p90 {pct(lat, 0.9):.0f} ms  "
+                f"p99 {pct(lat, 0.99):.0f} ms  max {max(lat) * 1000:.0f} ms "
+                "(goal p50 < 500 ms, p99 < 2000 ms)"
+            )
             print(f"client counts: {client.counts}")
     finally:
         if proc is not None:

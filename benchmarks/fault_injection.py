@@ -89,9 +89,13 @@ def worker_env(app_id: str, data_dir: Path, limit_usd: float) -> dict[str, str]:
 
 
 def run(
-    name: str, fault_name: str, kafka: LocalKafka, tmp: Path, args: argparse.Namespace,
+    name: str,
+    fault_name: str,
+    kafka: LocalKafka,
+    tmp: Path,
+    args: argparse.Namespace,
     inject: Callable[[ClusterWorker, dict[str, str], Path], ClusterWorker],
-) -> Row:  # fmt: skip
+) -> Row:
     bootstrap = kafka.bootstrap_servers
     app_id = f"bench-{name.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
     per_use_case = max(int(args.events / 1.12 / args.use_cases), 1)
@@ -120,8 +124,11 @@ def run(
         committed_before = _committed_since(bootstrap, app_id, start)
         backlog = sum(before.values()) - sum(start.values()) - handled_before
         worker = inject(worker, env, tmp / app_id)
-        wait_for(lambda: _committed_since(bootstrap, app_id, start) > committed_before,
-                 "the first commit after the fault", 600)  # fmt: skip
+        wait_for(
+            lambda: _committed_since(bootstrap, app_id, start) > committed_before,
+            "the first commit after the fault",
+            600,
+        )
         resumed_s = time.monotonic() - fault_at
         wait_for(lambda: caught_up(bootstrap, app_id, before), "recovery", 600)
         recovery_s = time.monotonic() - fault_at
@@ -206,8 +213,9 @@ def table(rows: list[Row]) -> str:
         again = (
             f" (+{a.dlq_copies - a.dead_lettered} again)" if a.dlq_copies > a.dead_lettered else ""
         )
-        lost = str(a.events_lost) + (f" (+{a.events_double_counted} counted twice)"
-                                     if a.events_double_counted else "")  # fmt: skip
+        lost = str(a.events_lost) + (
+            f" (+{a.events_double_counted} counted twice)" if a.events_double_counted else ""
+        )
         lines.append(
             (
                 r.scenario,
@@ -248,11 +256,17 @@ def main() -> None:
         "none": ("no fault", "none (baseline)", lambda: no_fault),
         "kill9": ("worker kill -9", "SIGKILL worker, restart it", lambda: kill_worker),
         "broker": ("broker restart", "broker stop + start", lambda: restart_broker(kafka, False)),
-        "broker-kill9": ("broker kill -9", "SIGKILL broker, restart it",
-                         lambda: restart_broker(kafka, True)),
-        "kill9x20": (f"{args.kills} kills mid-flush", f"SIGKILL worker x{args.kills} mid-flush",
-                     lambda: kill_mid_flush_repeatedly(args.kills)),
-    }  # fmt: skip
+        "broker-kill9": (
+            "broker kill -9",
+            "SIGKILL broker, restart it",
+            lambda: restart_broker(kafka, True),
+        ),
+        "kill9x20": (
+            f"{args.kills} kills mid-flush",
+            f"SIGKILL worker x{args.kills} mid-flush",
+            lambda: kill_mid_flush_repeatedly(args.kills),
+        ),
+    }
     rows = []
     try:
         for key in args.scenarios.split(","):

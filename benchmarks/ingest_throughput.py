@@ -41,14 +41,25 @@ def make_events(n: int, use_cases: int, run: str) -> list[bytes]:
     out = []
     for i in range(n):
         uc = f"uc-{run}-{rng.randrange(use_cases)}"
-        out.append(orjson.dumps({
-            "schema_version": 1, "cost_event_id": f"{run}-{i}",
-            "event_time": (t0 + timedelta(milliseconds=20 * i)).isoformat(),
-            "tenant_id": "acme", "use_case_id": uc, "risk_tier": "low", "environment": "prod",
-            "component": "model_call", "provider": "openai", "model_or_service": "gpt-4o-mini",
-            "input_tokens": rng.randint(200, 4000), "output_tokens": rng.randint(50, 800),
-            "allocated_cost_usd": round(rng.uniform(0.0005, 0.01), 6),
-        }))  # fmt: skip
+        out.append(
+            orjson.dumps(
+                {
+                    "schema_version": 1,
+                    "cost_event_id": f"{run}-{i}",
+                    "event_time": (t0 + timedelta(milliseconds=20 * i)).isoformat(),
+                    "tenant_id": "acme",
+                    "use_case_id": uc,
+                    "risk_tier": "low",
+                    "environment": "prod",
+                    "component": "model_call",
+                    "provider": "openai",
+                    "model_or_service": "gpt-4o-mini",
+                    "input_tokens": rng.randint(200, 4000),
+                    "output_tokens": rng.randint(50, 800),
+                    "allocated_cost_usd": round(rng.uniform(0.0005, 0.01), 6),
+                }
+            )
+        )
     return out
 
 
@@ -115,13 +126,23 @@ def main() -> None:
                     pub.flush(1)
         target = base + len(events)
         group = f"spendfuse-bench-{run}"
-        env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap, "SPENDFUSE_APP_ID": group,
-               "SPENDFUSE_DATA_DIR": str(tmp), "SPENDFUSE_WEB_PORT": str(free_port()),
-               "SPENDFUSE_PARTITIONS": str(args.partitions), "SPENDFUSE_CONSOLE_ALERTS": "false"}
+        env = {
+            **os.environ,
+            "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap,
+            "SPENDFUSE_APP_ID": group,
+            "SPENDFUSE_DATA_DIR": str(tmp),
+            "SPENDFUSE_WEB_PORT": str(free_port()),
+            "SPENDFUSE_PARTITIONS": str(args.partitions),
+            "SPENDFUSE_CONSOLE_ALERTS": "false",
+        }
         t_start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "spendfuse", "worker"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spendfuse", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         first = None
         done = 0
         while time.perf_counter() - t_start < 600:
@@ -138,8 +159,9 @@ def main() -> None:
         if first is None or done < target:
             sys.exit(f"worker processed only {done}/{target} events")
         steady = (done - first[1]) / max(t_end - first[0], 1e-9)
-        print(f"events: {len(events)} over {args.use_cases} use cases, "
-              f"{args.partitions} partitions")
+        print(
+            f"events: {len(events)} over {args.use_cases} use cases, {args.partitions} partitions"
+        )
         print(f"worker start to first commit: {first[0] - t_start:.1f} s")
         print(f"worker ingest throughput: {steady:,.0f} events/s (steady state)")
         print(f"worker peak RSS: {rss:.0f} MB")

@@ -63,8 +63,10 @@ def main() -> None:
     current, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(f"largest state: {len(blob):,} bytes serialized")
-    print(f"{len(copies):,} use cases at the largest state: {current / 2**20:,.1f} MiB in memory, "
-          f"{len(blob) * len(copies) / 2**20:,.1f} MiB serialized")
+    print(
+        f"{len(copies):,} use cases at the largest state: {current / 2**20:,.1f} MiB in memory, "
+        f"{len(blob) * len(copies) / 2**20:,.1f} MiB serialized"
+    )
 
 
 if __name__ == "__main__":

@@ -80,8 +80,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--use-cases", type=int, default=200)
     ap.add_argument("--envelope", type=int, default=100, help="events per record")
-    ap.add_argument("--raw-eps", type=float, default=None,
-                    help="raw aiokafka events/s from worker_vs_raw.py, to print the budget")
+    ap.add_argument(
+        "--raw-eps",
+        type=float,
+        default=None,
+        help="raw aiokafka events/s from worker_vs_raw.py, to print the budget",
+    )
     ap.add_argument("--profile", action="store_true", help="pyinstrument the last stage")
     args = ap.parse_args()
     n = args.events
@@ -114,8 +118,10 @@ def main() -> None:
     budget_us = 1e6 / (args.raw_eps / 2) if args.raw_eps else None
     print(f"{n:,} events in envelopes of {args.envelope}; one process, no broker")
     if budget_us:
-        print(f"budget per event at 50% of {args.raw_eps:,.0f} ev/s raw: {budget_us:.2f} us "
-              f"(the raw consumer's own share of it: {1e6 / args.raw_eps:.2f} us)")  # fmt: skip
+        print(
+            f"budget per event at 50% of {args.raw_eps:,.0f} ev/s raw: {budget_us:.2f} us "
+            f"(the raw consumer's own share of it: {1e6 / args.raw_eps:.2f} us)"
+        )
     for label, fn in stages:
         started = time.perf_counter()
         fn()

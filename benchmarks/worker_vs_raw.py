@@ -47,12 +47,18 @@ def make_events(n: int, use_cases: int, run: str, start: datetime) -> list[dict[
     rng = random.Random(1)
     return [
         {
-            "schema_version": 1, "cost_event_id": f"{run}-{i}",
+            "schema_version": 1,
+            "cost_event_id": f"{run}-{i}",
             "event_time": (start + timedelta(milliseconds=20 * i)).isoformat(),
-            "tenant_id": "acme", "use_case_id": f"uc-{run}-{rng.randrange(use_cases)}",
-            "risk_tier": "low", "environment": "prod", "component": "model_call",
-            "provider": "openai", "model_or_service": "gpt-4o-mini",
-            "input_tokens": rng.randint(200, 4000), "output_tokens": rng.randint(50, 800),
+            "tenant_id": "acme",
+            "use_case_id": f"uc-{run}-{rng.randrange(use_cases)}",
+            "risk_tier": "low",
+            "environment": "prod",
+            "component": "model_call",
+            "provider": "openai",
+            "model_or_service": "gpt-4o-mini",
+            "input_tokens": rng.randint(200, 4000),
+            "output_tokens": rng.randint(50, 800),
             "allocated_cost_usd": round(rng.uniform(0.0005, 0.01), 6),
         }
         for i in range(n)
@@ -67,9 +73,15 @@ def count_events(value: bytes) -> int:
 
 
 def raw_confluent(bootstrap: str, total_records: int) -> tuple[float, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-ck-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.max.bytes": 64 << 20})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"raw-ck-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 << 20,
+        }
+    )
     consumer.subscribe([topics.COST_EVENTS])
     records = events = 0
     started = None
@@ -88,10 +100,15 @@ def raw_confluent(bootstrap: str, total_records: int) -> tuple[float, int]:
 async def _raw_aiokafka(bootstrap: str, total_records: int) -> tuple[float, int]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topics.COST_EVENTS, bootstrap_servers=bootstrap,
-                                group_id=f"raw-aio-{uuid.uuid4()}", auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20,
-                                fetch_max_bytes=64 << 20)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topics.COST_EVENTS,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-aio-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
     await consumer.start()
     records = events = 0
     started = None
@@ -135,19 +152,31 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_worker(bootstrap: str, partitions: int, target: int, tmp: Path,
-               profile: Path | None = None) -> tuple[float, int, float]:  # fmt: skip
+def run_worker(
+    bootstrap: str, partitions: int, target: int, tmp: Path, profile: Path | None = None
+) -> tuple[float, int, float]:
     """Start a worker on a fresh group; return (steady seconds, records, peak RSS MB).
 
     With ``profile``, py-spy samples the worker while it works (raw collapsed stacks)."""
     group = f"spendfuse-bench-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap, "SPENDFUSE_APP_ID": group,
-           "SPENDFUSE_DATA_DIR": str(tmp / group), "SPENDFUSE_WEB_PORT": str(free_port()),
-           "SPENDFUSE_PARTITIONS": str(partitions), "SPENDFUSE_CONSOLE_ALERTS": "false",
-           "SPENDFUSE_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **os.environ,
+        "SPENDFUSE_BOOTSTRAP_SERVERS": bootstrap,
+        "SPENDFUSE_APP_ID": group,
+        "SPENDFUSE_DATA_DIR": str(tmp / group),
+        "SPENDFUSE_WEB_PORT": str(free_port()),
+        "SPENDFUSE_PARTITIONS": str(partitions),
+        "SPENDFUSE_CONSOLE_ALERTS": "false",
+        "SPENDFUSE_LOG_LEVEL": "warning",
+    }
     log = (tmp / f"{group}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "spendfuse", "worker"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spendfuse", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     t_start = time.perf_counter()
     first: tuple[float, int] | None = None
     spy: subprocess.Popen[bytes] | None = None
@@ -159,10 +188,22 @@ def run_worker(bootstrap: str, partitions: int, target: int, tmp: Path,
                 first = (time.perf_counter(), done)
                 if profile is not None:
                     spy = subprocess.Popen(
-                        [_py_spy(), "record", "-p", str(proc.pid), "-f", "raw", "-o", str(profile),
-                         "-d", "30", "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
+                        [
+                            _py_spy(),
+                            "record",
+                            "-p",
+                            str(proc.pid),
+                            "-f",
+                            "raw",
+                            "-o",
+                            str(profile),
+                            "-d",
+                            "30",
+                            "--nonblocking",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
             if done >= target:
                 break
             time.sleep(0.25)
@@ -201,16 +242,21 @@ def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float
             continue
         n = int(count)
         total += n
-        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
-                  for f in stack.split(";")]  # fmt: skip
+        frames = [
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
+            for f in stack.split(";")
+        ]
         for name in set(frames):
             inclusive[name] += n
         own[frames[-1]] += n
     if not total:
         return []
     # the entry frames nearly every sample shares (runpy, click, the event loop) say nothing
-    ranked = [(name, n / total, own[name] / total) for name, n in inclusive.most_common()
-              if n / total < 0.9]  # fmt: skip
+    ranked = [
+        (name, n / total, own[name] / total)
+        for name, n in inclusive.most_common()
+        if n / total < 0.9
+    ]
     return ranked[:top]
 
 
@@ -223,8 +269,12 @@ def main() -> None:
     ap.add_argument("--linger-ms", type=float, default=50.0)
     ap.add_argument("--bootstrap-servers", default=None)
     ap.add_argument("--skip-worker", action="store_true")
-    ap.add_argument("--profile", type=Path, default=None,
-                    help="write py-spy samples of the worker (collapsed stacks) here")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write py-spy samples of the worker (collapsed stacks) here",
+    )
     args = ap.parse_args()
 
     broker = None
@@ -241,31 +291,40 @@ def main() -> None:
         if end_total(bootstrap, args.partitions):
             sys.exit("the cost-events topic is not empty: use a fresh broker")
         run = uuid.uuid4().hex[:6]
-        events = make_events(args.events, args.use_cases, run,
-                             datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+        events = make_events(
+            args.events,
+            args.use_cases,
+            run,
+            datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2),
+        )
         t = time.perf_counter()
-        with CostEventPublisher(bootstrap, envelope_max_events=args.envelope,
-                                envelope_linger_ms=args.linger_ms) as pub:  # fmt: skip
+        with CostEventPublisher(
+            bootstrap, envelope_max_events=args.envelope, envelope_linger_ms=args.linger_ms
+        ) as pub:
             for ev in events:
                 while not pub.publish(ev):
                     pub.flush(1)
         publish_s = time.perf_counter() - t
         records = end_total(bootstrap, args.partitions)
-        print(f"published {args.events:,} events over {args.use_cases} use cases as "
-              f"{records:,} records ({args.events / records:.1f} events/record, "
-              f"{args.partitions} partitions) in {publish_s:.1f} s "
-              f"({args.events / publish_s:,.0f} events/s)")  # fmt: skip
+        print(
+            f"published {args.events:,} events over {args.use_cases} use cases as "
+            f"{records:,} records ({args.events / records:.1f} events/record, "
+            f"{args.partitions} partitions) in {publish_s:.1f} s "
+            f"({args.events / publish_s:,.0f} events/s)"
+        )
 
         ck_s, ck_events = raw_confluent(bootstrap, records)
         aio_s, aio_events = asyncio.run(_raw_aiokafka(bootstrap, records))
-        rows = [("raw confluent-kafka + orjson", records / ck_s, ck_events / ck_s),
-                ("raw aiokafka + orjson", records / aio_s, aio_events / aio_s)]
+        rows = [
+            ("raw confluent-kafka + orjson", records / ck_s, ck_events / ck_s),
+            ("raw aiokafka + orjson", records / aio_s, aio_events / aio_s),
+        ]
         if not args.skip_worker:
-            w_s, w_records, rss = run_worker(bootstrap, args.partitions, records, tmp,
-                                             args.profile)
+            w_s, w_records, rss = run_worker(bootstrap, args.partitions, records, tmp, args.profile)
             per_record = args.events / records
-            rows.append(("spendfuse worker (default engine)", w_records / w_s,
-                         w_records * per_record / w_s))  # fmt: skip
+            rows.append(
+                ("spendfuse worker (default engine)", w_records / w_s, w_records * per_record / w_s)
+            )
         print(f"{'consumer':36} {'records/s':>12} {'events/s':>12}")
         for name, rps, eps in rows:
             print(f"{name:36} {rps:12,.0f} {eps:12,.0f}")

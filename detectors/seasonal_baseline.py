@@ -135,12 +135,13 @@ class SeasonalBaseline(BaseDetector):
         self.offset = check_float("offset", offset, min_value=0.0)
         self.direction = check_choice("direction", direction, ("up", "down", "both"))
         self.seasonality = check_choice("seasonality", seasonality, ("weekly", "daily", "none"))
-        self.alpha_level = check_float("alpha_level", alpha_level, min_value=0.0, max_value=1.0,
-                                       min_open=True)  # fmt: skip
-        self.alpha_season = check_float("alpha_season", alpha_season, min_value=0.0,
-                                        max_value=1.0)  # fmt: skip
-        self.alpha_scale = check_float("alpha_scale", alpha_scale, min_value=0.0, max_value=1.0,
-                                       min_open=True)  # fmt: skip
+        self.alpha_level = check_float(
+            "alpha_level", alpha_level, min_value=0.0, max_value=1.0, min_open=True
+        )
+        self.alpha_season = check_float("alpha_season", alpha_season, min_value=0.0, max_value=1.0)
+        self.alpha_scale = check_float(
+            "alpha_scale", alpha_scale, min_value=0.0, max_value=1.0, min_open=True
+        )
         self.min_scale = check_float("min_scale", min_scale, min_value=0.0, min_open=True)
         self.z_learn = check_float("z_learn", z_learn, min_value=0.0, min_open=True)
         self.confirm_points = check_int("confirm_points", confirm_points, min_value=1)
@@ -299,10 +300,15 @@ class SeasonalBaseline(BaseDetector):
     # -- state ------------------------------------------------------------------------------------
     def _get_state(self) -> State:
         return {
-            "n": self._n, "level": self._level, "hour": list(self._hour), "dow": list(self._dow),
-            "scale": self._scale, "run": self._run, "run_sum": self._run_sum,
+            "n": self._n,
+            "level": self._level,
+            "hour": list(self._hour),
+            "dow": list(self._dow),
+            "scale": self._scale,
+            "run": self._run,
+            "run_sum": self._run_sum,
             "prior_weight": self._prior_weight,
-        }  # fmt: skip
+        }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self._n = int(state["n"])

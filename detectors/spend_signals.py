@@ -22,8 +22,17 @@ from spendfuse.schemas.cost_event import CostEvent
 
 MAX_GAP_BUCKETS = 288  # at most a day of empty 5-minute buckets is replayed into the baselines
 
-_SUMS = ("spend", "calls", "events", "tokens", "cache_hits", "cache_known", "retry_cost",
-         "tool_cost", "loop_cost")  # fmt: skip
+_SUMS = (
+    "spend",
+    "calls",
+    "events",
+    "tokens",
+    "cache_hits",
+    "cache_known",
+    "retry_cost",
+    "tool_cost",
+    "loop_cost",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +45,9 @@ def _empty() -> dict[str, float]:
     return dict.fromkeys(_SUMS, 0.0) | {"max_step": 0.0}
 
 
-def add_event(state: dict[str, Any], event: CostEvent, bucket_s: int, min_calls: int
-              ) -> list[ClosedBucket]:  # fmt: skip
+def add_event(
+    state: dict[str, Any], event: CostEvent, bucket_s: int, min_calls: int
+) -> list[ClosedBucket]:
     """Fold ``event`` into the open bucket; return the buckets it closed (oldest first)."""
     size_ms = bucket_s * 1000
     ts = to_epoch_ms(event.event_time)

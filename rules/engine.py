@@ -722,8 +722,9 @@ class Engine(_Stage):
         """Several events of one use case, in order (one record's worth)."""
         compiled = self.compiled  # one snapshot for the whole batch, even across a reload
         last = events[-1]
-        return self._decide(events, state, compiled.plan(last.tenant_id, last.use_case_id),
-                            Scope.of)  # fmt: skip
+        return self._decide(
+            events, state, compiled.plan(last.tenant_id, last.use_case_id), Scope.of
+        )
 
 
 def _tenant_scope(event: CostEvent, riskiest: RiskTier) -> Scope:

@@ -18,17 +18,23 @@ def command_source_labels(cmd: ControlCommand) -> dict[str, str] | None:
     """Labels of an active command as an inhibition source; None if it explains nothing."""
     if cmd.mode != "enforce" or cmd.kind is CommandKind.RESTORE:
         return None
-    labels = {"action": cmd.kind.value, "target_type": cmd.target.type.value,
-              "target_id": cmd.target.id, "fingerprint": f"command:{cmd.key()}",
-              "tenant_id": cmd.tenant_id or "", "use_case_id": cmd.use_case_id or "",
-              "severity": "critical"}  # fmt: skip
+    labels = {
+        "action": cmd.kind.value,
+        "target_type": cmd.target.type.value,
+        "target_id": cmd.target.id,
+        "fingerprint": f"command:{cmd.key()}",
+        "tenant_id": cmd.tenant_id or "",
+        "use_case_id": cmd.use_case_id or "",
+        "severity": "critical",
+    }
     if cmd.target.type is TargetType.TENANT:
         labels["tenant_id"] = cmd.target.id
     return labels
 
 
-def inhibited_by(target: Mapping[str, str], sources: Iterable[Mapping[str, str]],
-                 rules: list[InhibitRule]) -> str | None:  # fmt: skip
+def inhibited_by(
+    target: Mapping[str, str], sources: Iterable[Mapping[str, str]], rules: list[InhibitRule]
+) -> str | None:
     """The fingerprint of a source that inhibits ``target``, or None."""
     for rule in rules:
         if not matches_all([parse_matcher(m) for m in rule.target_matchers], target):

@@ -53,8 +53,11 @@ def _walk(node: yaml.Node, loc: tuple[Any, ...], key: bool = False) -> tuple[yam
                 return next(k for k, _ in node.value if k.value == item), True
             if child is None:
                 key = next((k for k, _ in node.value if k.value == item), None)
-                tags = {k.value: v.value for k, v in node.value
-                        if k.value in _UNION_TAGS and isinstance(v, yaml.ScalarNode)}  # fmt: skip
+                tags = {
+                    k.value: v.value
+                    for k, v in node.value
+                    if k.value in _UNION_TAGS and isinstance(v, yaml.ScalarNode)
+                }
                 if item in tags.values():
                     continue  # a discriminated union's tag in the location: stay here
                 if key is not None:
@@ -76,12 +79,18 @@ def _format_loc(loc: tuple[Any, ...], root: yaml.Node) -> str:
     for item in loc:
         if isinstance(item, int):
             out += f"[{item}]"
-            node = node.value[item] if isinstance(node, yaml.SequenceNode) and \
-                item < len(node.value) else None  # fmt: skip
+            node = (
+                node.value[item]
+                if isinstance(node, yaml.SequenceNode) and item < len(node.value)
+                else None
+            )
             continue
         if isinstance(node, yaml.MappingNode):
-            tags = {v.value for k, v in node.value
-                    if k.value in _UNION_TAGS and isinstance(v, yaml.ScalarNode)}  # fmt: skip
+            tags = {
+                v.value
+                for k, v in node.value
+                if k.value in _UNION_TAGS and isinstance(v, yaml.ScalarNode)
+            }
             if item in tags:
                 continue
             node = next((v for k, v in node.value if k.value == item), None)
@@ -98,15 +107,27 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     names = [x for x in loc[:-1] if isinstance(x, str)]
     last = names[-1] if names else ""
     tables: dict[str, type[BaseModel]] = {
-        "rules": m.RuleSpec, "budgets": m.BudgetSpec, "quotas": m.BudgetSpec,
-        "tenants": m.TenantSpec, "route": m.RouteSpec, "routes": m.RouteSpec,
-        "inhibit_rules": m.InhibitRule, "receivers": m.ReceiverSpec, "scope": m.Scope,
-        "when": m.When, "params": m.DegradeParams, "slack": m.SlackReceiver,
-        "threshold": m.ThresholdCondition, "ratio_to_baseline": m.RatioToBaselineCondition,
-        "detector_score": m.DetectorScoreCondition, "budget_percent": m.BudgetPercentCondition,
-        "degrade": m.DegradeAction, "kill_switch": m.KillSwitchAction, "alert": m.AlertAction,
+        "rules": m.RuleSpec,
+        "budgets": m.BudgetSpec,
+        "quotas": m.BudgetSpec,
+        "tenants": m.TenantSpec,
+        "route": m.RouteSpec,
+        "routes": m.RouteSpec,
+        "inhibit_rules": m.InhibitRule,
+        "receivers": m.ReceiverSpec,
+        "scope": m.Scope,
+        "when": m.When,
+        "params": m.DegradeParams,
+        "slack": m.SlackReceiver,
+        "threshold": m.ThresholdCondition,
+        "ratio_to_baseline": m.RatioToBaselineCondition,
+        "detector_score": m.DetectorScoreCondition,
+        "budget_percent": m.BudgetPercentCondition,
+        "degrade": m.DegradeAction,
+        "kill_switch": m.KillSwitchAction,
+        "alert": m.AlertAction,
         "on_exhausted": m.DegradeAction,
-    }  # fmt: skip
+    }
     return tables.get(last, m.RuleFile if not names else None)
 
 
@@ -143,8 +164,10 @@ def _message(err: dict[str, Any]) -> tuple[str, str]:
         options = [t.strip(" '") for t in str(expected).split(",")]
         near = difflib.get_close_matches(str(tag), options, n=1)
         tip = f"did you mean {near[0]!r}? " if near else ""
-        return f"unknown {err['ctx']['discriminator'].strip(chr(39))} {tag!r}", \
-            f"{tip}one of {', '.join(options)}"  # fmt: skip
+        return (
+            f"unknown {err['ctx']['discriminator'].strip(chr(39))} {tag!r}",
+            f"{tip}one of {', '.join(options)}",
+        )
     msg = str(err["msg"]).removeprefix("Value error, ")
     head, sep, tail = msg.partition("; ")
     return (head, tail) if sep else (msg, "")
@@ -165,8 +188,11 @@ class _RuleFileLoader(yaml.SafeLoader):
             if self.depth > MAX_NESTING or self.nodes > MAX_NODES:
                 mark = self.peek_event().start_mark
                 if self.depth > MAX_NESTING:
-                    raise _LimitError(f"the file nests deeper than {MAX_NESTING} levels", mark,
-                                      "flatten it: rules nest a few levels at most")  # fmt: skip
+                    raise _LimitError(
+                        f"the file nests deeper than {MAX_NESTING} levels",
+                        mark,
+                        "flatten it: rules nest a few levels at most",
+                    )
                 raise _LimitError(f"the file has over {MAX_NODES} values", mark, _SPLIT_HINT)
             return super().compose_node(parent, index)
         finally:
@@ -230,9 +256,19 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
     """The composed node tree and the data built from it, within the limits, or raise."""
     if len(text) > MAX_RULE_FILE_BYTES:  # characters: a cheap lower bound of the bytes
-        raise RuleFileError([RuleIssue(
-            file, 1, 1, "", f"the file is over the {MAX_RULE_FILE_BYTES}-byte limit for a rule "
-            f"file ({len(text)} characters)", _SPLIT_HINT)])  # fmt: skip
+        raise RuleFileError(
+            [
+                RuleIssue(
+                    file,
+                    1,
+                    1,
+                    "",
+                    f"the file is over the {MAX_RULE_FILE_BYTES}-byte limit for a rule "
+                    f"file ({len(text)} characters)",
+                    _SPLIT_HINT,
+                )
+            ]
+        )
     loader: _RuleFileLoader | None = None
     try:
         loader = _RuleFileLoader(text)  # reads the text: refuses unprintable characters
@@ -249,8 +285,9 @@ def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(exc, "problem", None) or str(exc)
         hint = exc.hint if isinstance(exc, _LimitError) else ""
-        raise RuleFileError([RuleIssue(file, line, col, "", f"invalid YAML: {problem}",
-                                       hint)]) from None  # fmt: skip
+        raise RuleFileError(
+            [RuleIssue(file, line, col, "", f"invalid YAML: {problem}", hint)]
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -261,8 +298,18 @@ def parse_rule_file(text: str, file: str) -> RuleFile:
     """Validate one file's text; raises :class:`RuleFileError` listing every problem."""
     root, data = _read_yaml(text, file)
     if root is None or not isinstance(data, dict):
-        raise RuleFileError([RuleIssue(file, 1, 1, "", "expected a mapping with version: 1",
-                                       "start the file with `version: 1`")])  # fmt: skip
+        raise RuleFileError(
+            [
+                RuleIssue(
+                    file,
+                    1,
+                    1,
+                    "",
+                    "expected a mapping with version: 1",
+                    "start the file with `version: 1`",
+                )
+            ]
+        )
     try:
         return RuleFile.model_validate(data)
     except ValidationError as exc:
@@ -277,12 +324,27 @@ def _issues(exc: ValidationError, root: yaml.Node, file: str) -> list[RuleIssue]
         node, _found = _walk(root, loc, key=err["type"] == "extra_forbidden")
         mark = node.start_mark
         message, hint = _message(dict(err))
-        issues.append(RuleIssue(file, mark.line + 1, mark.column + 1, _format_loc(loc, root),
-                                message, hint or _hint(dict(err), loc)))  # fmt: skip
+        issues.append(
+            RuleIssue(
+                file,
+                mark.line + 1,
+                mark.column + 1,
+                _format_loc(loc, root),
+                message,
+                hint or _hint(dict(err), loc),
+            )
+        )
     if len(errors) > MAX_LISTED_ERRORS:
-        issues.append(RuleIssue(file, issues[-1].line, issues[-1].column, "",
-                                f"and {len(errors) - MAX_LISTED_ERRORS} more problems not shown",
-                                "fix the ones above first"))  # fmt: skip
+        issues.append(
+            RuleIssue(
+                file,
+                issues[-1].line,
+                issues[-1].column,
+                "",
+                f"and {len(errors) - MAX_LISTED_ERRORS} more problems not shown",
+                "fix the ones above first",
+            )
+        )
     return issues
 
 
@@ -308,9 +370,19 @@ def load_rule_dir(directory: Path, base: RuleSet | None = None) -> RuleSet:
     for path in rule_files(directory):
         try:
             if path.stat().st_size > MAX_RULE_FILE_BYTES:
-                raise RuleFileError([RuleIssue(
-                    str(path), 1, 1, "", f"the file is {path.stat().st_size} bytes, over the "
-                    f"{MAX_RULE_FILE_BYTES}-byte limit for a rule file", _SPLIT_HINT)])  # fmt: skip
+                raise RuleFileError(
+                    [
+                        RuleIssue(
+                            str(path),
+                            1,
+                            1,
+                            "",
+                            f"the file is {path.stat().st_size} bytes, over the "
+                            f"{MAX_RULE_FILE_BYTES}-byte limit for a rule file",
+                            _SPLIT_HINT,
+                        )
+                    ]
+                )
             files.append((str(path), _parse_cached(path.read_bytes(), str(path))))
         except (RuleFileError, UnicodeDecodeError) as exc:
             issues.extend(

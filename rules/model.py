@@ -61,7 +61,8 @@ class _MetricCondition(_Strict):
     metric: str
     window: Literal["event", "trace", "1m", "1h", "24h", "7d", "day", "month"] = "1h"
     min_samples: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="No verdict on fewer samples in the window: the ratio's denominator "
         "(requests, outcomes, reviews, ...) or, for sums, events.",
     )
@@ -145,9 +146,15 @@ class DetectorScoreCondition(_MetricCondition):
 
 
 Signal = Literal[
-    "spend_usd", "calls", "cost_per_call_usd", "tokens_per_call", "cache_hit_rate",
-    "loop_cost_usd", "retry_and_tool_cost_usd", "max_steps_per_trace",
-]  # fmt: skip
+    "spend_usd",
+    "calls",
+    "cost_per_call_usd",
+    "tokens_per_call",
+    "cache_hit_rate",
+    "loop_cost_usd",
+    "retry_and_tool_cost_usd",
+    "max_steps_per_trace",
+]
 
 
 class AnomalyCondition(_Strict):
@@ -161,9 +168,7 @@ class AnomalyCondition(_Strict):
     type: Literal["anomaly"]
     signal: Signal
     bucket: DurationField = Field(default=Duration(5, "m"))
-    detector: DetectorField = Field(
-        default_factory=lambda: DetectorRef(name="seasonal_baseline")
-    )
+    detector: DetectorField = Field(default_factory=lambda: DetectorRef(name="seasonal_baseline"))
     direction: Literal["up", "down"] = "up"
     z: float = Field(default=4.0, gt=0, description="z-score needed (baseline detectors)")
     score: float = Field(default=0.9, gt=0, le=1, description="score needed (other detectors)")
@@ -201,8 +206,13 @@ class AnyCondition(_Strict):
 
 
 Condition = Annotated[
-    ThresholdCondition | RatioToBaselineCondition | DetectorScoreCondition
-    | BudgetPercentCondition | AnomalyCondition | AllCondition | AnyCondition,
+    ThresholdCondition
+    | RatioToBaselineCondition
+    | DetectorScoreCondition
+    | BudgetPercentCondition
+    | AnomalyCondition
+    | AllCondition
+    | AnyCondition,
     Field(discriminator="type"),
 ]
 
@@ -284,7 +294,9 @@ class RuleSpec(_Strict):
         description="Measure the metric per value of these labels (cost_center, tool, model...)",
     )
     max_groups: int = Field(
-        default=1000, gt=0, le=100_000,
+        default=1000,
+        gt=0,
+        le=100_000,
         description="Groups tracked per key; events of further groups are counted, not measured.",
     )
     labels: dict[str, str] = Field(default_factory=dict)
@@ -321,8 +333,11 @@ class RuleSpec(_Strict):
     @model_validator(mode="after")
     def _l4_needs_risk_protection(self) -> RuleSpec:
         for action in self.actions:
-            if isinstance(action, DegradeAction) and action.level == "L4" \
-                    and not self.risk_protection:  # fmt: skip
+            if (
+                isinstance(action, DegradeAction)
+                and action.level == "L4"
+                and not self.risk_protection
+            ):
                 raise ValueError("level L4 is risk protection: set risk_protection: true")
         return self
 
@@ -355,8 +370,9 @@ class BudgetSpec(_Strict):
 class TenantSpec(_Strict):
     tenant_id: str
     time_zone: str = "UTC"
-    business_days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu",
-                                                                  "fri"])  # fmt: skip
+    business_days: list[Weekday] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
+    )
     holidays: list[date] = Field(default_factory=list)
 
     @field_validator("time_zone")

@@ -39,10 +39,14 @@ _DEFAULT = RouteTarget("console", None, ("tenant_id", "use_case_id"), 30, 300, 4
 def alert_labels(alert: Alert) -> dict[str, str]:
     """Labels routes, inhibition and silences match on: the alert's labels plus its identity."""
     return {
-        **alert.labels, "alertname": alert.rule, "rule": alert.rule,
-        "severity": alert.severity.value, "tenant_id": alert.tenant_id,
-        "use_case_id": alert.use_case_id, "fingerprint": alert.fingerprint,
-    }  # fmt: skip
+        **alert.labels,
+        "alertname": alert.rule,
+        "rule": alert.rule,
+        "severity": alert.severity.value,
+        "tenant_id": alert.tenant_id,
+        "use_case_id": alert.use_case_id,
+        "fingerprint": alert.fingerprint,
+    }
 
 
 def _inherit(parent: RouteTarget, node: RouteSpec, rs: RuleSet) -> RouteTarget:
@@ -50,16 +54,18 @@ def _inherit(parent: RouteTarget, node: RouteSpec, rs: RuleSet) -> RouteTarget:
     spec = rs.receivers.get(receiver)
     channel = spec.slack.channel if spec and spec.slack else None
     return RouteTarget(
-        receiver, channel,
+        receiver,
+        channel,
         tuple(node.group_by) if node.group_by is not None else parent.group_by,
         node.group_wait.seconds if node.group_wait else parent.group_wait_s,
         node.group_interval.seconds if node.group_interval else parent.group_interval_s,
         node.repeat_interval.seconds if node.repeat_interval else parent.repeat_interval_s,
-    )  # fmt: skip
+    )
 
 
-def _walk(node: RouteSpec, here: RouteTarget, labels: dict[str, str], rs: RuleSet
-          ) -> list[RouteTarget]:  # fmt: skip
+def _walk(
+    node: RouteSpec, here: RouteTarget, labels: dict[str, str], rs: RuleSet
+) -> list[RouteTarget]:
     found: list[RouteTarget] = []
     for child in node.routes:
         if not matches_all([parse_matcher(m) for m in child.matchers], labels):
@@ -78,11 +84,23 @@ def owner_target(owner: str, root: RouteTarget, rs: RuleSet) -> RouteTarget | No
     if owner in rs.receivers:
         spec = rs.receivers[owner]
         channel = spec.slack.channel if spec.slack else None
-        return RouteTarget(owner, channel, root.group_by, root.group_wait_s,
-                           root.group_interval_s, root.repeat_interval_s)  # fmt: skip
+        return RouteTarget(
+            owner,
+            channel,
+            root.group_by,
+            root.group_wait_s,
+            root.group_interval_s,
+            root.repeat_interval_s,
+        )
     if owner.startswith("#") and len(owner) > 1:
-        return RouteTarget(OWNER_PREFIX + owner, owner, root.group_by, root.group_wait_s,
-                           root.group_interval_s, root.repeat_interval_s)  # fmt: skip
+        return RouteTarget(
+            OWNER_PREFIX + owner,
+            owner,
+            root.group_by,
+            root.group_wait_s,
+            root.group_interval_s,
+            root.repeat_interval_s,
+        )
     return None
 
 

@@ -41,12 +41,14 @@ class RuleSet:
     def tz(self, tenant_id: str) -> ZoneInfo:
         return ZoneInfo(self.tenant(tenant_id).time_zone)
 
-    def budgets_for(self, tenant_id: str, use_case_id: str | None, kind: str = "budget"
-                    ) -> list[BudgetSpec]:  # fmt: skip
+    def budgets_for(
+        self, tenant_id: str, use_case_id: str | None, kind: str = "budget"
+    ) -> list[BudgetSpec]:
         """Budgets of one use case, or (``use_case_id=None``) the tenant-wide ones."""
         table = self.budgets if kind == "budget" else self.quotas
-        return [b for b in table.values()
-                if b.tenant_id == tenant_id and b.use_case_id == use_case_id]  # fmt: skip
+        return [
+            b for b in table.values() if b.tenant_id == tenant_id and b.use_case_id == use_case_id
+        ]
 
     def enabled_rules(self, per: str) -> list[RuleSpec]:
         return [r for r in self.rules.values() if r.enabled and r.per == per]
@@ -69,9 +71,16 @@ def merge_files(files: list[tuple[str, RuleFile]], base: RuleSet | None = None) 
 
 
 def _copy(base: RuleSet) -> RuleSet:
-    return RuleSet(dict(base.rules), dict(base.budgets), dict(base.quotas), dict(base.tenants),
-                   base.route, list(base.inhibit_rules), dict(base.receivers),
-                   list(base.sources))  # fmt: skip
+    return RuleSet(
+        dict(base.rules),
+        dict(base.budgets),
+        dict(base.quotas),
+        dict(base.tenants),
+        base.route,
+        list(base.inhibit_rules),
+        dict(base.receivers),
+        list(base.sources),
+    )
 
 
 def _route_receivers(route: RouteSpec) -> list[str]:
@@ -87,5 +96,15 @@ def _check_receivers(rs: RuleSet) -> None:
     unknown = [n for n in _route_receivers(rs.route) if n not in rs.receivers]
     if unknown:
         where = rs.sources[-1] if rs.sources else "rules"
-        raise RuleFileError([RuleIssue(where, 1, 1, "route", f"unknown receiver {unknown[0]!r}",
-                                       f"define it under receivers: ({sorted(rs.receivers)})")])
+        raise RuleFileError(
+            [
+                RuleIssue(
+                    where,
+                    1,
+                    1,
+                    "route",
+                    f"unknown receiver {unknown[0]!r}",
+                    f"define it under receivers: ({sorted(rs.receivers)})",
+                )
+            ]
+        )

@@ -39,15 +39,23 @@ class Silence(BaseModel):
         return matches_all([parse_matcher(m) for m in self.matchers], labels)
 
 
-def new_silence(matchers: list[str], duration: timedelta, created_by: str, comment: str,
-                now: datetime) -> Silence:  # fmt: skip
+def new_silence(
+    matchers: list[str], duration: timedelta, created_by: str, comment: str, now: datetime
+) -> Silence:
     sid = stable_id("silence", *matchers, created_by, now.isoformat())
-    return Silence(id=sid, matchers=matchers, starts_at=now, ends_at=now + duration,
-                   created_by=created_by, comment=comment)  # fmt: skip
+    return Silence(
+        id=sid,
+        matchers=matchers,
+        starts_at=now,
+        ends_at=now + duration,
+        created_by=created_by,
+        comment=comment,
+    )
 
 
-def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime
-                ) -> Silence | None:  # fmt: skip
+def silenced_by(
+    labels: Mapping[str, str], silences: Iterable[Silence], now: datetime
+) -> Silence | None:
     """The first active silence matching ``labels``, if any."""
     return next((s for s in silences if s.active(now) and s.matches(labels)), None)
 
@@ -56,5 +64,9 @@ def expire(silences: list[Silence], silence_id: str, now: datetime) -> list[Sile
     """End a silence now (kept, for the record); unknown ids raise ``KeyError``."""
     if not any(s.id == silence_id for s in silences):
         raise KeyError(silence_id)
-    return [s.model_copy(update={"ends_at": max(now, s.starts_at + timedelta(microseconds=1))})
-            if s.id == silence_id and s.ends_at > now else s for s in silences]  # fmt: skip
+    return [
+        s.model_copy(update={"ends_at": max(now, s.starts_at + timedelta(microseconds=1))})
+        if s.id == silence_id and s.ends_at > now
+        else s
+        for s in silences
+    ]

@@ -41,9 +41,7 @@ class Evidence(BaseModel):
     baseline: float | None = None
     window_s: int | None = None
     window_start: UtcDatetime | None = None
-    top_traces: list[TraceContribution] = Field(
-        default_factory=list, max_length=MAX_EVIDENCE_ITEMS
-    )
+    top_traces: list[TraceContribution] = Field(default_factory=list, max_length=MAX_EVIDENCE_ITEMS)
     sample_event_ids: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, max_length=MAX_EVIDENCE_ITEMS
     )

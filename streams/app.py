@@ -65,9 +65,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     )
 
     def raw_topic(name: str, partitions: int | None = None) -> faust.TopicT:
-        return app.topic(
-            name, key_serializer="raw", value_serializer="raw", partitions=partitions
-        )
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
     topic_map = {
         "cost_events": raw_topic(topics.COST_EVENTS, settings.partitions),
@@ -77,11 +75,16 @@ def create_app(settings: Settings) -> SpendfuseApp:
     }
     store_options = (
         {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
-        if settings.store.startswith("rocksdb") else None
+        if settings.store.startswith("rocksdb")
+        else None
     )  # Faust's default RocksDB block cache is 2 GiB per table and partition
-    state_table = app.Table("use-case-state", default=None, partitions=settings.partitions,
-                            help="per-use-case rule state (plain data)",
-                            options=store_options)  # fmt: skip
+    state_table = app.Table(
+        "use-case-state",
+        default=None,
+        partitions=settings.partitions,
+        help="per-use-case rule state (plain data)",
+        options=store_options,
+    )
     sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
     changelog = DeferredChangelog(sink)  # ids and states: local stores first, then changelogs
     states = WriteBehindStates(

@@ -37,17 +37,19 @@ the broker's 1 MiB ``max.message.bytes``): callers split or dead-letter anything
 
 class CommitProducer:
     def __init__(self, bootstrap_servers: str, *, client_id: str = "spendfuse-worker") -> None:
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap_servers,
-            "client.id": client_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-            "message.timeout.ms": 0,  # never give up: the commit waits for the broker instead
-            "message.max.bytes": MAX_MESSAGE_BYTES,
-        })  # fmt: skip
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+                "message.timeout.ms": 0,  # never give up: the commit waits for the broker instead
+                "message.max.bytes": MAX_MESSAGE_BYTES,
+            }
+        )
         self._failed: list[str] = []
         self.failed_total = 0  # changelog records refused for good (counted, logged)
         self._keepers: dict[int, Any] = {}
@@ -58,11 +60,20 @@ class CommitProducer:
         if err is not None:
             self._failed.append(str(err))
 
-    def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
-                partition: int | None = None, headers: Any = None,
-                on_delivery: Any = None) -> None:  # fmt: skip
-        kwargs: dict[str, Any] = {"value": value, "key": key,
-                                  "on_delivery": on_delivery or self._on_delivery}  # fmt: skip
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Any = None,
+        on_delivery: Any = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "value": value,
+            "key": key,
+            "on_delivery": on_delivery or self._on_delivery,
+        }
         if partition is not None:
             kwargs["partition"] = partition
         if headers:
@@ -88,8 +99,10 @@ class CommitProducer:
         librdkafka refused it at once, e.g. over :data:`MAX_MESSAGE_BYTES`."""
         topic = table.changelog_topic
         if raw is None:
-            raw = (topic.prepare_key(key, table.key_serializer)[0],
-                   topic.prepare_value(value, table.value_serializer)[0])  # fmt: skip
+            raw = (
+                topic.prepare_key(key, table.key_serializer)[0],
+                topic.prepare_value(value, table.value_serializer)[0],
+            )
         try:
             self.produce(
                 topic.get_topic_name(),

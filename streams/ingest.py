@@ -127,20 +127,36 @@ class IngestHandler:
             ),
         )
 
-    def handle_record(self, key: bytes | None, value: bytes, message: Any,
-                      now: datetime, tenant_stage: bool = True) -> None:  # fmt: skip
+    def handle_record(
+        self,
+        key: bytes | None,
+        value: bytes,
+        message: Any,
+        now: datetime,
+        tenant_stage: bool = True,
+    ) -> None:
         self.states.partition = self.dedup.partition = message.partition
         with self.observer.deciding():
             record = self.pipeline.run_record(
-                value, now, self.dedup, self.states, key=key, topic=message.topic,
-                partition=message.partition, offset=message.offset,
+                value,
+                now,
+                self.dedup,
+                self.states,
+                key=key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
                 owns=lambda event: cost_event_key(event.use_case_id) == key,
-            )  # fmt: skip
+            )
         for dead in record.dead_letters:
             self.observer.record_in()
             self._dead_letter(key, dead)
-        lone = len(record.dead_letters) + len(record.handled) + sum(
-            len(v) for v in record.foreign.values()) == 1  # fmt: skip
+        lone = (
+            len(record.dead_letters)
+            + len(record.handled)
+            + sum(len(v) for v in record.foreign.values())
+            == 1
+        )
         for use_case, events in record.foreign.items():
             wanted = cost_event_key(use_case)
             if lone and len(value) <= REPUBLISH_MAX_BYTES:
@@ -162,8 +178,9 @@ class IngestHandler:
             self.outcomes[result.outcome.value] += 1
             self.observer.handled(result)
             for alert in result.decisions.alerts:
-                self.outbox.add(self.topics["alerts"], alert.fingerprint.encode(), encode(alert),
-                                urgent=True)  # fmt: skip
+                self.outbox.add(
+                    self.topics["alerts"], alert.fingerprint.encode(), encode(alert), urgent=True
+                )
             for command in result.decisions.commands:  # stamped at publish time, then signed
                 for ckey, cvalue, cheaders in self.signer.records(command):
                     self.outbox.add(self.topics["control"], ckey, cvalue, cheaders, urgent=True)
@@ -203,15 +220,22 @@ class IngestHandler:
 
     def _dead_letter(self, key: bytes | None, dead: DeadLetter) -> None:
         src = dead.source
-        log.warning("dead-lettered %s[%s]@%s#%s: %s", src.topic, src.partition, src.offset,
-                    src.index, dead.error)  # fmt: skip
+        log.warning(
+            "dead-lettered %s[%s]@%s#%s: %s",
+            src.topic,
+            src.partition,
+            src.offset,
+            src.index,
+            dead.error,
+        )
         self.outbox.add(self.topics["dlq"], key, encode(dead))
         self.outcomes[Outcome.DEAD_LETTERED.value] += 1
         self.observer.dead_lettered(dead.reason)
 
 
-def register_ingest_agent(app: faust.App, handler: IngestHandler, *, batch_max: int = 500,
-                          batch_within_s: float = 0.02) -> None:  # fmt: skip
+def register_ingest_agent(
+    app: faust.App, handler: IngestHandler, *, batch_max: int = 500, batch_within_s: float = 0.02
+) -> None:
     @app.agent(handler.topics["cost_events"], name="ingest_cost_events")
     async def ingest_cost_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(batch_max, within=batch_within_s):

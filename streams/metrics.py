@@ -28,8 +28,21 @@ from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.command import ControlCommand
 
 # Handling one record takes ~100 µs to a few ms; sends can add tens of ms under load.
-_LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                      0.1, 0.25, 0.5, 1.0)  # fmt: skip
+_LATENCY_BUCKETS_S = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
 
 
 LATE_AFTER_S = DEDUP_WINDOW_S
@@ -51,19 +64,23 @@ class SpendfuseMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.events_in = Counter("spendfuse_events_in", "Records read from the input topic.",
-                                 registry=r)  # fmt: skip
+        self.events_in = Counter(
+            "spendfuse_events_in", "Records read from the input topic.", registry=r
+        )
         self.events_accepted = Counter(
             "spendfuse_events_accepted", "Valid, new cost events counted.", registry=r
         )
         self.events_duplicate = Counter(
-            "spendfuse_events_duplicate", "Events dropped as repeats of a cost_event_id.",
+            "spendfuse_events_duplicate",
+            "Events dropped as repeats of a cost_event_id.",
             registry=r,
-        )  # fmt: skip
+        )
         self.events_dead_lettered = Counter(
-            "spendfuse_events_dead_lettered", "Records sent to the dead-letter topic, by reason.",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            "spendfuse_events_dead_lettered",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.events_late = Counter(
             "spendfuse_events_late",
             "Accepted events decided over 24 h (the dedup window) after their event time. "
@@ -77,9 +94,10 @@ class SpendfuseMetrics:
             registry=r,
         )
         self.events_rekeyed = Counter(
-            "spendfuse_events_rekeyed", "Records re-published under their use case key.",
+            "spendfuse_events_rekeyed",
+            "Records re-published under their use case key.",
             registry=r,
-        )  # fmt: skip
+        )
         self.spend_usd = Counter(
             "spendfuse_spend_usd", "Spend of accepted events, in USD.", registry=r
         )
@@ -93,24 +111,28 @@ class SpendfuseMetrics:
         self.processing_seconds = Histogram(
             "spendfuse_processing_seconds",
             "Wall time to handle one batch of input records: decode, decide, queue results.",
-            buckets=_LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self.detector_seconds = Histogram(
             "spendfuse_detector_seconds",
             "Wall time of the decision step per input record (dedup, pricing, rules and the "
             "detectors they run).",
-            buckets=_LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.alerts = Counter("spendfuse_alerts", "Alerts published, by rule and status.",
-                              ["rule", "status"], registry=r)  # fmt: skip
-        self.commands = Counter(
-            "spendfuse_commands", "Control commands published, by rule and kind.",
-            ["rule", "kind"], registry=r,
-        )  # fmt: skip
-        self.slack_delivery_errors = Counter(
-            "spendfuse_slack_delivery_errors", "Alerts Slack did not accept after retries.",
+            buckets=_LATENCY_BUCKETS_S,
             registry=r,
-        )  # fmt: skip
+        )
+        self.alerts = Counter(
+            "spendfuse_alerts",
+            "Alerts published, by rule and status.",
+            ["rule", "status"],
+            registry=r,
+        )
+        self.commands = Counter(
+            "spendfuse_commands",
+            "Control commands published, by rule and kind.",
+            ["rule", "kind"],
+            registry=r,
+        )
         self.worker_errors = Counter(
             "spendfuse_worker_errors",
             "Exceptions caught so the worker goes on, by stage: ingest / tenant (one record: "
@@ -127,13 +149,16 @@ class SpendfuseMetrics:
             registry=r,
         )
         self.consumer_lag = Gauge(
-            "spendfuse_consumer_lag", "Records not yet processed (highwater - committed).",
-            ["topic", "partition"], registry=r,
-        )  # fmt: skip
-        self.assigned_partitions = Gauge(
-            "spendfuse_assigned_partitions", "Input partitions assigned to this worker.",
+            "spendfuse_consumer_lag",
+            "Records not yet processed (highwater - committed).",
+            ["topic", "partition"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.assigned_partitions = Gauge(
+            "spendfuse_assigned_partitions",
+            "Input partitions assigned to this worker.",
+            registry=r,
+        )
 
     def record_in(self) -> None:
         self.events_in.inc()
@@ -174,9 +199,6 @@ class SpendfuseMetrics:
 
     def record_command(self, command: ControlCommand) -> None:
         self.commands.labels(rule=rule_of(command), kind=command.kind.value).inc()
-
-    def record_slack_error(self) -> None:
-        self.slack_delivery_errors.inc()
 
     @contextmanager
     def time_processing(self) -> Iterator[None]:

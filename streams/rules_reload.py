@@ -30,11 +30,15 @@ def register_rules_reload(app: faust.App, pipeline: Pipeline, settings: Settings
             default_metrics().record_worker_error("rules_reload")
             return
         if result.errors:
-            log.error("rules in %s refused, previous rules keep running:\n%s",
-                      settings.rules_dir, "\n".join(str(i) for i in result.errors))  # fmt: skip
+            log.error(
+                "rules in %s refused, previous rules keep running:\n%s",
+                settings.rules_dir,
+                "\n".join(str(i) for i in result.errors),
+            )
         if result.ruleset is not None:
             pipeline.engine.swap(result.ruleset)
             if pipeline.tenant_engine is not None:
                 pipeline.tenant_engine.swap(result.ruleset)
-            log.warning("rules reloaded from %s: %d rules", settings.rules_dir,
-                        len(result.ruleset.rules))  # fmt: skip
+            log.warning(
+                "rules reloaded from %s: %d rules", settings.rules_dir, len(result.ruleset.rules)
+            )

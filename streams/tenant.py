@@ -34,8 +34,13 @@ TENANT_SPEND = topics.TENANT_SPEND
 
 
 def tenant_topic(app: faust.App, partitions: int) -> faust.TopicT:
-    return app.topic(TENANT_SPEND, key_serializer="raw", value_serializer="raw",
-                     partitions=partitions, internal=True)  # fmt: skip
+    return app.topic(
+        TENANT_SPEND,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=True,
+    )
 
 
 def decode_tenant_record(value: bytes) -> list[CostEvent]:
@@ -49,13 +54,26 @@ def decode_tenant_record(value: bytes) -> list[CostEvent]:
         return []
 
 
-def register_tenant_agent(app: faust.App, pipeline: Pipeline, topics: dict[str, Any],
-                          signer: Any, partitions: int, outbox: Outbox, *, sink: Any = None,
-                          batch_max: int = 500, batch_within_s: float = 0.02,
-                          observer: NullObserver = NULL_OBSERVER) -> WriteBehindStates:  # fmt: skip
+def register_tenant_agent(
+    app: faust.App,
+    pipeline: Pipeline,
+    topics: dict[str, Any],
+    signer: Any,
+    partitions: int,
+    outbox: Outbox,
+    *,
+    sink: Any = None,
+    batch_max: int = 500,
+    batch_within_s: float = 0.02,
+    observer: NullObserver = NULL_OBSERVER,
+) -> WriteBehindStates:
     """Register the agent; returns its tenant states, to be flushed at commit like the rest."""
-    table = app.Table("tenant-state", default=None, partitions=partitions,
-                      help="per-tenant rule state (plain data)")  # fmt: skip
+    table = app.Table(
+        "tenant-state",
+        default=None,
+        partitions=partitions,
+        help="per-tenant rule state (plain data)",
+    )
     states = WriteBehindStates(table, sink)
 
     def handle(record: Any) -> None:

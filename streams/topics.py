@@ -22,12 +22,19 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         if name == topics.CONTROL:
             # The broker stamps append time: gateways refuse signed records appended long after
             # they were signed (re-sent old records), the same on running and restarted ones.
-            config |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000",
-                       "message.timestamp.type": "LogAppendTime"}
+            config |= {
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": "600000",
+                "message.timestamp.type": "LogAppendTime",
+            }
         specs.append(
-            NewTopic(name, num_partitions=partitions,
-                     replication_factor=settings.replication_factor, config=config)
-        )  # fmt: skip
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=settings.replication_factor,
+                config=config,
+            )
+        )
     return specs
 
 

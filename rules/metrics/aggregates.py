@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -68,8 +69,9 @@ def id_key(value: str) -> str:
     return "#" + hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
 
 
-def _remember(recent: dict[str, list[float]], key: str, cost: float, ts_ms: int,
-              retention_ms: int) -> bool:  # fmt: skip
+def _remember(
+    recent: dict[str, list[float]], key: str, cost: float, ts_ms: int, retention_ms: int
+) -> bool:
     """Add to an id map ordered by last sight; ids unseen for ``retention_ms`` of event time are
     dropped (from the front, so the work per event stays constant). True if the id was new."""
     key = id_key(key)
@@ -102,8 +104,10 @@ def _period_keys(event_time: datetime, tz: ZoneInfo) -> tuple[str, str]:
         if len(_PERIOD_CACHE) > 4096:
             _PERIOD_CACHE.clear()
         local = event_time.astimezone(tz)
-        hit = _PERIOD_CACHE[cache_key] = (local.date().isoformat(),
-                                          f"{local.year:04d}-{local.month:02d}")  # fmt: skip
+        hit = _PERIOD_CACHE[cache_key] = (
+            local.date().isoformat(),
+            f"{local.year:04d}-{local.month:02d}",
+        )
     return hit
 
 
@@ -146,12 +150,21 @@ def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
 #: the parts of the aggregates: per-trace and outcome ids, the minute, the hourly ring (with the
 #: hour's queue histogram), the local day and the local month
 ALL_PARTS = frozenset({"ids", "m", "h", "d", "mo"})
-WINDOW_PARTS = {"event": (), "trace": ("ids",), "1m": ("m",), "1h": ("h",), "24h": ("h",),
-                "7d": ("h",), "day": ("d",), "month": ("mo",)}  # fmt: skip
+WINDOW_PARTS = {
+    "event": (),
+    "trace": ("ids",),
+    "1m": ("m",),
+    "1h": ("h",),
+    "24h": ("h",),
+    "7d": ("h",),
+    "day": ("d",),
+    "month": ("mo",),
+}
 
 
-def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo,
-                      needs: frozenset[str] = ALL_PARTS) -> AggregateView:  # fmt: skip
+def update_aggregates(
+    state: dict[str, Any], event: CostEvent, tz: ZoneInfo, needs: frozenset[str] = ALL_PARTS
+) -> AggregateView:
     """Add one event to the windows in ``needs`` (all by default; a rule's own filtered
     aggregates keep only what its conditions read); returns the view rules evaluate on."""
     ext = parse_extensions(event)
@@ -160,12 +173,14 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo,
         return _update_parts(state, event, ext, ts_ms, tz, needs)
     new_trace = False
     if event.trace_id:
-        new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms,
-                              TRACE_IDLE_MS)  # fmt: skip
+        new_trace = _remember(
+            state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms, TRACE_IDLE_MS
+        )
     new_outcome = False
     if event.business_outcome_id:
-        new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0,
-                                ts_ms, OUTCOME_RETENTION_MS)  # fmt: skip
+        new_outcome = _remember(
+            state.setdefault("oc", {}), event.business_outcome_id, 0.0, ts_ms, OUTCOME_RETENTION_MS
+        )
     samples = state.setdefault("ev", [])  # the last few event ids: an alert's evidence
     samples.append(id_key(event.cost_event_id))
     if len(samples) > SAMPLE_EVENTS:
@@ -196,16 +211,28 @@ def update_aggregates(state: dict[str, Any], event: CostEvent, tz: ZoneInfo,
     return AggregateView(state, event, ext, tz)
 
 
-def _update_parts(state: dict[str, Any], event: CostEvent, ext: EventExtensions, ts_ms: int,
-                  tz: ZoneInfo, needs: frozenset[str]) -> AggregateView:  # fmt: skip
+def _update_parts(
+    state: dict[str, Any],
+    event: CostEvent,
+    ext: EventExtensions,
+    ts_ms: int,
+    tz: ZoneInfo,
+    needs: frozenset[str],
+) -> AggregateView:
     new_trace = new_outcome = False
     if "ids" in needs:
         if event.trace_id:
-            new_trace = _remember(state.setdefault("tr", {}), event.trace_id, event.cost_usd,
-                                  ts_ms, TRACE_IDLE_MS)  # fmt: skip
+            new_trace = _remember(
+                state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms, TRACE_IDLE_MS
+            )
         if event.business_outcome_id:
-            new_outcome = _remember(state.setdefault("oc", {}), event.business_outcome_id, 0.0,
-                                    ts_ms, OUTCOME_RETENTION_MS)  # fmt: skip
+            new_outcome = _remember(
+                state.setdefault("oc", {}),
+                event.business_outcome_id,
+                0.0,
+                ts_ms,
+                OUTCOME_RETENTION_MS,
+            )
     samples = state.setdefault("ev", [])
     samples.append(id_key(event.cost_event_id))
     if len(samples) > SAMPLE_EVENTS:
@@ -272,6 +299,31 @@ class AggregateView:
         hours = {"1h": 1, "24h": 24, "7d": RING_HOURS}[window]
         return self.range_sums(self.hour - hours + 1, self.hour)
 
+    def _past_cache(self) -> dict[str, Any]:
+        """Sums over past hours, kept until the hour moves on or a late event lands in a past
+        hour (``bl`` in the state): baselines read the same past at every event of an hour."""
+        cache = self.state.get("bl")
+        if cache is None or cache.get("h") != self.hour:
+            cache = self.state["bl"] = {"h": self.hour, "r": {}}
+        return cache["r"]
+
+    def hours_sums(self, hours: list[int], key: str) -> dict[str, float]:
+        """Sums over the given past hours (cached under ``key`` for the current hour)."""
+        cache = self._past_cache()
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        ring = self.state.get("h", {})
+        acc = [0.0] * len(FIELDS)
+        for hour in hours:
+            vec = ring.get(str(hour))
+            if vec:
+                acc = list(map(operator.add, acc, vec))
+        out = {FIELDS[i]: v for i, v in enumerate(acc) if v}
+        if len(cache) < 16:
+            cache[key] = out
+        return out
+
     def range_sums(self, first_hour: int, last_hour: int) -> dict[str, float]:
         """Sums over whole hours. The part wholly in the past is cached in the state (``bl``,
         a few ranges) until the hour moves on or a late event lands in a past hour; a range
@@ -282,19 +334,7 @@ class AggregateView:
             out = dict(past)
             _add(out, self.hour_sums(self.hour))
             return out
-        cache = self.state.get("bl")
-        if cache is None or cache.get("h") != self.hour:
-            cache = self.state["bl"] = {"h": self.hour, "r": {}}
-        key = f"{first_hour}:{last_hour}"
-        hit = cache["r"].get(key)
-        if hit is not None:
-            return hit
-        out: dict[str, float] = {}
-        for hour in range(first_hour, last_hour + 1):
-            _add(out, self.hour_sums(hour))
-        if len(cache["r"]) < 8:
-            cache["r"][key] = out
-        return out
+        return self.hours_sums(list(range(first_hour, last_hour + 1)), f"{first_hour}:{last_hour}")
 
     def value(self, metric_name: str, window: str) -> float | None:
         metric = METRICS[metric_name]

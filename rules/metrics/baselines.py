@@ -63,10 +63,7 @@ class RollingMeanBaseline:
         if len(chosen) == hours:
             sums = view.range_sums(view.hour - hours, view.hour - 1)
         else:
-            sums = {}
-            for hour in chosen:
-                for key, val in view.hour_sums(hour).items():
-                    sums[key] = sums.get(key, 0.0) + val
+            sums = view.hours_sums(chosen, f"s:{hours}")
         spec = METRICS[metric]
         if spec.kind == "sum":
             value = spec.value(sums)

@@ -21,11 +21,30 @@ from spendfuse.schemas.common import Component
 from spendfuse.schemas.cost_event import CostEvent
 
 FIELDS = (
-    "spend_usd", "calls", "input_tokens", "output_tokens", "cached_tokens", "total_tokens",
-    "cache_hits", "cache_lookups", "retry_cost_usd", "tool_cost_usd", "loop_cost_usd",
-    "step_events", "traces", "outcomes", "gpu_seconds", "gpu_busy_seconds", "gpu_cost_usd",
-    "human_reviews", "human_rejections", "quality_sum", "quality_n", "carbon_sum", "carbon_n",
-)  # fmt: skip
+    "spend_usd",
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "cache_hits",
+    "cache_lookups",
+    "retry_cost_usd",
+    "tool_cost_usd",
+    "loop_cost_usd",
+    "step_events",
+    "traces",
+    "outcomes",
+    "gpu_seconds",
+    "gpu_busy_seconds",
+    "gpu_cost_usd",
+    "human_reviews",
+    "human_rejections",
+    "quality_sum",
+    "quality_n",
+    "carbon_sum",
+    "carbon_n",
+)
 
 WINDOWS = ("event", "trace", "1m", "1h", "24h", "7d", "day", "month")
 """``1m``/``1h`` are the current clock minute/hour (UTC); ``24h``/``7d`` roll over hourly
@@ -64,15 +83,19 @@ def parse_extensions(event: CostEvent) -> EventExtensions:
         return EventExtensions.model_validate({k: v for k, v in wanted.items() if k not in bad})
 
 
-def event_sums(event: CostEvent, ext: EventExtensions, new_trace: bool, new_outcome: bool
-               ) -> dict[str, float]:  # fmt: skip
+def event_sums(
+    event: CostEvent, ext: EventExtensions, new_trace: bool, new_outcome: bool
+) -> dict[str, float]:
     """What one event adds to each summed field."""
     cost = event.cost_usd
     is_tool = event.component is Component.TOOL_CALL
     gpu_s = event.gpu_seconds
     sums: dict[str, float] = {
-        "spend_usd": cost, "calls": 1, "input_tokens": event.input_tokens,
-        "output_tokens": event.output_tokens, "cached_tokens": event.cached_tokens,
+        "spend_usd": cost,
+        "calls": 1,
+        "input_tokens": event.input_tokens,
+        "output_tokens": event.output_tokens,
+        "cached_tokens": event.cached_tokens,
         "total_tokens": event.total_tokens,
         "cache_hits": 1 if event.cache_status == "hit" else 0,
         "cache_lookups": 1 if event.cache_status is not None else 0,
@@ -80,11 +103,12 @@ def event_sums(event: CostEvent, ext: EventExtensions, new_trace: bool, new_outc
         "tool_cost_usd": cost if is_tool else 0.0,
         "loop_cost_usd": cost if (event.is_retry or is_tool) else 0.0,
         "step_events": 1 if event.step_number is not None else 0,
-        "traces": 1 if new_trace else 0, "outcomes": 1 if new_outcome else 0,
-        "gpu_seconds": gpu_s, "gpu_cost_usd": cost if gpu_s else 0.0,
-        "gpu_busy_seconds": gpu_s * ext.gpu_utilization if ext.gpu_utilization is not None
-        else 0.0,
-    }  # fmt: skip
+        "traces": 1 if new_trace else 0,
+        "outcomes": 1 if new_outcome else 0,
+        "gpu_seconds": gpu_s,
+        "gpu_cost_usd": cost if gpu_s else 0.0,
+        "gpu_busy_seconds": gpu_s * ext.gpu_utilization if ext.gpu_utilization is not None else 0.0,
+    }
     if ext.human_rejected is not None:
         sums["human_reviews"] = 1
         sums["human_rejections"] = 1 if ext.human_rejected else 0
@@ -154,12 +178,21 @@ _CATALOG = [
     _r("cost_per_outcome", "spend_usd", "outcomes", "USD", "spend per business outcome"),
     _r("gpu_utilization", "gpu_busy_seconds", "gpu_seconds", "ratio", "busy / provisioned GPU"),
     _r("cost_per_gpu_second", "gpu_cost_usd", "gpu_seconds", "USD", "GPU spend per second"),
-    _r("human_rejection_rate", "human_rejections", "human_reviews", "ratio",
-       "human-rejected share of reviewed answers (extension human_rejected)"),
+    _r(
+        "human_rejection_rate",
+        "human_rejections",
+        "human_reviews",
+        "ratio",
+        "human-rejected share of reviewed answers (extension human_rejected)",
+    ),
     _r("quality_score", "quality_sum", "quality_n", "score", "mean quality (extension)"),
     _r("carbon_intensity", "carbon_sum", "carbon_n", "gCO2e/kWh", "mean grid carbon (extension)"),
-    Metric("queue_wait_p95_ms", kind="p95", unit="ms",
-           description="p95 queue wait (extension queue_wait_ms)"),
+    Metric(
+        "queue_wait_p95_ms",
+        kind="p95",
+        unit="ms",
+        description="p95 queue wait (extension queue_wait_ms)",
+    ),
     Metric("step_number", kind="event", unit="steps", description="this event's agent step"),
     Metric("event_cost_usd", kind="event", unit="USD", description="this event's spend"),
     Metric("trace_cost_usd", kind="trace", unit="USD", description="spend of this event's trace"),

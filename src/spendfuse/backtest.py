@@ -52,16 +52,25 @@ def backtest(records: Iterable[bytes], pipeline: Pipeline) -> list[RuleStats]:
 
 
 def format_table(rows: list[RuleStats]) -> str:
-    head = ("rule", "alerts", "resolved", "commands", "shadow", "held", "first fired",
-            "last fired")  # fmt: skip
+    head = ("rule", "alerts", "resolved", "commands", "shadow", "held", "first fired", "last fired")
     lines = [head] + [
-        (r.rule, str(r.firing), str(r.resolved), str(r.enforce), str(r.shadow), str(r.held),
-         min(r.fired_at, default="-"), max(r.fired_at, default="-"))
+        (
+            r.rule,
+            str(r.firing),
+            str(r.resolved),
+            str(r.enforce),
+            str(r.shadow),
+            str(r.held),
+            min(r.fired_at, default="-"),
+            max(r.fired_at, default="-"),
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-           for line in lines]  # fmt: skip
+    out = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 

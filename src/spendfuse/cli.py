@@ -26,9 +26,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--bootstrap-servers", envvar=["SPENDFUSE_BOOTSTRAP_SERVERS",
-              "KAFKA_BOOTSTRAP_SERVERS"], default=None,
-              help="Kafka to use; by default a local broker is started (needs Java 17).")
+@click.option(
+    "--bootstrap-servers",
+    envvar=["SPENDFUSE_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+    default=None,
+    help="Kafka to use; by default a local broker is started (needs Java 17).",
+)
 def run(bootstrap_servers: str | None) -> None:
     """Run the service on embedded defaults: a local broker if none is configured, the worker."""
     from spendfuse.localkafka import LocalKafka, LocalKafkaError
@@ -70,8 +73,13 @@ def worker() -> None:
 
 @main.command()
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              required=True, help="Directory for alerts.jsonl, commands.jsonl, dead_letters.jsonl.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for alerts.jsonl, commands.jsonl, dead_letters.jsonl.",
+)
 def replay(events: Path, out_dir: Path) -> None:
     """Run the worker's decisions over EVENTS.jsonl, with no broker."""
     from spendfuse.replay import iter_records, replay_records, write_result
@@ -89,8 +97,11 @@ def replay(events: Path, out_dir: Path) -> None:
 
 @main.command()
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--bootstrap-servers", envvar=["SPENDFUSE_BOOTSTRAP_SERVERS",
-              "KAFKA_BOOTSTRAP_SERVERS"], required=True)
+@click.option(
+    "--bootstrap-servers",
+    envvar=["SPENDFUSE_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+    required=True,
+)
 @click.option("--raw", is_flag=True, help="Send lines as they are, without validating them.")
 def publish(events: Path, bootstrap_servers: str, raw: bool) -> None:
     """Publish cost events from a JSONL file to spendfuse.cost-events."""

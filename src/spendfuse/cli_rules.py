@@ -31,8 +31,10 @@ def check(directory: Path) -> None:
             click.echo(str(issue))
         click.echo(f"{len(exc.issues)} error(s)", err=True)
         sys.exit(1)
-    click.echo(f"ok: {len(rs.sources)} file(s), {len(rs.rules)} rule(s), {len(rs.budgets)} "
-               f"budget(s), {len(rs.quotas)} quota(s), {len(rs.tenants)} tenant(s)")  # fmt: skip
+    click.echo(
+        f"ok: {len(rs.sources)} file(s), {len(rs.rules)} rule(s), {len(rs.budgets)} "
+        f"budget(s), {len(rs.quotas)} quota(s), {len(rs.tenants)} tenant(s)"
+    )
 
 
 @rules.command()
@@ -109,8 +111,13 @@ def _store() -> Path:
 
 
 @silence.command("add")
-@click.option("--matcher", "matchers", multiple=True, required=True,
-              help='label="value", label!="v", label=~"re" or label!~"re"; repeatable.')
+@click.option(
+    "--matcher",
+    "matchers",
+    multiple=True,
+    required=True,
+    help='label="value", label!="v", label=~"re" or label!~"re"; repeatable.',
+)
 @click.option("--for", "duration", required=True, help="How long, e.g. 30m, 2h, 1d.")
 @click.option("--author", required=True)
 @click.option("--comment", required=True)
@@ -144,8 +151,10 @@ def silence_list(show_all: bool) -> None:
     now = datetime.now(UTC)
     for s in load_silences(_store()):
         if show_all or s.ends_at > now:
-            click.echo(f"{s.id}  until {s.ends_at.isoformat()}  {' '.join(s.matchers)}  "
-                       f"by {s.created_by}: {s.comment}")  # fmt: skip
+            click.echo(
+                f"{s.id}  until {s.ends_at.isoformat()}  {' '.join(s.matchers)}  "
+                f"by {s.created_by}: {s.comment}"
+            )
 
 
 @silence.command("expire")

@@ -21,8 +21,13 @@ def _parse_start(value: str | None) -> datetime:
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              required=True, help="Writes events.jsonl and labels.json here.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Writes events.jsonl and labels.json here.",
+)
 @click.option("--days", type=float, default=7.0, show_default=True)
 @click.option("--start", default=None, help="RFC 3339 start (default: this week's Monday).")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -76,12 +81,15 @@ def publish_realtime(
     from spendfuse.simulate import Incident
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    loop = Incident("runaway_loop", "research-agent", now + timedelta(seconds=loop_after_s),
-                    timedelta(minutes=10))  # fmt: skip
+    loop = Incident(
+        "runaway_loop",
+        "research-agent",
+        now + timedelta(seconds=loop_after_s),
+        timedelta(minutes=10),
+    )
     wall0 = time.monotonic()
     with CostEventPublisher(bootstrap_servers) as pub:
-        for event in simulate_fleet(default_fleet(), now, timedelta(minutes=minutes), [loop],
-                                    seed):  # fmt: skip
+        for event in simulate_fleet(default_fleet(), now, timedelta(minutes=minutes), [loop], seed):
             at = datetime.fromisoformat(event["event_time"].replace("Z", "+00:00"))
             delay = (at - now).total_seconds() / speed - (time.monotonic() - wall0)
             if delay > 0:

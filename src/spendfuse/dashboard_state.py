@@ -157,8 +157,9 @@ class DashboardState:
         self.alerts.move_to_end(alert.fingerprint)
         self._labels[alert.fingerprint] = alert_labels(alert)
         while len(self.alerts) > self.config.max_alerts:
-            resolved = next((fp for fp, a in self.alerts.items() if a["status"] == "resolved"),
-                            None)  # fmt: skip
+            resolved = next(
+                (fp for fp, a in self.alerts.items() if a["status"] == "resolved"), None
+            )
             dropped = resolved if resolved is not None else next(iter(self.alerts))
             self.alerts.pop(dropped)
             self._labels.pop(dropped, None)
@@ -242,9 +243,7 @@ class DashboardState:
     def in_force_on(self, target_key: str) -> list[dict[str, Any]]:
         """The commands in force on a target, every scope (what a lift must restore)."""
         return [
-            e
-            for k, e in self.in_force.items()
-            if k == target_key or k.startswith(target_key + "|")
+            e for k, e in self.in_force.items() if k == target_key or k.startswith(target_key + "|")
         ]
 
     # -- reading -------------------------------------------------------------------------
@@ -265,8 +264,9 @@ class DashboardState:
         """
         end_ms = self.chart_end(now)
         ranked = self.ranked(end_ms)
-        charts = [self._use_case_view(name, uc, end_ms)
-                  for name, uc in ranked[: self.config.max_charts]]  # fmt: skip
+        charts = [
+            self._use_case_view(name, uc, end_ms) for name, uc in ranked[: self.config.max_charts]
+        ]
         active, recent = self._alert_views(now, silences)
         return {
             "generated_at": format_rfc3339(now),
@@ -305,17 +305,26 @@ class DashboardState:
         usd_per_s = sum(r for r in recent if r is not None) / 60 / max(len(recent), 1)
         incidents = [
             {"fired_at": a["fired_at"], "resolved_at": a.get("resolved_at")}
-            for a in self.alerts.values() if a["use_case_id"] == name
-        ]  # fmt: skip
+            for a in self.alerts.values()
+            if a["use_case_id"] == name
+        ]
         return {
-            "use_case_id": name, "tenant_id": uc.tenant_id, "risk_tier": uc.risk_tier,
-            "events": uc.events, "t": times, "rate_usd_per_min": rates,
-            "band_lower": lower, "band_upper": upper, "incidents": incidents,
-            "budget_day": project_budget(uc.day_usd, cfg.daily_budget_usd, usd_per_s, end,
-                                         _end_of_day(end)),
-            "budget_month": project_budget(uc.month_usd, cfg.monthly_budget_usd, usd_per_s, end,
-                                           _end_of_month(end)),
-        }  # fmt: skip
+            "use_case_id": name,
+            "tenant_id": uc.tenant_id,
+            "risk_tier": uc.risk_tier,
+            "events": uc.events,
+            "t": times,
+            "rate_usd_per_min": rates,
+            "band_lower": lower,
+            "band_upper": upper,
+            "incidents": incidents,
+            "budget_day": project_budget(
+                uc.day_usd, cfg.daily_budget_usd, usd_per_s, end, _end_of_day(end)
+            ),
+            "budget_month": project_budget(
+                uc.month_usd, cfg.monthly_budget_usd, usd_per_s, end, _end_of_month(end)
+            ),
+        }
 
     def series(
         self, uc: UseCaseSpend, end_ms: int
@@ -348,16 +357,21 @@ class DashboardState:
                     total_sq -= old * old
         return times, rates, lower, upper
 
-    def _alert_views(self, now: datetime, silences: Sequence[Silence]
-                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    def _alert_views(
+        self, now: datetime, silences: Sequence[Silence]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         active, recent = [], []
         for fp, alert in reversed(self.alerts.items()):
             silence = silenced_by(self._labels.get(fp, {}), silences, now)
             view = dict(alert, silenced=silence is not None)
             if silence is not None:
-                view["silence"] = {"id": silence.id, "until": format_rfc3339(silence.ends_at),
-                                   "author": silence.created_by, "comment": silence.comment,
-                                   "matchers": silence.matchers}  # fmt: skip
+                view["silence"] = {
+                    "id": silence.id,
+                    "until": format_rfc3339(silence.ends_at),
+                    "author": silence.created_by,
+                    "comment": silence.comment,
+                    "matchers": silence.matchers,
+                }
             (active if alert["status"] == "firing" else recent).append(view)
         return active, recent[:10]
 
@@ -378,8 +392,9 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "_order"}
 
 
-def _band(n: int, total: float, total_sq: float, cfg: DashboardConfig
-          ) -> tuple[float | None, float | None]:  # fmt: skip
+def _band(
+    n: int, total: float, total_sq: float, cfg: DashboardConfig
+) -> tuple[float | None, float | None]:
     if n < cfg.band_min_buckets:
         return None, None
     mean = total / n
@@ -394,10 +409,12 @@ def project_budget(
 ) -> dict[str, Any]:
     """Budget used and, at the current rate, when it runs out (``None``: not this period)."""
     out: dict[str, Any] = {
-        "used_usd": round(used_usd, 4), "budget_usd": budget_usd,
+        "used_usd": round(used_usd, 4),
+        "budget_usd": budget_usd,
         "used_pct": round(100 * used_usd / budget_usd, 2) if budget_usd > 0 else None,
-        "exhausted_at": None, "status": "ok",
-    }  # fmt: skip
+        "exhausted_at": None,
+        "status": "ok",
+    }
     if budget_usd <= 0:
         return out
     if used_usd >= budget_usd:

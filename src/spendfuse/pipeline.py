@@ -140,8 +140,9 @@ class Pipeline:
             out.handled = self.handle_batch(mine, dedup, states)
         return out
 
-    def run_tenant(self, events: Sequence[CostEvent],
-                   tenant_states: MutableMapping[str, Any]) -> Decisions:  # fmt: skip
+    def run_tenant(
+        self, events: Sequence[CostEvent], tenant_states: MutableMapping[str, Any]
+    ) -> Decisions:
         """The tenant stage for one record's accepted events (see :meth:`handle_tenant_batch`)."""
         return self.handle_tenant_batch(events, tenant_states)
 
@@ -325,8 +326,9 @@ class Pipeline:
         tenant_states[event.tenant_id] = state
         return decisions
 
-    def handle_tenant_batch(self, events: Sequence[CostEvent],
-                            tenant_states: MutableMapping[str, Any]) -> Decisions:  # fmt: skip
+    def handle_tenant_batch(
+        self, events: Sequence[CostEvent], tenant_states: MutableMapping[str, Any]
+    ) -> Decisions:
         """The tenant stage for one record's accepted events, one pass per tenant."""
         out = Decisions()
         if self.tenant_engine is None or not events:

@@ -72,8 +72,9 @@ class CostEventPublisher:
         # use case key -> (monotonic time of its first event, encoded events, their bytes)
         self._open: dict[bytes, tuple[float, list[bytes], int]] = {}
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll_loop, name="spendfuse-publisher",
-                                        daemon=True)
+        self._poller = threading.Thread(
+            target=self._poll_loop, name="spendfuse-publisher", daemon=True
+        )
         self._poller.start()
 
     def _poll_loop(self) -> None:
@@ -86,12 +87,16 @@ class CostEventPublisher:
         """Send open envelopes (all, or those whose first event is ``older_than`` seconds)."""
         now = time.monotonic()
         with self._lock:
-            due = [k for k, (t0, _e, _n) in self._open.items()
-                   if older_than is None or now - t0 >= older_than]  # fmt: skip
+            due = [
+                k
+                for k, (t0, _e, _n) in self._open.items()
+                if older_than is None or now - t0 >= older_than
+            ]
             batches = [(k, self._open.pop(k)[1]) for k in due]
         for key, events in batches:
-            self._produce(encode_envelope(events) if len(events) > 1 else events[0], key,
-                          len(events))  # fmt: skip
+            self._produce(
+                encode_envelope(events) if len(events) > 1 else events[0], key, len(events)
+            )
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
@@ -125,8 +130,9 @@ class CostEventPublisher:
 
     def _produce(self, value: bytes, key: bytes, events: int) -> None:
         try:
-            self._producer.produce(self.topic, value=value, key=key,
-                                   on_delivery=self._delivery_of(events))  # fmt: skip
+            self._producer.produce(
+                self.topic, value=value, key=key, on_delivery=self._delivery_of(events)
+            )
         except BufferError:
             self.dropped += events
 
@@ -140,15 +146,16 @@ class CostEventPublisher:
 
         return on_delivery
 
-    def publish_raw(
-        self, value: bytes, *, key: bytes | None = None, timestamp_ms: int = 0
-    ) -> bool:
+    def publish_raw(self, value: bytes, *, key: bytes | None = None, timestamp_ms: int = 0) -> bool:
         """Queue a record as is (for tools that replay files, bad lines included)."""
         try:
             self._producer.produce(
-                self.topic, value=value, key=key, timestamp=timestamp_ms,
+                self.topic,
+                value=value,
+                key=key,
+                timestamp=timestamp_ms,
                 on_delivery=self._on_delivery,
-            )  # fmt: skip
+            )
         except BufferError:
             self.dropped += 1
             return False

@@ -74,17 +74,20 @@ class Settings(BaseSettings):
         default=True, description="Print alerts to the console, beside Slack when a token is set."
     )
     commit_interval_s: float = Field(
-        default=0.5, gt=0,
+        default=0.5,
+        gt=0,
         description="How often the worker commits input offsets. Alerts and commands leave at "
         "the commit that covers their events, so this bounds their added latency.",
     )
     table_standby_replicas: int = Field(
-        default=1, ge=0,
+        default=1,
+        ge=0,
         description="Standby copies of each table partition kept warm on other workers, so a "
         "worker that takes over a dead one's partitions has its state at once.",
     )
     state_cache_max_keys: int = Field(
-        default=5_000, gt=0,
+        default=5_000,
+        gt=0,
         description="Use cases (and tenants) whose live state a worker keeps in memory; colder "
         "ones are read back from RocksDB when their next event comes.",
     )
@@ -95,7 +98,8 @@ class Settings(BaseSettings):
         default=0.02, gt=0, description="How long an agent waits to fill a batch."
     )
     max_record_bytes: int = Field(
-        default=DEFAULT_MAX_RECORD_BYTES, gt=0,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        gt=0,
         description="Largest input record (an envelope of events); one event is still capped "
         "by max_event_bytes.",
     )
@@ -110,11 +114,6 @@ class Settings(BaseSettings):
     )
     slack_channel: str = Field(default="#ai-finops", description="Channel when no route matches.")
     slack_base_url: str = "https://slack.com/api/"
-    slack_router: str | None = Field(
-        default="spendfuse.rules_runtime:slack_router",
-        description='"module:callable" taking an alert, returning its channel; by default the '
-        "rule files' route tree (falling back to slack_channel).",
-    )
     notify_group_id: str = "spendfuse-notify"
     notify_metrics_port: int = Field(
         default=9466, ge=0, description="The notifier's /metrics port (0: not served)."

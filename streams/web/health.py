@@ -26,8 +26,9 @@ def input_assignment(app: faust.App) -> list[Any]:
         assigned = app.consumer.assignment()
     except Exception:  # the consumer is not started yet
         return []
-    return sorted((tp for tp in assigned if tp.topic == topics.COST_EVENTS),
-                  key=lambda tp: tp.partition)  # fmt: skip
+    return sorted(
+        (tp for tp in assigned if tp.topic == topics.COST_EVENTS), key=lambda tp: tp.partition
+    )
 
 
 def readiness(app: faust.App) -> tuple[bool, dict[str, Any]]:

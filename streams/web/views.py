@@ -120,19 +120,33 @@ def register_web(app: faust.App, ctx: WebContext) -> None:
                 return _json(self, {"error": why}, status)
             body = await _body(request)
             fingerprint, duration_s = body.get("fingerprint"), body.get("duration_s")
-            if ctx.silences_file is None or not isinstance(fingerprint, str) or not (
-                    isinstance(duration_s, int) and 0 < duration_s <= _MAX_SILENCE_S):
-                return _json(self, {"error": "send fingerprint, author, comment and duration_s "
-                                             f"(1..{_MAX_SILENCE_S})"}, 400)  # fmt: skip
+            if (
+                ctx.silences_file is None
+                or not isinstance(fingerprint, str)
+                or not (isinstance(duration_s, int) and 0 < duration_s <= _MAX_SILENCE_S)
+            ):
+                return _json(
+                    self,
+                    {
+                        "error": "send fingerprint, author, comment and duration_s "
+                        f"(1..{_MAX_SILENCE_S})"
+                    },
+                    400,
+                )
             try:
-                created = new_silence([f'fingerprint="{fingerprint}"'],
-                                      timedelta(seconds=duration_s), str(body.get("author", "")),
-                                      str(body.get("comment", "")), datetime.now(UTC))
+                created = new_silence(
+                    [f'fingerprint="{fingerprint}"'],
+                    timedelta(seconds=duration_s),
+                    str(body.get("author", "")),
+                    str(body.get("comment", "")),
+                    datetime.now(UTC),
+                )
             except ValueError as exc:  # pydantic's ValidationError: names the bad field
                 return _json(self, {"error": str(exc)}, 400)
             save_silences(ctx.silences_file, [*_silences(ctx), created])
-            return _json(self, {"silence_id": created.id,
-                                "until": created.ends_at.isoformat()}, 201)  # fmt: skip
+            return _json(
+                self, {"silence_id": created.id, "until": created.ends_at.isoformat()}, 201
+            )
 
     @app.page("/api/lift")
     class Lift(View):
@@ -148,8 +162,9 @@ def register_web(app: faust.App, ctx: WebContext) -> None:
             if ctx.signer is None:
                 return _json(self, {"error": "no control signing key configured"}, 503)
             author = str(body.get("author") or "dashboard")
-            command = operator_restore(target, author, str(body.get("reason") or "lifted"),
-                                       datetime.now(UTC))  # fmt: skip
+            command = operator_restore(
+                target, author, str(body.get("reason") or "lifted"), datetime.now(UTC)
+            )
             scopes = [
                 Within.model_validate(held["within"])
                 for held in ctx.state.in_force_on(target.key)
@@ -164,8 +179,12 @@ def register_web(app: faust.App, ctx: WebContext) -> None:
             return _json(self, {"published": command.command_id}, 201)
 
 
-_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
-                  ".txt": "text/plain"}
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".txt": "text/plain",
+}
 
 
 def load_assets(root: Path) -> dict[str, tuple[bytes, str]]:

@@ -35,6 +35,15 @@ def attach_operator_web(
     register_alert_feed(app, topic_map["alerts"], state)
     register_lag_timer(app, metrics)
     if settings.web_enabled:
-        register_web(app, WebContext(state, metrics, settings.dashboard.token, topic_map["control"],
-                                     signer, silences_path(settings.data_dir)))  # fmt: skip
+        register_web(
+            app,
+            WebContext(
+                state,
+                metrics,
+                settings.dashboard.token,
+                topic_map["control"],
+                signer,
+                silences_path(settings.data_dir),
+            ),
+        )
     return IngestObserver(metrics, state)

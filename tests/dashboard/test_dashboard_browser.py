@@ -25,9 +25,16 @@ from tests.support.events import unique
 from tests.support.kafka import WorkerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACT = Path(__file__).parents[1] / "artifacts" / "dashboard.png"
 DEMO_USE_CASES = {p.use_case_id for p in demo_fleet().use_cases}
 
@@ -43,10 +50,14 @@ _PAINTED_PIXELS_JS = """() => [...document.querySelectorAll('.card')].map(card =
 
 
 @pytest.fixture(scope="module")
-def fed_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[tuple[WorkerProcess, int]]:  # fmt: skip
-    proc = WorkerProcess(kafka_bootstrap, tmp_path_factory.mktemp("dashboard-worker"),
-                         SPENDFUSE_RULES_DIR=str(DEMO_PACK)).start()
+def fed_worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[WorkerProcess, int]]:
+    proc = WorkerProcess(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("dashboard-worker"),
+        SPENDFUSE_RULES_DIR=str(DEMO_PACK),
+    ).start()
     try:
         yield proc, publish_plan(kafka_bootstrap, incident_plan(unique("browser")))
     finally:
@@ -66,20 +77,26 @@ def _wait_for_incident(worker: WorkerProcess, sent: int, timeout_s: float = 120)
         if snap["events_seen"] < sent:
             time.sleep(1)
             continue
-        alerted = any(a["use_case_id"] == LOOP_USE_CASE and a["rule"] == "spend_rate_limit"
-                      for a in snap["alerts_active"])  # fmt: skip
-        commanded = any(c["key"].startswith(f"use_case:{LOOP_USE_CASE}|")
-                        for c in snap["commands_in_force"])  # fmt: skip
+        alerted = any(
+            a["use_case_id"] == LOOP_USE_CASE and a["rule"] == "spend_rate_limit"
+            for a in snap["alerts_active"]
+        )
+        commanded = any(
+            c["key"].startswith(f"use_case:{LOOP_USE_CASE}|") for c in snap["commands_in_force"]
+        )
         if alerted and commanded:
             return snap
         time.sleep(1)
-    raise AssertionError(f"no incident on the dashboard after {timeout_s}s: "
-                         f"{snap.get('alerts_active')} {snap.get('commands_in_force')}\n"
-                         f"{worker.log_tail()}")  # fmt: skip
+    raise AssertionError(
+        f"no incident on the dashboard after {timeout_s}s: "
+        f"{snap.get('alerts_active')} {snap.get('commands_in_force')}\n"
+        f"{worker.log_tail()}"
+    )
 
 
-def test_dashboard_shows_charts_and_the_incident(fed_worker: tuple[WorkerProcess, int],
-                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_dashboard_shows_charts_and_the_incident(
+    fed_worker: tuple[WorkerProcess, int], tmp_path: Path
+) -> None:
     worker, sent = fed_worker
     assert CHROMIUM.exists(), (
         "headless Chromium is missing at /usr/bin/chromium: run `make test`, which installs "
@@ -91,23 +108,27 @@ def test_dashboard_shows_charts_and_the_incident(fed_worker: tuple[WorkerProcess
     shot = tmp_path / "dashboard.png"
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            profile,
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
             viewport={"width": 1400, "height": 1300},
-        )  # fmt: skip
+        )
         try:
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(_base(worker) + "/dashboard/")
             page.wait_for_selector("body[data-loaded=true]", state="attached", timeout=30_000)
-            page.wait_for_selector(f'.card[data-use-case="{LOOP_USE_CASE}"] canvas',
-                                   timeout=30_000)  # fmt: skip
+            page.wait_for_selector(f'.card[data-use-case="{LOOP_USE_CASE}"] canvas', timeout=30_000)
             painted = dict(page.evaluate(_PAINTED_PIXELS_JS))
             alert_rows = page.locator(".alert-row").all_inner_texts()
             command_rows = page.locator(
-                f'.command-row[data-target="use_case:{LOOP_USE_CASE}"]').all_inner_texts()
+                f'.command-row[data-target="use_case:{LOOP_USE_CASE}"]'
+            ).all_inner_texts()
             loop_card_alerting = page.locator(
-                f'.card.alerting[data-use-case="{LOOP_USE_CASE}"]').count()
+                f'.card.alerting[data-use-case="{LOOP_USE_CASE}"]'
+            ).count()
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
@@ -117,9 +138,9 @@ def test_dashboard_shows_charts_and_the_incident(fed_worker: tuple[WorkerProcess
     assert errors == []
     assert set(painted) >= DEMO_USE_CASES, painted
     assert all(painted[name] > 5000 for name in DEMO_USE_CASES), painted  # every chart drew
-    assert any(LOOP_USE_CASE in row and "spend_rate_limit" in row for row in alert_rows), \
-        alert_rows
-    assert command_rows and any(k in command_rows[0] for k in ("degrade", "kill switch")), \
+    assert any(LOOP_USE_CASE in row and "spend_rate_limit" in row for row in alert_rows), alert_rows
+    assert command_rows and any(k in command_rows[0] for k in ("degrade", "kill switch")), (
         command_rows
+    )
     assert loop_card_alerting == 1
     assert shot.stat().st_size > 20_000

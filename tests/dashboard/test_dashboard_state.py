@@ -14,30 +14,53 @@ from spendfuse.schemas.command import CommandKind, ControlCommand, Target, Targe
 from tests.support.events import make_event
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-CFG = DashboardConfig(bucket_s=60, horizon_s=3600, band_window_s=1800, band_min_buckets=5,
-                      daily_budget_usd=10.0, monthly_budget_usd=100.0)  # fmt: skip
+CFG = DashboardConfig(
+    bucket_s=60,
+    horizon_s=3600,
+    band_window_s=1800,
+    band_min_buckets=5,
+    daily_budget_usd=10.0,
+    monthly_budget_usd=100.0,
+)
 
 
 def _event(use_case: str, cost: float, at: datetime, **kw):
     return parse_cost_event_obj(make_event(use_case, cost=cost, at=at, **kw))
 
 
-def _command(kind: CommandKind, at: datetime, *, target: str = "bot", ttl_s: int | None = 3600,
-             issued_by: str = "rule:spend_rate_limit") -> ControlCommand:  # fmt: skip
+def _command(
+    kind: CommandKind,
+    at: datetime,
+    *,
+    target: str = "bot",
+    ttl_s: int | None = 3600,
+    issued_by: str = "rule:spend_rate_limit",
+) -> ControlCommand:
     return ControlCommand(
-        command_id=f"{kind.value}-{target}-{at.isoformat()}", kind=kind,
-        target=Target(type=TargetType.USE_CASE, id=target), issued_by=issued_by, reason="test",
-        issued_at=at, expires_at=at + timedelta(seconds=ttl_s) if ttl_s else None,
-    )  # fmt: skip
+        command_id=f"{kind.value}-{target}-{at.isoformat()}",
+        kind=kind,
+        target=Target(type=TargetType.USE_CASE, id=target),
+        issued_by=issued_by,
+        reason="test",
+        issued_at=at,
+        expires_at=at + timedelta(seconds=ttl_s) if ttl_s else None,
+    )
 
 
 def _alert(status: str, at: datetime, fp: str = "fp-1") -> Alert:
     return Alert(
-        alert_id=f"{fp}-a", fingerprint=fp, rule="spend_rate_limit", status=status,
-        severity="high", tenant_id="acme", use_case_id="bot", summary="over",
+        alert_id=f"{fp}-a",
+        fingerprint=fp,
+        rule="spend_rate_limit",
+        status=status,
+        severity="high",
+        tenant_id="acme",
+        use_case_id="bot",
+        summary="over",
         evidence=Evidence(metric="spend_usd_per_window", value=6.0, threshold=5.0),
-        fired_at=at, resolved_at=at + timedelta(minutes=2) if status == "resolved" else None,
-    )  # fmt: skip
+        fired_at=at,
+        resolved_at=at + timedelta(minutes=2) if status == "resolved" else None,
+    )
 
 
 def _view(state: DashboardState, now: datetime, use_case: str = "bot") -> dict:
@@ -62,8 +85,9 @@ def test_spend_is_bucketed_by_event_time_as_a_rate_per_minute() -> None:
 def test_band_is_mean_plus_minus_two_sigma_of_the_trailing_window() -> None:
     state = DashboardState(CFG)
     for minute in range(10):  # alternating 1.0 / 3.0 $/min: mean 2, σ 1
-        state.add_event(_event("bot", 1.0 if minute % 2 == 0 else 3.0,
-                               T0 + timedelta(minutes=minute)))  # fmt: skip
+        state.add_event(
+            _event("bot", 1.0 if minute % 2 == 0 else 3.0, T0 + timedelta(minutes=minute))
+        )
     view = _view(state, T0 + timedelta(minutes=10))
     assert view["band_lower"][-1] == pytest.approx(0.0)  # 2 - 2·1, clipped at zero
     assert view["band_upper"][-1] == pytest.approx(4.0)
@@ -108,8 +132,9 @@ def test_project_budget_statuses() -> None:
 def test_commands_in_force_follow_the_latest_per_target_and_expire_on_read() -> None:
     state = DashboardState(CFG)
     state.add_command(_command(CommandKind.DEGRADE, T0, ttl_s=600))
-    state.add_command(_command(CommandKind.KILL_SWITCH, T0, target="agent",
-                               issued_by="operator:ana", ttl_s=None))  # fmt: skip
+    state.add_command(
+        _command(CommandKind.KILL_SWITCH, T0, target="agent", issued_by="operator:ana", ttl_s=None)
+    )
     in_force = state.snapshot(T0 + timedelta(minutes=1))["commands_in_force"]
     assert [(c["key"], c["kind"], c["issued_by"]) for c in in_force] == [
         ("use_case:agent", "kill_switch", "operator:ana"),
@@ -136,11 +161,15 @@ def test_alerts_active_resolved_and_silenced() -> None:
     state = DashboardState(CFG)
     state.add_alert(_alert("firing", T0))
     state.add_alert(_alert("firing", T0, fp="fp-2"))
-    silences = [new_silence(['fingerprint="fp-2"'], timedelta(hours=1), "ana", "load test", T0),
-                new_silence(['use_case_id="other"'], timedelta(hours=1), "bo", "unrelated", T0)]
+    silences = [
+        new_silence(['fingerprint="fp-2"'], timedelta(hours=1), "ana", "load test", T0),
+        new_silence(['use_case_id="other"'], timedelta(hours=1), "bo", "unrelated", T0),
+    ]
     snap = state.snapshot(T0 + timedelta(minutes=1), silences)
     assert {a["fingerprint"]: a["silenced"] for a in snap["alerts_active"]} == {
-        "fp-1": False, "fp-2": True}  # fmt: skip
+        "fp-1": False,
+        "fp-2": True,
+    }
     state.add_alert(_alert("resolved", T0))
     assert snap["alerts_active"][0]["silence"]["author"] == "ana"
     snap = state.snapshot(T0 + timedelta(hours=2), silences)  # the silence has expired too
@@ -150,8 +179,9 @@ def test_alerts_active_resolved_and_silenced() -> None:
 
 
 def test_memory_is_bounded() -> None:
-    cfg = DashboardConfig(bucket_s=60, horizon_s=600, max_use_cases=3, max_charts=2,
-                          max_alerts=2, max_commands=4)  # fmt: skip
+    cfg = DashboardConfig(
+        bucket_s=60, horizon_s=600, max_use_cases=3, max_charts=2, max_alerts=2, max_commands=4
+    )
     state = DashboardState(cfg)
     for minute in range(200):
         state.add_event(_event("bot", 0.1, T0 + timedelta(minutes=minute)))
@@ -171,7 +201,8 @@ def test_chart_ends_now_or_at_the_newest_event_of_a_past_replay() -> None:
     state = DashboardState(CFG)
     state.add_event(_event("bot", 1.0, T0))
     assert state.chart_end(T0 + timedelta(minutes=5)) == int(
-        (T0 + timedelta(minutes=5)).timestamp() * 1000)  # fmt: skip
+        (T0 + timedelta(minutes=5)).timestamp() * 1000
+    )
     assert state.chart_end(T0 + timedelta(days=2)) == int(T0.timestamp() * 1000)
 
 
@@ -188,8 +219,11 @@ def test_charts_put_recent_then_alerting_use_cases_first() -> None:
     state.add_event(_event("bot", 0.01, T0))
     state.add_event(_event("old-alerting", 0.5, T0 - timedelta(hours=3)))
     state.add_alert(_alert("firing", T0))  # on "bot"
-    state.add_alert(_alert("firing", T0 - timedelta(hours=3), fp="fp-old").model_copy(
-        update={"use_case_id": "old-alerting"}))  # fmt: skip
+    state.add_alert(
+        _alert("firing", T0 - timedelta(hours=3), fp="fp-old").model_copy(
+            update={"use_case_id": "old-alerting"}
+        )
+    )
     order = [u["use_case_id"] for u in state.snapshot(T0 + timedelta(minutes=1))["use_cases"]]
     assert order == ["bot", "recent-big", "recent-small", "old-alerting", "old-big"]
 

@@ -30,15 +30,26 @@ def test_vendored_uplot_is_the_locked_version_and_matches_the_build() -> None:
 
 def test_static_whitelist_serves_page_files_only() -> None:
     assets = load_assets(STATIC_DIR)
-    assert {"index.html", "dashboard.js", "dashboard.css", "vendor/uPlot.iife.min.js",
-            "vendor/uPlot.min.css"} <= set(assets)  # fmt: skip
+    assert {
+        "index.html",
+        "dashboard.js",
+        "dashboard.css",
+        "vendor/uPlot.iife.min.js",
+        "vendor/uPlot.min.css",
+    } <= set(assets)
     assert assets["dashboard.js"][1] == "text/javascript"
     assert not any(".." in name or name.endswith(".py") for name in assets)
 
 
 def _plan() -> DemoPlan:
-    return DemoPlan(now=NOW, history=timedelta(minutes=10), loop_after=timedelta(minutes=1),
-                    loop_for=timedelta(minutes=2), live_for=timedelta(minutes=5), run_id="r1")
+    return DemoPlan(
+        now=NOW,
+        history=timedelta(minutes=10),
+        loop_after=timedelta(minutes=1),
+        loop_for=timedelta(minutes=2),
+        live_for=timedelta(minutes=5),
+        run_id="r1",
+    )
 
 
 def test_demo_traffic_is_time_ordered_unique_and_has_the_loop() -> None:
@@ -55,15 +66,26 @@ def test_demo_traffic_is_time_ordered_unique_and_has_the_loop() -> None:
 
 
 def _command(kind: CommandKind) -> ControlCommand:
-    return ControlCommand(command_id=f"c-{kind.value}", kind=kind, issued_by="rule:x",
-                          target=Target(type=TargetType.USE_CASE, id=LOOP_USE_CASE),
-                          reason="r", issued_at=NOW, expires_at=NOW + timedelta(hours=1))
+    return ControlCommand(
+        command_id=f"c-{kind.value}",
+        kind=kind,
+        issued_by="rule:x",
+        target=Target(type=TargetType.USE_CASE, id=LOOP_USE_CASE),
+        reason="r",
+        issued_at=NOW,
+        expires_at=NOW + timedelta(hours=1),
+    )
 
 
 def test_demo_gateway_degrades_aborts_the_loop_and_lifts_on_restore() -> None:
     gw = DemoGateway()
-    call = {"use_case_id": LOOP_USE_CASE, "component": "model_call", "trace_id": "t-ok",
-            "model_or_service": "gpt-4o", "output_tokens": 2000}  # fmt: skip
+    call = {
+        "use_case_id": LOOP_USE_CASE,
+        "component": "model_call",
+        "trace_id": "t-ok",
+        "model_or_service": "gpt-4o",
+        "output_tokens": 2000,
+    }
     looping = {**call, "trace_id": "t-loop", "is_retry": True}
     assert gw.admit(looping, NOW) == looping  # nothing in force yet
     gw.apply(_command(CommandKind.DEGRADE))

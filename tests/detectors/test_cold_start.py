@@ -40,8 +40,13 @@ def _watches() -> dict[str, Watch]:
         cond = rule.condition
         if isinstance(cond, AnomalyCondition):
             for_s = rule.for_.seconds if rule.for_ else 0
-            out[rule.name] = Watch(cond.detector.spec(), cond.z, cond.min_value, cond.min_ratio,
-                                   for_s // cond.bucket.seconds + 1)  # fmt: skip
+            out[rule.name] = Watch(
+                cond.detector.spec(),
+                cond.z,
+                cond.min_value,
+                cond.min_ratio,
+                for_s // cond.bucket.seconds + 1,
+            )
     return out
 
 

@@ -78,11 +78,22 @@ def test_flapping_streams_need_ever_bigger_surprises() -> None:
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("history", 5), ("gamma", 0.0), ("avg_windows", [1]), ("avg_windows", "10"),
-     ("bucket_seconds", 0), ("select_fade", 0.0), ("alarm_p", 2.0), ("median_window", 1.5),
-     ("record_window", -1), ("record_factor", 1.5), ("scale_seconds", 0), ("scale_span", 13),
-     ("scale_depth", -1)],
-)  # fmt: skip
+    [
+        ("history", 5),
+        ("gamma", 0.0),
+        ("avg_windows", [1]),
+        ("avg_windows", "10"),
+        ("bucket_seconds", 0),
+        ("select_fade", 0.0),
+        ("alarm_p", 2.0),
+        ("median_window", 1.5),
+        ("record_window", -1),
+        ("record_factor", 1.5),
+        ("scale_seconds", 0),
+        ("scale_span", 13),
+        ("scale_depth", -1),
+    ],
+)
 def test_invalid_params(param: str, value: object) -> None:
     with pytest.raises(ValueError, match=param):
         Fusion(**{param: value})  # type: ignore[arg-type]

@@ -225,14 +225,19 @@ def test_the_worker_pipeline_prices_with_the_configured_book(tmp_path: Path) -> 
     from spendfuse.settings import Settings
     from tests.support.events import make_event
 
-    event = make_event("crm", cost=None, component="tool_call", model_or_service="crm_lookup",
-                       input_tokens=0, output_tokens=0)  # fmt: skip
+    event = make_event(
+        "crm",
+        cost=None,
+        component="tool_call",
+        model_or_service="crm_lookup",
+        input_tokens=0,
+        output_tokens=0,
+    )
     pipeline = build_pipeline(Settings(price_book_path=EXAMPLE), default_pack=False)
     states: dict = {}
     from spendfuse.dedup import MemoryDedupStore
 
-    record = pipeline.run_record(orjson.dumps(event), datetime.now(UTC), MemoryDedupStore(),
-                                 states)  # fmt: skip
+    record = pipeline.run_record(orjson.dumps(event), datetime.now(UTC), MemoryDedupStore(), states)
     priced = record.accepted[0]
     assert priced.allocated_cost_usd == pytest.approx(0.005)
     assert priced.pricing_version == "pricebook_2026_06"

@@ -44,11 +44,21 @@ from tests.support.events import make_event
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 FIX = re.compile(r"\b(send|add|use|upgrade|publish|keep)\b")
-FIELD_REASONS = {"negative_value", "number_out_of_range", "event_time_out_of_range",
-                 "unknown_schema_version"}  # fmt: skip
+FIELD_REASONS = {
+    "negative_value",
+    "number_out_of_range",
+    "event_time_out_of_range",
+    "unknown_schema_version",
+}
 AMOUNTS = ("allocated_cost_usd", "unit_price", "gpu_seconds")
-COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "api_calls",
-          "step_number")  # fmt: skip
+COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "api_calls",
+    "step_number",
+)
 
 
 def base_event() -> dict[str, Any]:
@@ -94,27 +104,72 @@ def rejection(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> EventReje
 
 # -- strategies ---------------------------------------------------------------------------------
 
-hostile_numbers = st.sampled_from([
-    -1, -0.5, -1e-300, 0, 2**53, 2**53 + 1, 2**63, 2**64, 2**64 + 1, 10**30, 1e308, 1e10,
-    MAX_AMOUNT, math.nan, math.inf, -math.inf, "NaN", "Infinity", "-Infinity", "inf", "1e999",
-    "12", " 7 ", "1_000", "0x10", True, False,
-])  # fmt: skip
-hostile_times = st.sampled_from([
-    "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z",
-    "0001-01-01T00:00:00+01:00", "1999-12-31T23:59:59.999Z", "2000-01-01T00:00:00Z",
-    "2099-12-31T23:59:59.999Z", "2100-01-01T00:00:00Z", "2026-11-23T09:00:00",
-    "2026-11-23T10:00:00+02:00", "2026-11-23T09:00:00+23:59", "2026-11-23", "2026-02-30T00:00:00Z",
-    "2026-11-23T09:00:00.123456789Z", "", "now", 0, -1, 1_795_000_000, 1e20, 2**64,
-])  # fmt: skip
+hostile_numbers = st.sampled_from(
+    [
+        -1,
+        -0.5,
+        -1e-300,
+        0,
+        2**53,
+        2**53 + 1,
+        2**63,
+        2**64,
+        2**64 + 1,
+        10**30,
+        1e308,
+        1e10,
+        MAX_AMOUNT,
+        math.nan,
+        math.inf,
+        -math.inf,
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "inf",
+        "1e999",
+        "12",
+        " 7 ",
+        "1_000",
+        "0x10",
+        True,
+        False,
+    ]
+)
+hostile_times = st.sampled_from(
+    [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",
+        "1999-12-31T23:59:59.999Z",
+        "2000-01-01T00:00:00Z",
+        "2099-12-31T23:59:59.999Z",
+        "2100-01-01T00:00:00Z",
+        "2026-11-23T09:00:00",
+        "2026-11-23T10:00:00+02:00",
+        "2026-11-23T09:00:00+23:59",
+        "2026-11-23",
+        "2026-02-30T00:00:00Z",
+        "2026-11-23T09:00:00.123456789Z",
+        "",
+        "now",
+        0,
+        -1,
+        1_795_000_000,
+        1e20,
+        2**64,
+    ]
+)
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30), hostile_numbers
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 field_names = st.sampled_from(sorted(set(CostEvent.model_fields) | set(base_event())))
 
 
@@ -211,9 +266,20 @@ def test_nesting_under_the_parser_limit_is_kept_as_an_extra_field() -> None:
 
 @pytest.mark.parametrize("name", AMOUNTS)
 @pytest.mark.parametrize(
-    "literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999", b'"NaN"', b'"Infinity"',
-                b'"-Infinity"', b'"inf"', b'"1e999"'],
-)  # fmt: skip
+    "literal",
+    [
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"1e999",
+        b"-1e999",
+        b'"NaN"',
+        b'"Infinity"',
+        b'"-Infinity"',
+        b'"inf"',
+        b'"1e999"',
+    ],
+)
 def test_non_finite_amounts_are_refused_naming_the_field(name: str, literal: bytes) -> None:
     raw = dumps({**base_event(), name: 1.5}).replace(b"1.5", literal)
     error = rejection(raw)
@@ -221,21 +287,36 @@ def test_non_finite_amounts_are_refused_naming_the_field(name: str, literal: byt
     assert "finite number" in error.message
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("input_tokens", -1), ("output_tokens", -3), ("cached_tokens", -1), ("api_calls", -2),
-    ("step_number", -1), ("allocated_cost_usd", -0.01), ("unit_price", -1e-9),
-    ("gpu_seconds", -5),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("input_tokens", -1),
+        ("output_tokens", -3),
+        ("cached_tokens", -1),
+        ("api_calls", -2),
+        ("step_number", -1),
+        ("allocated_cost_usd", -0.01),
+        ("unit_price", -1e-9),
+        ("gpu_seconds", -5),
+    ],
+)
 def test_negative_values_are_refused_naming_the_field(name: str, value: float) -> None:
     error = rejection(dumps({**base_event(), name: value}))
     assert (error.reason, error.field) == ("negative_value", name)
     assert "send a non-negative number" in error.message
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("input_tokens", 2**64 + 1), ("output_tokens", 10**40), ("api_calls", 2**53 + 1),
-    ("allocated_cost_usd", 2**65), ("allocated_cost_usd", 1e308), ("gpu_seconds", 1e10),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("input_tokens", 2**64 + 1),
+        ("output_tokens", 10**40),
+        ("api_calls", 2**53 + 1),
+        ("allocated_cost_usd", 2**65),
+        ("allocated_cost_usd", 1e308),
+        ("gpu_seconds", 1e10),
+    ],
+)
 def test_huge_numbers_are_refused_naming_the_field(name: str, value: float) -> None:
     error = rejection(dumps({**base_event(), name: value}))
     assert (error.reason, error.field) == ("number_out_of_range", name)
@@ -246,23 +327,34 @@ def test_true_is_not_a_number() -> None:
     assert (error.reason, error.field) == ("validation", "allocated_cost_usd")
 
 
-@pytest.mark.parametrize("when", [
-    "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z",
-    "0001-01-01T00:00:00+01:00", "1999-12-31T23:59:59.999Z", "2100-01-01T00:00:00Z",
-    "1970-01-01T00:00:00Z", 0,
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "when",
+    [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",
+        "1999-12-31T23:59:59.999Z",
+        "2100-01-01T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+        0,
+    ],
+)
 def test_implausible_event_times_are_refused(when: str | int) -> None:
     error = rejection(dumps({**base_event(), "event_time": when}))
     assert (error.reason, error.field) == ("event_time_out_of_range", "event_time")
     assert "send the time the spend happened, RFC 3339 UTC" in error.message
 
 
-@pytest.mark.parametrize(("when", "utc"), [
-    ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00.000Z"),
-    ("2099-12-31T23:59:59.999Z", "2099-12-31T23:59:59.999Z"),
-    ("2026-11-23T10:00:00+02:00", "2026-11-23T08:00:00.000Z"),
-    ("2026-11-23T09:00:00-09:30", "2026-11-23T18:30:00.000Z"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("when", "utc"),
+    [
+        ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00.000Z"),
+        ("2099-12-31T23:59:59.999Z", "2099-12-31T23:59:59.999Z"),
+        ("2026-11-23T10:00:00+02:00", "2026-11-23T08:00:00.000Z"),
+        ("2026-11-23T09:00:00-09:30", "2026-11-23T18:30:00.000Z"),
+    ],
+)
 def test_times_in_range_are_accepted_in_utc(when: str, utc: str) -> None:
     event = decode_or_refusal(dumps({**base_event(), "event_time": when}))
     assert event is not None and orjson.loads(encode(event))["event_time"] == utc

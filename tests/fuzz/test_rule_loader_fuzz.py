@@ -43,11 +43,45 @@ def dump(data: Any, **options: Any) -> str:
     return yaml.dump(data, Dumper=DUMPER, allow_unicode=True, **options)
 
 
-KEYS = ["version", "rules", "budgets", "quotas", "tenants", "route", "routes", "inhibit_rules",
-        "receivers", "name", "condition", "conditions", "type", "kind", "actions", "severity",
-        "scope", "when", "value", "op", "metric", "window", "matchers", "receiver", "slack",
-        "channel", "owner", "tenant_id", "period", "limit_usd", "thresholds", "labels",
-        "annotations", "level", "expires_in", "group_by", "equal"]  # fmt: skip
+KEYS = [
+    "version",
+    "rules",
+    "budgets",
+    "quotas",
+    "tenants",
+    "route",
+    "routes",
+    "inhibit_rules",
+    "receivers",
+    "name",
+    "condition",
+    "conditions",
+    "type",
+    "kind",
+    "actions",
+    "severity",
+    "scope",
+    "when",
+    "value",
+    "op",
+    "metric",
+    "window",
+    "matchers",
+    "receiver",
+    "slack",
+    "channel",
+    "owner",
+    "tenant_id",
+    "period",
+    "limit_usd",
+    "thresholds",
+    "labels",
+    "annotations",
+    "level",
+    "expires_in",
+    "group_by",
+    "equal",
+]
 
 
 def parse_or_refusal(text: str) -> RuleFile | None:
@@ -94,10 +128,32 @@ def refusal(text: str, max_seconds: float = 5.0, max_mb: float | None = None) ->
 # -- strategies ---------------------------------------------------------------------------------
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=12),
-    st.sampled_from(["1m", "1h", "24h", "7d", "L1", "L4", "alert", "degrade", "kill_switch",
-                     "threshold", "all", "spend_usd", 'severity=~"high"', ">", ">=", "low"]),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "1m",
+            "1h",
+            "24h",
+            "7d",
+            "L1",
+            "L4",
+            "alert",
+            "degrade",
+            "kill_switch",
+            "threshold",
+            "all",
+            "spend_usd",
+            'severity=~"high"',
+            ">",
+            ">=",
+            "low",
+        ]
+    ),
+)
 keys = st.sampled_from(KEYS) | st.text(max_size=8)
 structures = st.recursive(
     scalars,
@@ -137,9 +193,11 @@ def mutated_pack_files(draw: st.DrawFn) -> str:
         if action == "delete":
             del parent[last]
         elif action == "retype":
-            parent[last] = draw(st.sampled_from(
-                [str(value), [value], {"value": value}, None, 0, -1, math.nan, math.inf, True]
-            ))  # fmt: skip
+            parent[last] = draw(
+                st.sampled_from(
+                    [str(value), [value], {"value": value}, None, 0, -1, math.nan, math.inf, True]
+                )
+            )
         elif action == "replace":
             parent[last] = draw(structures)
         elif action == "unknown_key" and isinstance(value, dict):
@@ -156,9 +214,30 @@ def edited_pack_texts(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 5))):
         at = draw(st.integers(0, len(text)))
         cut = draw(st.integers(0, 20))
-        insert = draw(st.sampled_from(["", ":", "- ", "\n", "  ", "\t", "&a ", "*a", "{", "]",
-                                       "'", '"', "!!python/object ", "#", "~", ".nan", "1e999"])
-                      | st.text(max_size=3))  # fmt: skip
+        insert = draw(
+            st.sampled_from(
+                [
+                    "",
+                    ":",
+                    "- ",
+                    "\n",
+                    "  ",
+                    "\t",
+                    "&a ",
+                    "*a",
+                    "{",
+                    "]",
+                    "'",
+                    '"',
+                    "!!python/object ",
+                    "#",
+                    "~",
+                    ".nan",
+                    "1e999",
+                ]
+            )
+            | st.text(max_size=3)
+        )
         text = text[:at] + insert + text[at + cut :]
     return text
 
@@ -243,11 +322,18 @@ def _condition_bomb(levels: int) -> str:
     return f"version: 1\nrules: [{{name: bomb, severity: low, condition: {body}}}]"
 
 
-@pytest.mark.parametrize("text", [
-    _laughs(9), _laughs(9, "route"), _laughs(12, "receivers"),
-    _route_bomb(9), _route_bomb(9, "{receiver: x, oops: 1}"), _condition_bomb(9),
-], ids=["laughs", "laughs-route", "laughs-12", "routes", "routes-invalid",
-        "conditions"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        _laughs(9),
+        _laughs(9, "route"),
+        _laughs(12, "receivers"),
+        _route_bomb(9),
+        _route_bomb(9, "{receiver: x, oops: 1}"),
+        _condition_bomb(9),
+    ],
+    ids=["laughs", "laughs-route", "laughs-12", "routes", "routes-invalid", "conditions"],
+)
 def test_alias_bombs_are_refused_quickly(text: str) -> None:
     assert len(text) < 2000
     error = refusal(text, max_mb=16)
@@ -262,21 +348,28 @@ def test_a_few_aliases_are_fine() -> None:
     assert parse_or_refusal(_condition_bomb(3)) is not None
 
 
-@pytest.mark.parametrize("text", [
-    "version: 1\nroute: &a {receiver: x, routes: [*a]}",
-    "version: 1\nrules: &a [*a]",
-    "version: 1\nrules: [{name: r, severity: low, condition: &c {type: all, conditions: [*c]}}]",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\nroute: &a {receiver: x, routes: [*a]}",
+        "version: 1\nrules: &a [*a]",
+        "version: 1\nrules: [{name: r, severity: low,"
+        " condition: &c {type: all, conditions: [*c]}}]",
+    ],
+)
 def test_self_referencing_aliases_are_refused(text: str) -> None:
     error = refusal(text)
     assert error.issues[0].message == "invalid YAML: an alias refers to a node that contains it"
 
 
-@pytest.mark.parametrize("text", [
-    "version: 1\nrules: " + "[" * 100_000 + "]" * 100_000,
-    "version: 1\nroute: " + "{a: " * 5_000 + "1" + "}" * 5_000,
-    "version: 1\nrules:\n" + "".join("  " * i + "-\n" for i in range(1, 400)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\nrules: " + "[" * 100_000 + "]" * 100_000,
+        "version: 1\nroute: " + "{a: " * 5_000 + "1" + "}" * 5_000,
+        "version: 1\nrules:\n" + "".join("  " * i + "-\n" for i in range(1, 400)),
+    ],
+)
 def test_deep_nesting_is_refused_without_recursion(text: str) -> None:
     if len(text) > MAX_RULE_FILE_BYTES:
         text = text[: MAX_RULE_FILE_BYTES - 1]  # still far deeper than the limit
@@ -318,16 +411,20 @@ def test_many_problems_are_listed_up_to_a_cap() -> None:
 
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", ".NaN", "'1e999'", "'NaN'", "inf"])
 def test_non_finite_numbers_are_refused_where_they_are(value: str) -> None:
-    text = ("version: 1\nrules:\n  - name: r\n    severity: low\n    condition: {type: threshold, "
-            f"metric: spend_usd, window: 1m, op: '>', value: {value}}}\n")  # fmt: skip
+    text = (
+        "version: 1\nrules:\n  - name: r\n    severity: low\n    condition: {type: threshold, "
+        f"metric: spend_usd, window: 1m, op: '>', value: {value}}}\n"
+    )
     (problem,) = refusal(text).issues
     assert (problem.line, problem.path) == (5, "rules[0].condition.value")
     assert problem.message == "Input should be a finite number"
 
 
 def test_an_infinite_budget_is_refused() -> None:
-    text = ("version: 1\nbudgets:\n  - {name: b, owner: me, tenant_id: t, period: day, "
-            "limit_usd: .inf}\n")  # fmt: skip
+    text = (
+        "version: 1\nbudgets:\n  - {name: b, owner: me, tenant_id: t, period: day, "
+        "limit_usd: .inf}\n"
+    )
     (problem,) = refusal(text).issues
     assert (problem.path, problem.message) == (
         "budgets[0].limit_usd",
@@ -335,12 +432,15 @@ def test_an_infinite_budget_is_refused() -> None:
     )
 
 
-@pytest.mark.parametrize(("text", "line"), [
-    ("version: 1\nwhen: 2026-13-45\n", 2),
-    ("version: 1\nrules: !!int x\n", 2),
-    ("version: 1\nrules: !!timestamp nope\n", 2),
-    ("version: " + "9" * 5000 + "\n", 1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: 1\nwhen: 2026-13-45\n", 2),
+        ("version: 1\nrules: !!int x\n", 2),
+        ("version: 1\nrules: !!timestamp nope\n", 2),
+        ("version: " + "9" * 5000 + "\n", 1),
+    ],
+)
 def test_values_yaml_cannot_build_are_located(text: str, line: int) -> None:
     (problem,) = refusal(text).issues
     assert problem.line == line and problem.message.startswith("invalid YAML: cannot read")

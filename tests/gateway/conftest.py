@@ -35,11 +35,14 @@ def signing_worker(
     """Module-scoped: every worker reads the shared input topic, and one acting with other
     settings must not outlive these tests and add alerts or commands to other suites' checks."""
     proc = WorkerProcess(
-        kafka_bootstrap, tmp_path_factory.mktemp("signing-worker"),
-        **rules_env(tmp_path_factory.mktemp("signing-rules"),
-                    spend_limit_yaml(SPEND_LIMIT_USD, "kill_switch")),
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("signing-worker"),
+        **rules_env(
+            tmp_path_factory.mktemp("signing-rules"),
+            spend_limit_yaml(SPEND_LIMIT_USD, "kill_switch"),
+        ),
         SPENDFUSE_CONTROL_SIGNING_KEY=signing_spec,
-    ).start()  # fmt: skip
+    ).start()
     try:
         yield proc
     finally:

@@ -29,14 +29,24 @@ def _trip(publisher: CostEventPublisher, use_case: str) -> None:
     assert publisher.flush() == 0
 
 
-def _command(use_case: str, kind: str = "kill_switch", *, ago_s: float = 0, ttl_s: float = 600,
-             cid: str | None = None) -> ControlCommand:  # fmt: skip
+def _command(
+    use_case: str,
+    kind: str = "kill_switch",
+    *,
+    ago_s: float = 0,
+    ttl_s: float = 600,
+    cid: str | None = None,
+) -> ControlCommand:
     at = datetime.now(UTC) - timedelta(seconds=ago_s)
     return ControlCommand(
-        command_id=cid or unique("cmd"), kind=CommandKind(kind),
-        target=Target(type=TargetType.USE_CASE, id=use_case), issued_by="test:forger",
-        reason="test", issued_at=at, expires_at=at + timedelta(seconds=ttl_s),
-    )  # fmt: skip
+        command_id=cid or unique("cmd"),
+        kind=CommandKind(kind),
+        target=Target(type=TargetType.USE_CASE, id=use_case),
+        issued_by="test:forger",
+        reason="test",
+        issued_at=at,
+        expires_at=at + timedelta(seconds=ttl_s),
+    )
 
 
 def _rejected(client, use_case: str) -> list[str]:
@@ -52,9 +62,11 @@ def test_rule_trips_and_the_gateway_denies_the_matching_request(
     _trip(publisher, uc)
 
     decision = wait_for(
-        lambda: (d := client.decide({"tenant_id": "acme", "use_case_id": uc})).action != "allow"
-        and d, "the kill switch to reach the gateway",
-    )  # fmt: skip
+        lambda: (
+            (d := client.decide({"tenant_id": "acme", "use_case_id": uc})).action != "allow" and d
+        ),
+        "the kill switch to reach the gateway",
+    )
     assert decision.action == "deny"
     assert decision.issued_by == "rule:spend_rate_limit"
     assert "$1.20 in a minute, over $1.00" in decision.reason
@@ -75,8 +87,9 @@ def test_forged_unsigned_expired_and_replayed_commands_are_rejected(
     key, value, _ = encode_signed(_command(uc), signer)
     producer.produce(topics.CONTROL, key=key, value=value)  # no signature
     forged_value = value.replace(b"test:forger", b"rule:spend_rate_limit")
-    producer.produce(topics.CONTROL, key=key, value=forged_value,
-                     headers=signer.headers(key, value))  # signature of another body
+    producer.produce(
+        topics.CONTROL, key=key, value=forged_value, headers=signer.headers(key, value)
+    )  # signature of another body
     producer.flush(30)
     # signed two minutes ago by a publisher, valid one minute: expired on arrival
     two_min_ago = CommandSigner(signer, clock=lambda: time.time() - 120)
@@ -101,10 +114,16 @@ def test_restarted_gateway_rebuilds_state_from_the_compacted_topic(
     kafka_bootstrap: str, signer: Signer, make_client
 ) -> None:
     killed, degraded, lifted = unique("killed"), unique("degraded"), unique("lifted")
-    publish_commands(kafka_bootstrap, [
-        _command(killed), _command(degraded, "degrade"), _command(lifted),
-        _command(lifted, "restore", cid=unique("restore")),
-    ], signer)  # fmt: skip
+    publish_commands(
+        kafka_bootstrap,
+        [
+            _command(killed),
+            _command(degraded, "degrade"),
+            _command(lifted),
+            _command(lifted, "restore", cid=unique("restore")),
+        ],
+        signer,
+    )
     first = make_client()
     wait_for(lambda: first.decide({"use_case_id": degraded}).action == "degrade", "first load")
     first.close()

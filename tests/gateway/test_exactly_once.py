@@ -49,12 +49,15 @@ def _denied(client: ControlClient, use_case: str) -> bool:
 
 def _control_records_for(bootstrap: str, use_case: str) -> list[dict]:
     """Every record on the control topic, up to its current end, targeting ``use_case``."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False}
+    )
     try:
         parts = consumer.list_topics(topics.CONTROL, timeout=10).topics[topics.CONTROL]
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topics.CONTROL, p), timeout=10)
-                for p in parts.partitions}  # fmt: skip
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topics.CONTROL, p), timeout=10)
+            for p in parts.partitions
+        }
         consumer.assign([TopicPartition(topics.CONTROL, p, lo) for p, (lo, _hi) in ends.items()])
         todo = {p for p, (lo, hi) in ends.items() if hi > lo}
         found = []
@@ -102,24 +105,37 @@ def _trip(bootstrap: str, use_case: str) -> None:
 
 @pytest.mark.timeout(240)
 def test_worker_killed_between_decision_and_commit_yields_one_command(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, signing_spec: str,
-    signer: Signer, control_topic: str,
-) -> None:  # fmt: skip
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    signing_spec: str,
+    signer: Signer,
+    control_topic: str,
+) -> None:
     tmp = tmp_path_factory.mktemp("eos")
     app_id = f"spendfuse-eos-{uuid.uuid4().hex[:8]}"
-    env = {"SPENDFUSE_APP_ID": app_id,
-           **rules_env(tmp / "rules", spend_limit_yaml(1.0, "kill_switch")),
-           "SPENDFUSE_CONTROL_SIGNING_KEY": signing_spec}  # fmt: skip
+    env = {
+        "SPENDFUSE_APP_ID": app_id,
+        **rules_env(tmp / "rules", spend_limit_yaml(1.0, "kill_switch")),
+        "SPENDFUSE_CONTROL_SIGNING_KEY": signing_spec,
+    }
     seen: list[tuple[str, bytes | None]] = []
-    client = ControlClient(kafka_bootstrap, Verifier([signer.verify_key_spec()]),
-                           default_risk_tier="low",
-                           on_record=lambda outcome, key, _t: seen.append((outcome, key)))
+    client = ControlClient(
+        kafka_bootstrap,
+        Verifier([signer.verify_key_spec()]),
+        default_risk_tier="low",
+        on_record=lambda outcome, key, _t: seen.append((outcome, key)),
+    )
     client.start(60)
     uc, sentinel = unique("eos"), unique("eos-sentinel")
     key = f"use_case:{uc}|tenant=acme|use_case={uc}|risk=low".encode()  # the tripped scope
     # No commit by time (600 s) nor by count (a fresh group replays the shared topics' history).
-    worker = WorkerProcess(kafka_bootstrap, tmp, SPENDFUSE_COMMIT_INTERVAL_S="600",
-                           SPENDFUSE_COMMIT_EVERY="100000000", **env).start()
+    worker = WorkerProcess(
+        kafka_bootstrap,
+        tmp,
+        SPENDFUSE_COMMIT_INTERVAL_S="600",
+        SPENDFUSE_COMMIT_EVERY="100000000",
+        **env,
+    ).start()
     try:
         _trip(kafka_bootstrap, uc)
         wait_for(lambda: _commands_decided(worker) >= 1, "the decision, inside the worker")
@@ -136,8 +152,10 @@ def test_worker_killed_between_decision_and_commit_yields_one_command(
     restarted = WorkerProcess(kafka_bootstrap, tmp, **env).start()
     try:
         wait_for(lambda: _denied(client, uc), "the decision")
-        wait_for(lambda: _committed_total(kafka_bootstrap, app_id) > committed_before,
-                 "the restarted worker to re-handle the deciding events and commit them")
+        wait_for(
+            lambda: _committed_total(kafka_bootstrap, app_id) > committed_before,
+            "the restarted worker to re-handle the deciding events and commit them",
+        )
         _trip(kafka_bootstrap, sentinel)  # its command lands after any re-issued one
         wait_for(lambda: _denied(client, sentinel), "sentinel")
     finally:

@@ -18,19 +18,29 @@ SIGNER = parse_signer(generate_ed25519_spec())
 
 
 def command(
-    target: str, kind: str = "kill_switch", *, at: datetime = T0, ttl_s: int | None = 3600,
-    cid: str | None = None, **kw,
-) -> ControlCommand:  # fmt: skip
+    target: str,
+    kind: str = "kill_switch",
+    *,
+    at: datetime = T0,
+    ttl_s: int | None = 3600,
+    cid: str | None = None,
+    **kw,
+) -> ControlCommand:
     ttype, tid = target.split(":", 1)
     return ControlCommand(
         command_id=cid or f"{target}-{kind}-{at.timestamp()}",
-        kind=CommandKind(kind), target=Target(type=ttype, id=tid),
+        kind=CommandKind(kind),
+        target=Target(type=ttype, id=tid),
         level=DegradationLevel.L1 if kind == "degrade" else None,
-        params=DegradeParams(cache_first=True, model_tier="small") if kind == "degrade"
+        params=DegradeParams(cache_first=True, model_tier="small")
+        if kind == "degrade"
         else DegradeParams(),
-        issued_by="operator:alice", reason="test", issued_at=at,
-        expires_at=at + timedelta(seconds=ttl_s) if ttl_s else None, **kw,
-    )  # fmt: skip
+        issued_by="operator:alice",
+        reason="test",
+        issued_at=at,
+        expires_at=at + timedelta(seconds=ttl_s) if ttl_s else None,
+        **kw,
+    )
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ def worker(
 ) -> Iterator[WorkerProcess]:
     tmp: Path = tmp_path_factory.mktemp("worker")
     proc = WorkerProcess(
-        kafka_bootstrap, tmp,
+        kafka_bootstrap,
+        tmp,
         **WORKER_RULES,
         SPENDFUSE_MAX_EVENT_BYTES="4096",
         SPENDFUSE_MAX_RECORD_BYTES="262144",  # under Kafka's 1 MiB, so a test can go over it

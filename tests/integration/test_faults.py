@@ -54,8 +54,7 @@ from tests.support.waiting import wait_for
 
 LEAN = temp_rules_env(spend_limit_yaml(6.0), default_pack=False)
 # one-minute buckets and a short warm-up, as in test_state_recovery
-LEAN_WITH_BASELINES = temp_rules_env(spend_limit_yaml(6.0), fast_watches_yaml(),
-                                     default_pack=False)
+LEAN_WITH_BASELINES = temp_rules_env(spend_limit_yaml(6.0), fast_watches_yaml(), default_pack=False)
 FAST_COMMITS = {"SPENDFUSE_COMMIT_INTERVAL_S": "0.5"}
 
 
@@ -73,10 +72,16 @@ def _assert_accounted(result: Audit, use_cases: list[str], *, copies_ok: bool = 
 def _minutes_of_spend(use_case: str, minutes: range, per_event: float) -> list[Planned]:
     """Five events a minute of about ``per_event`` each (as in test_state_recovery)."""
     return [
-        good(make_event(use_case, cost=per_event * (0.9 + 0.05 * k),
-                        at=BASE_TIME + timedelta(minutes=m, seconds=10 * k)))
-        for m in minutes for k in range(5)
-    ]  # fmt: skip
+        good(
+            make_event(
+                use_case,
+                cost=per_event * (0.9 + 0.05 * k),
+                at=BASE_TIME + timedelta(minutes=m, seconds=10 * k),
+            )
+        )
+        for m in minutes
+        for k in range(5)
+    ]
 
 
 def _within(timeout_s: float, probe: Callable[[], object]) -> bool:
@@ -88,8 +93,9 @@ def _within(timeout_s: float, probe: Callable[[], object]) -> bool:
     return True
 
 
-def _processed_and_committed(worker: ClusterWorker, bootstrap: str, app_id: str,
-                             start: dict[int, int]) -> tuple[float, int]:  # fmt: skip
+def _processed_and_committed(
+    worker: ClusterWorker, bootstrap: str, app_id: str, start: dict[int, int]
+) -> tuple[float, int]:
     seen = worker.events_in() or 0.0
     done = committed(bootstrap, app_id)
     return seen, sum(max(done.get(p, -1), s) - s for p, s in start.items())
@@ -130,9 +136,15 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
     history = _minutes_of_spend(steady, range(30), 0.02)  # ~$0.10 a minute
     mixed = interleave(plan, history)
 
-    first = ClusterWorker(kafka_bootstrap, tmp_path / "first", SPENDFUSE_APP_ID=app_id,
-                          SPENDFUSE_DATA_DIR=str(tmp_path / "data"), SPENDFUSE_COMMIT_EVERY="200",
-                          SPENDFUSE_COMMIT_INTERVAL_S="600", **LEAN_WITH_BASELINES)  # fmt: skip
+    first = ClusterWorker(
+        kafka_bootstrap,
+        tmp_path / "first",
+        SPENDFUSE_APP_ID=app_id,
+        SPENDFUSE_DATA_DIR=str(tmp_path / "data"),
+        SPENDFUSE_COMMIT_EVERY="200",
+        SPENDFUSE_COMMIT_INTERVAL_S="600",
+        **LEAN_WITH_BASELINES,
+    )
     (tmp_path / "first").mkdir()
     first.start()
     start = end_offsets(kafka_bootstrap, topics.COST_EVENTS)
@@ -140,8 +152,9 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
     feed = Feed(kafka_bootstrap)
     feed.publish_in_background(mixed, rate_per_s=500)
     try:
-        seen, done = _kill_with_uncommitted_work(first, kafka_bootstrap, app_id, start,
-                                                 after=len(mixed) * 2 // 5)  # fmt: skip
+        seen, done = _kill_with_uncommitted_work(
+            first, kafka_bootstrap, app_id, start, after=len(mixed) * 2 // 5
+        )
     finally:
         first.stop()
     # what the offsets say after the kill: the handled records beyond them will be handled again
@@ -149,9 +162,14 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
     assert seen > done, (seen, done)
 
     (tmp_path / "second").mkdir()
-    second = ClusterWorker(kafka_bootstrap, tmp_path / "second", SPENDFUSE_APP_ID=app_id,
-                           SPENDFUSE_DATA_DIR=str(tmp_path / "data"), **FAST_COMMITS,
-                           **LEAN_WITH_BASELINES)  # fmt: skip
+    second = ClusterWorker(
+        kafka_bootstrap,
+        tmp_path / "second",
+        SPENDFUSE_APP_ID=app_id,
+        SPENDFUSE_DATA_DIR=str(tmp_path / "data"),
+        **FAST_COMMITS,
+        **LEAN_WITH_BASELINES,
+    )
     second.start()
     try:
         feed.join()
@@ -161,8 +179,12 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
         result = audit(kafka_bootstrap, app_id, feed, outputs_since=marks, summed=use_cases)
 
         spike = Feed(kafka_bootstrap)  # 6x the learned spend: only a restored baseline sees it
-        spike.publish(interleave(_minutes_of_spend(steady, range(30, 36), 0.12),
-                                 _minutes_of_spend(fresh, range(30, 36), 0.12)))  # fmt: skip
+        spike.publish(
+            interleave(
+                _minutes_of_spend(steady, range(30, 36), 0.12),
+                _minutes_of_spend(fresh, range(30, 36), 0.12),
+            )
+        )
         spike.flush()
         wait_caught_up(kafka_bootstrap, app_id, spike.ends(), "the spike", 60, second)
     finally:
@@ -170,9 +192,11 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
 
     _assert_accounted(result, use_cases, copies_ok=True)
     assert result.good == 800 + len(history) and result.duplicates == 80
-    anomalies = [a for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
-                 if a.get("rule") == "spend_spike_anomaly"
-                 and a.get("use_case_id") in (steady, fresh)]  # fmt: skip
+    anomalies = [
+        a
+        for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])
+        if a.get("rule") == "spend_spike_anomaly" and a.get("use_case_id") in (steady, fresh)
+    ]
     assert [a["use_case_id"] for a in anomalies if a["status"] == "firing"] == [steady]
     assert anomalies[0]["evidence"]["baseline"] < 0.2  # learned before the kill
     assert anomalies[0]["evidence"]["value"] > 0.5
@@ -187,11 +211,19 @@ def test_command_decided_just_before_a_kill_is_sent_once(
     state counts both events once."""
     app_id = f"spendfuse-once-{uuid.uuid4().hex[:6]}"
     uc = unique("once")
-    env = {"SPENDFUSE_APP_ID": app_id, "SPENDFUSE_DATA_DIR": str(tmp_path / "data"),
-           **rules_env(tmp_path / "rules", spend_limit_yaml(1.0), default_pack=False)}
+    env = {
+        "SPENDFUSE_APP_ID": app_id,
+        "SPENDFUSE_DATA_DIR": str(tmp_path / "data"),
+        **rules_env(tmp_path / "rules", spend_limit_yaml(1.0), default_pack=False),
+    }
     (tmp_path / "first").mkdir()
-    first = ClusterWorker(kafka_bootstrap, tmp_path / "first", SPENDFUSE_COMMIT_INTERVAL_S="600",
-                          SPENDFUSE_COMMIT_EVERY="100000000", **env)  # fmt: skip
+    first = ClusterWorker(
+        kafka_bootstrap,
+        tmp_path / "first",
+        SPENDFUSE_COMMIT_INTERVAL_S="600",
+        SPENDFUSE_COMMIT_EVERY="100000000",
+        **env,
+    )
     first.start()
     marks = output_marks(kafka_bootstrap)
     feed = Feed(kafka_bootstrap)
@@ -199,13 +231,21 @@ def test_command_decided_just_before_a_kill_is_sent_once(
         feed.publish([good(make_event(uc, cost=0.625, seconds=s)) for s in (0, 1)])  # $1.25
         feed.flush()
         ((partition, tripping),) = {feed.positions[1]}
-        wait_for(lambda: (first.metric_total("spendfuse_events_accepted_total") or 0) >= 2,
-                 "both events handled: the command decided", 60)  # fmt: skip
+        wait_for(
+            lambda: (first.metric_total("spendfuse_events_accepted_total") or 0) >= 2,
+            "both events handled: the command decided",
+            60,
+        )
         # a worker that sends commands as it decides has them on the topic within moments;
         # one that holds them until the commit never will: kill it either way after that
-        _within(5.0, lambda: [c for c in read_json(kafka_bootstrap, topics.CONTROL,
-                                                   marks[topics.CONTROL])
-                              if c.get("use_case_id") == uc])  # fmt: skip
+        _within(
+            5.0,
+            lambda: [
+                c
+                for c in read_json(kafka_bootstrap, topics.CONTROL, marks[topics.CONTROL])
+                if c.get("use_case_id") == uc
+            ],
+        )
         assert committed(kafka_bootstrap, app_id)[partition] <= tripping  # not committed yet
         first.kill()
     finally:

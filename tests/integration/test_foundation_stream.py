@@ -96,7 +96,9 @@ def test_bad_events_are_dead_lettered_while_good_ones_flow(
     publisher.flush()
 
     dlq = consume_until(
-        kafka_bootstrap, topics.COST_EVENTS_DLQ, _count_at_least(4),
+        kafka_bootstrap,
+        topics.COST_EVENTS_DLQ,
+        _count_at_least(4),
         match=lambda r: r.get("key_b64") == base64.b64encode(key).decode(),
     )
     by_reason: dict[str, Any] = {r["reason"]: r for r in dlq}

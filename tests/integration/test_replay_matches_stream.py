@@ -18,8 +18,10 @@ from tests.support.kafka import WorkerProcess, consume_until
 
 
 def _canonical(rows: list[dict]) -> list[bytes]:
-    return sorted(orjson.dumps({k: v for k, v in r.items() if k != "_key"},
-                               option=orjson.OPT_SORT_KEYS) for r in rows)
+    return sorted(
+        orjson.dumps({k: v for k, v in r.items() if k != "_key"}, option=orjson.OPT_SORT_KEYS)
+        for r in rows
+    )
 
 
 def _decided(rows: list[dict]) -> list[dict]:
@@ -33,9 +35,12 @@ def test_replay_and_stream_agree(
     # faq-bot gets a tenant of its own, so that the tenant stage (its budget) is compared too.
     # One use case: its records keep their order on one partition, as in the file (a tenant
     # fed from several partitions sees their records interleaved in arrival order).
-    records = [r.replace(b'"tenant_id":"acme"', f'"tenant_id":"{REPLAY_TENANT}"'.encode())
-               if b'"use_case_id":"faq-bot-' in r else r
-               for r in load_fixture(run_id)]  # fmt: skip
+    records = [
+        r.replace(b'"tenant_id":"acme"', f'"tenant_id":"{REPLAY_TENANT}"'.encode())
+        if b'"use_case_id":"faq-bot-' in r
+        else r
+        for r in load_fixture(run_id)
+    ]
     events_file = tmp_path / "events.jsonl"
     events_file.write_bytes(b"\n".join(records) + b"\n")
 
@@ -59,7 +64,8 @@ def test_replay_and_stream_agree(
 
     def mine(rec: dict) -> bool:
         return str(rec.get("use_case_id", "")).endswith(run_id) or (
-            rec.get("tenant_id") == REPLAY_TENANT)
+            rec.get("tenant_id") == REPLAY_TENANT
+        )
 
     stream_alerts = consume_until(
         kafka_bootstrap, topics.ALERTS, lambda r: len(r) >= len(replay_alerts), match=mine

@@ -29,14 +29,16 @@ rules:
 
 
 @pytest.fixture(scope="module")
-def rules_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[tuple[WorkerProcess, Path]]:  # fmt: skip
+def rules_worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[WorkerProcess, Path]]:
     tmp = tmp_path_factory.mktemp("rules-worker")
     rules_dir = tmp / "rules"
     rules_dir.mkdir()
     (rules_dir / "stream.yaml").write_text(RULES)
-    proc = WorkerProcess(kafka_bootstrap, tmp, SPENDFUSE_RULES_DIR=str(rules_dir),
-                         SPENDFUSE_RULES_RELOAD_S="0.5").start()  # fmt: skip
+    proc = WorkerProcess(
+        kafka_bootstrap, tmp, SPENDFUSE_RULES_DIR=str(rules_dir), SPENDFUSE_RULES_RELOAD_S="0.5"
+    ).start()
     try:
         yield proc, rules_dir
     finally:
@@ -56,9 +58,12 @@ def test_tenant_budget_alerts_across_use_cases(
     with CostEventPublisher(kafka_bootstrap) as pub:
         for i in range(4):  # four use cases, so four keys spread over partitions
             pub.publish(make_event(unique(f"uc{i}"), tenant_id=TENANT, cost=0.5, seconds=i))
-    alerts = consume_until(kafka_bootstrap, topics.ALERTS, lambda r: len(r) >= 2,
-                           match=lambda r: r.get("rule") == "budget:stream-day"
-                           and r.get("tenant_id") == TENANT)  # fmt: skip
+    alerts = consume_until(
+        kafka_bootstrap,
+        topics.ALERTS,
+        lambda r: len(r) >= 2,
+        match=lambda r: r.get("rule") == "budget:stream-day" and r.get("tenant_id") == TENANT,
+    )
     assert sorted(a["evidence"]["threshold"] for a in alerts) == [50, 100]
     assert {a["use_case_id"] for a in alerts} == {"*"}
     assert alerts[0]["annotations"]["period_ends_local"] == "2026-11-24T00:00:00+09:00"
@@ -69,8 +74,11 @@ def test_rules_reload_without_restart_and_bad_files_are_refused(
 ) -> None:
     proc, rules_dir = rules_worker
     tenant2 = unique("tenant")
-    new_rule = RULES.replace("before_reload", "after_reload").replace(
-        "value: 1000", "value: 0.5").replace(f"tenant_id: {TENANT}}}", f"tenant_id: {tenant2}}}")
+    new_rule = (
+        RULES.replace("before_reload", "after_reload")
+        .replace("value: 1000", "value: 0.5")
+        .replace(f"tenant_id: {TENANT}}}", f"tenant_id: {tenant2}}}")
+    )
     (rules_dir / "stream.yaml").write_text(new_rule)
     _wait_log(proc, "rules reloaded from", 1)
     (rules_dir / "broken.yaml").write_text("version: 1\nrules: [{name: x, severty: low}]\n")
@@ -78,6 +86,10 @@ def test_rules_reload_without_restart_and_bad_files_are_refused(
     assert "broken.yaml:2:" in proc.log_tail(1_000_000)
     with CostEventPublisher(kafka_bootstrap) as pub:
         pub.publish(make_event(unique("uc"), tenant_id=tenant2, cost=0.8))
-    alerts = consume_until(kafka_bootstrap, topics.ALERTS, lambda r: len(r) >= 1,
-                           match=lambda r: r.get("tenant_id") == tenant2)  # fmt: skip
+    alerts = consume_until(
+        kafka_bootstrap,
+        topics.ALERTS,
+        lambda r: len(r) >= 1,
+        match=lambda r: r.get("tenant_id") == tenant2,
+    )
     assert [a["rule"] for a in alerts] == ["after_reload"]

@@ -90,13 +90,27 @@ def _decisions(bootstrap: str, since: dict[str, dict[int, int]], use_cases: set[
     out: Counter[tuple[Any, ...]] = Counter()
     for a in read_json(bootstrap, topics.ALERTS, since[topics.ALERTS]):
         if a.get("use_case_id") in use_cases:
-            out["alert", a["alert_id"], a["rule"], a["status"], a["use_case_id"],
-                a["fingerprint"], a["evidence"]["value"],
-                tuple(a["actions_taken"])] += 1  # fmt: skip
+            out[
+                "alert",
+                a["alert_id"],
+                a["rule"],
+                a["status"],
+                a["use_case_id"],
+                a["fingerprint"],
+                a["evidence"]["value"],
+                tuple(a["actions_taken"]),
+            ] += 1
     for c in read_json(bootstrap, topics.CONTROL, since[topics.CONTROL]):
         if c.get("use_case_id") in use_cases:
-            out["command", c["command_id"], c["kind"], c["target"]["id"], c.get("level"),
-                c["issued_by"], c.get("alert_fingerprint")] += 1  # fmt: skip
+            out[
+                "command",
+                c["command_id"],
+                c["kind"],
+                c["target"]["id"],
+                c.get("level"),
+                c["issued_by"],
+                c.get("alert_fingerprint"),
+            ] += 1
     return out
 
 

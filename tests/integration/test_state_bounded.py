@@ -24,8 +24,14 @@ STEP = timedelta(minutes=15)
 
 def _latest_state(bootstrap: str, topic: str, key_part: str) -> tuple[int, int]:
     """(size, offset) of the newest changelog value written for the use case."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or not meta.partitions:
@@ -54,8 +60,9 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
     app_id = f"spendfuse-bounded-{uuid.uuid4().hex[:6]}"
     uc = f"bounded-{app_id}"
     changelog = f"{app_id}-use-case-state-changelog"
-    worker = WorkerProcess(kafka_bootstrap, tmp_path, SPENDFUSE_APP_ID=app_id,
-                           SPENDFUSE_COMMIT_INTERVAL_S="0.5").start()  # fmt: skip
+    worker = WorkerProcess(
+        kafka_bootstrap, tmp_path, SPENDFUSE_APP_ID=app_id, SPENDFUSE_COMMIT_INTERVAL_S="0.5"
+    ).start()
     try:
         _publish_days(kafka_bootstrap, uc, 0, 8)
         wait_for(lambda: _caught_up(kafka_bootstrap, app_id), "days 1-8 committed", 180)

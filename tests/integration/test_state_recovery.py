@@ -66,17 +66,22 @@ def test_baselines_survive_a_sigkill(kafka_bootstrap: str, tmp_path: Path) -> No
                 _minute_of_spend(pub, uc, minute, 0.12)
                 _minute_of_spend(pub, fresh, minute, 0.12)
         alerts = consume_until(
-            kafka_bootstrap, topics.ALERTS, lambda r: len(r) >= 1,
+            kafka_bootstrap,
+            topics.ALERTS,
+            lambda r: len(r) >= 1,
             match=lambda r: r.get("use_case_id") == uc and r["rule"] == "spend_spike_anomaly",
             timeout_s=90,
-        )  # fmt: skip
+        )
         assert alerts[0]["status"] == "firing"
         assert alerts[0]["evidence"]["baseline"] < 0.2  # learned before the kill
         assert alerts[0]["evidence"]["value"] > 0.5
         quiet = consume_until(
-            kafka_bootstrap, topics.ALERTS, lambda _r: True,
-            match=lambda r: r.get("use_case_id") == fresh, timeout_s=5,
-        )  # fmt: skip
+            kafka_bootstrap,
+            topics.ALERTS,
+            lambda _r: True,
+            match=lambda r: r.get("use_case_id") == fresh,
+            timeout_s=5,
+        )
         assert quiet == []  # no history, no baseline yet: still warming up
         assert (tmp_path / app_id / "faust").exists()
     finally:

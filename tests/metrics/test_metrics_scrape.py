@@ -25,14 +25,16 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[WorkerProcess]:  # fmt: skip
+def worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(
-        kafka_bootstrap, tmp_path_factory.mktemp("metrics-worker"),
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("metrics-worker"),
         **rules_env(tmp_path_factory.mktemp("metrics-rules"), spend_limit_yaml(1.0)),
         SPENDFUSE_MAX_EVENT_BYTES="4096",
         SPENDFUSE_DASHBOARD__TOKEN=TOKEN,
-    ).start()  # fmt: skip
+    ).start()
     try:
         yield proc
     finally:
@@ -47,18 +49,25 @@ def scrape(worker: WorkerProcess) -> Samples:
     with urllib.request.urlopen(_url(worker, "/metrics"), timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         body = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(body) for s in fam.samples}  # fmt: skip
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(body)
+        for s in fam.samples
+    }
 
 
 def _get(s: Samples, name: str, **labels: str) -> float:
     return s.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def _request(worker: WorkerProcess, path: str, body: dict | None = None,
-             token: str | None = None) -> tuple[int, dict]:  # fmt: skip
-    req = urllib.request.Request(_url(worker, path), method="POST" if body else "GET",
-                                 data=orjson.dumps(body) if body else None)  # fmt: skip
+def _request(
+    worker: WorkerProcess, path: str, body: dict | None = None, token: str | None = None
+) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        _url(worker, path),
+        method="POST" if body else "GET",
+        data=orjson.dumps(body) if body else None,
+    )
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
@@ -91,20 +100,21 @@ def caught_up(worker: WorkerProcess, timeout_s: float = 90) -> Samples:
     raise AssertionError(f"the worker did not catch up in {timeout_s}s:\n{worker.log_tail()}")
 
 
-def _wait_for(worker: WorkerProcess, before: Samples, name: str, at_least: float,
-              **labels: str) -> Samples:  # fmt: skip
+def _wait_for(
+    worker: WorkerProcess, before: Samples, name: str, at_least: float, **labels: str
+) -> Samples:
     deadline = time.monotonic() + 60
     after = scrape(worker)
-    while (_get(after, name, **labels) - _get(before, name, **labels) < at_least
-           and time.monotonic() < deadline):  # fmt: skip
+    while (
+        _get(after, name, **labels) - _get(before, name, **labels) < at_least
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
         after = scrape(worker)
     return after
 
 
-def test_counters_move_as_events_flow(
-    worker: WorkerProcess, kafka_bootstrap: str
-) -> None:
+def test_counters_move_as_events_flow(worker: WorkerProcess, kafka_bootstrap: str) -> None:
     before = caught_up(worker)
     uc = unique("metrics")
     first = make_event(uc, cost=0.6, seconds=0)
@@ -147,10 +157,16 @@ def test_rekeyed_record_is_counted(worker: WorkerProcess, kafka_bootstrap: str) 
         assert pub.flush() == 0
     _wait_for(worker, before, "spendfuse_events_rekeyed_total", 1)
     after = _wait_for(worker, before, "spendfuse_events_accepted_total", 1)
-    assert _get(after, "spendfuse_events_rekeyed_total") - _get(
-        before, "spendfuse_events_rekeyed_total") == 1  # fmt: skip
-    assert _get(after, "spendfuse_events_accepted_total") - _get(
-        before, "spendfuse_events_accepted_total") == 1  # fmt: skip
+    assert (
+        _get(after, "spendfuse_events_rekeyed_total")
+        - _get(before, "spendfuse_events_rekeyed_total")
+        == 1
+    )
+    assert (
+        _get(after, "spendfuse_events_accepted_total")
+        - _get(before, "spendfuse_events_accepted_total")
+        == 1
+    )
 
 
 def test_writes_need_the_token(worker: WorkerProcess) -> None:
@@ -177,7 +193,6 @@ def test_writes_need_the_token(worker: WorkerProcess) -> None:
     stored = json.loads((Path(worker.env["SPENDFUSE_DATA_DIR"]) / "silences.json").read_text())
     assert [s["id"] for s in stored] == [created["silence_id"]]
     assert stored[0]["matchers"] == ['fingerprint="fp-x"']
-
 
 
 @pytest.mark.parametrize(

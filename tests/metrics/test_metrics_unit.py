@@ -50,10 +50,12 @@ def test_counters_by_outcome_reason_rule_and_kind() -> None:
     assert got[("spendfuse_events_rekeyed_total", ())] == 1
     assert got[("spendfuse_events_dead_lettered_total", (("reason", "invalid_json"),))] == 1
     assert got[("spendfuse_spend_usd_total", ())] == 1.2
-    assert got[("spendfuse_alerts_total", (("rule", "spend_rate_limit"),
-                                           ("status", "firing")))] == 1  # fmt: skip
-    assert got[("spendfuse_commands_total", (("kind", "degrade"),
-                                             ("rule", "spend_rate_limit")))] == 1  # fmt: skip
+    assert (
+        got[("spendfuse_alerts_total", (("rule", "spend_rate_limit"), ("status", "firing")))] == 1
+    )
+    assert (
+        got[("spendfuse_commands_total", (("kind", "degrade"), ("rule", "spend_rate_limit")))] == 1
+    )
     assert got[("spendfuse_detector_seconds_count", ())] == 3
     assert observer.dashboard.events_seen == 2
 
@@ -66,26 +68,35 @@ def test_processing_histogram_and_lag_gauges() -> None:
     got = samples(metrics)
     assert got[("spendfuse_processing_seconds_count", ())] == 1
     lag = {k[1]: v for k, v in got.items() if k[0] == "spendfuse_consumer_lag"}
-    assert lag == {(("partition", "0"), ("topic", "spendfuse.cost-events")): 7,
-                   (("partition", "1"), ("topic", "spendfuse.cost-events")): 0}  # fmt: skip
+    assert lag == {
+        (("partition", "0"), ("topic", "spendfuse.cost-events")): 7,
+        (("partition", "1"), ("topic", "spendfuse.cost-events")): 0,
+    }
     assert got[("spendfuse_assigned_partitions", ())] == 2
     metrics.set_lag([("spendfuse.cost-events", 1, 2)])  # partition 0 revoked: its gauge goes
-    assert ("spendfuse_consumer_lag", (("partition", "0"), ("topic", "spendfuse.cost-events"))
-            ) not in samples(metrics)  # fmt: skip
+    assert (
+        "spendfuse_consumer_lag",
+        (("partition", "0"), ("topic", "spendfuse.cost-events")),
+    ) not in samples(metrics)
 
 
 def test_two_instances_do_not_share_a_registry() -> None:
     a, b = SpendfuseMetrics(), SpendfuseMetrics()
-    a.record_slack_error()
-    assert samples(a)[("spendfuse_slack_delivery_errors_total", ())] == 1
-    assert samples(b)[("spendfuse_slack_delivery_errors_total", ())] == 0
+    a.record_dead_letter("invalid_json")
+    assert samples(a)[("spendfuse_events_dead_lettered_total", (("reason", "invalid_json"),))] == 1
+    assert ("spendfuse_events_dead_lettered_total", (("reason", "invalid_json"),)) not in samples(b)
 
 
 def test_rule_of_names_the_rule_or_the_operator() -> None:
     def cmd(issued_by: str) -> ControlCommand:
-        return ControlCommand(command_id="c", kind=CommandKind.RESTORE, issued_by=issued_by,
-                              target=Target(type=TargetType.USE_CASE, id="bot"), reason="r",
-                              issued_at=datetime(2026, 11, 23, tzinfo=UTC))  # fmt: skip
+        return ControlCommand(
+            command_id="c",
+            kind=CommandKind.RESTORE,
+            issued_by=issued_by,
+            target=Target(type=TargetType.USE_CASE, id="bot"),
+            reason="r",
+            issued_at=datetime(2026, 11, 23, tzinfo=UTC),
+        )
 
     assert rule_of(cmd("rule:spend_rate_limit")) == "spend_rate_limit"
     assert rule_of(cmd("operator:ana")) == "operator"

@@ -55,8 +55,13 @@ def test_late_and_early_events_are_accepted_and_counted() -> None:
     metrics = SpendfuseMetrics()
     observer = IngestObserver(metrics, DashboardState(), clock=lambda: now)
     pipeline, dedup, states = Pipeline(Engine()), MemoryDedupStore(), {}
-    for at in (now - timedelta(days=2), now - timedelta(hours=23), now,
-               now + timedelta(minutes=59), now + timedelta(hours=2)):  # fmt: skip
+    for at in (
+        now - timedelta(days=2),
+        now - timedelta(hours=23),
+        now,
+        now + timedelta(minutes=59),
+        now + timedelta(hours=2),
+    ):
         event = parse_cost_event_obj(make_event("bot", at=at.astimezone(UTC)))
         observer.handled(pipeline.handle(event, dedup, states))
     got = samples(metrics)

@@ -28,8 +28,10 @@ class Run:
     commands: list[ControlCommand] = field(default_factory=list)
 
     def of(self, rule: str) -> Run:
-        return Run([a for a in self.alerts if a.rule == rule],
-                   [c for c in self.commands if c.issued_by == f"rule:{rule}"])  # fmt: skip
+        return Run(
+            [a for a in self.alerts if a.rule == rule],
+            [c for c in self.commands if c.issued_by == f"rule:{rule}"],
+        )
 
     def statuses(self) -> list[str]:
         return [a.status for a in self.alerts]
@@ -52,8 +54,9 @@ def run(events: list[dict[str, Any]], rs: RuleSet | None = None) -> Run:
     return out
 
 
-def hourly(use_case: str, hours: int, *, per_hour: int = 1, start_hours: int = 0,
-           **fields: Any) -> list[dict[str, Any]]:  # fmt: skip
+def hourly(
+    use_case: str, hours: int, *, per_hour: int = 1, start_hours: int = 0, **fields: Any
+) -> list[dict[str, Any]]:
     """``per_hour`` events in each of ``hours`` hours, from BASE_TIME + ``start_hours``."""
     out = []
     for h in range(start_hours, start_hours + hours):

@@ -17,13 +17,29 @@ from tests.support.events import BASE_TIME
 T0 = BASE_TIME
 
 
-def alert(rule: str, uc: str = "bot", *, status: str = "firing", severity: str = "medium",
-          action: str = "none", at_s: int = 0) -> Alert:  # fmt: skip
+def alert(
+    rule: str,
+    uc: str = "bot",
+    *,
+    status: str = "firing",
+    severity: str = "medium",
+    action: str = "none",
+    at_s: int = 0,
+) -> Alert:
     fp = f"{rule}/acme/{uc}"
-    return Alert(alert_id=f"id-{fp}", fingerprint=fp, rule=rule, status=status,
-                 severity=Severity(severity), tenant_id="acme", use_case_id=uc, summary=rule,
-                 evidence=Evidence(metric="m", value=1.0), fired_at=T0 + timedelta(seconds=at_s),
-                 labels={"action": action})  # fmt: skip
+    return Alert(
+        alert_id=f"id-{fp}",
+        fingerprint=fp,
+        rule=rule,
+        status=status,
+        severity=Severity(severity),
+        tenant_id="acme",
+        use_case_id=uc,
+        summary=rule,
+        evidence=Evidence(metric="m", value=1.0),
+        fired_at=T0 + timedelta(seconds=at_s),
+        labels={"action": action},
+    )
 
 
 def at(seconds: float) -> datetime:
@@ -38,10 +54,14 @@ def disp() -> Dispatcher:
 def test_routes_by_severity_to_channels() -> None:
     rs = ruleset()
     assert [(t.receiver, t.channel) for t in route(alert("x", severity="high"), rs)] == [
-        ("oncall", "#ai-oncall")]
+        ("oncall", "#ai-oncall")
+    ]
     low = route(alert("x", severity="low"), rs)[0]
-    assert (low.receiver, low.channel, low.group_by) == ("finops", "#ai-finops",
-                                                         ("tenant_id", "use_case_id"))
+    assert (low.receiver, low.channel, low.group_by) == (
+        "finops",
+        "#ai-finops",
+        ("tenant_id", "use_case_id"),
+    )
     assert (low.group_wait_s, low.group_interval_s, low.repeat_interval_s) == (30, 300, 14400)
 
 
@@ -82,8 +102,9 @@ def test_still_firing_repeats_after_repeat_interval(disp: Dispatcher) -> None:
 
 
 def test_silence_mutes_matching_alerts_until_it_expires(disp: Dispatcher) -> None:
-    silence = new_silence(['use_case_id="bot"', 'rule=~"a|b"'], timedelta(hours=1), "ana",
-                          "maintenance window", at(0))  # fmt: skip
+    silence = new_silence(
+        ['use_case_id="bot"', 'rule=~"a|b"'], timedelta(hours=1), "ana", "maintenance window", at(0)
+    )
     disp.should_notify(alert("a"), at(0))
     disp.should_notify(alert("z"), at(1))
     notes = disp.flush(at(30), [silence])
@@ -95,8 +116,9 @@ def test_silence_mutes_matching_alerts_until_it_expires(disp: Dispatcher) -> Non
 
 def test_silence_needs_expiry_author_comment_and_can_be_expired() -> None:
     with pytest.raises(ValueError, match="end after"):
-        Silence(id="s", matchers=['a="b"'], starts_at=at(0), ends_at=at(0), created_by="x",
-                comment="y")  # fmt: skip
+        Silence(
+            id="s", matchers=['a="b"'], starts_at=at(0), ends_at=at(0), created_by="x", comment="y"
+        )
     with pytest.raises(ValueError):
         new_silence(['a="b"'], timedelta(hours=1), "", "why", at(0))
     with pytest.raises(ValueError, match="bad matcher"):
@@ -122,10 +144,17 @@ def test_kill_switch_alert_inhibits_lesser_alerts_of_the_same_use_case(disp: Dis
 
 def test_active_enforced_command_inhibits_and_restore_lifts(disp: Dispatcher) -> None:
     def command(kind: CommandKind, mode: str = "enforce") -> ControlCommand:
-        return ControlCommand(command_id=f"c-{kind}", kind=kind, mode=mode,
-                              target=Target(type=TargetType.USE_CASE, id="bot"),
-                              issued_by="operator:ana", reason="r", tenant_id="acme",
-                              use_case_id="bot", issued_at=at(0))  # fmt: skip
+        return ControlCommand(
+            command_id=f"c-{kind}",
+            kind=kind,
+            mode=mode,
+            target=Target(type=TargetType.USE_CASE, id="bot"),
+            issued_by="operator:ana",
+            reason="r",
+            tenant_id="acme",
+            use_case_id="bot",
+            issued_at=at(0),
+        )
 
     disp.observe_command(command(CommandKind.DEGRADE, mode="shadow"))
     disp.should_notify(alert("a"), at(0))

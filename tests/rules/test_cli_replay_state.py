@@ -31,8 +31,10 @@ rules:
 
 
 def _events(tmp_path: Path) -> Path:
-    events = [make_event(f"uc{i % 2}", cost=c, seconds=60 * i)
-              for i, c in enumerate([1.0, 3.0, 2.0, 2.0, 2.0])]  # fmt: skip
+    events = [
+        make_event(f"uc{i % 2}", cost=c, seconds=60 * i)
+        for i, c in enumerate([1.0, 3.0, 2.0, 2.0, 2.0])
+    ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
     return path
@@ -41,8 +43,9 @@ def _events(tmp_path: Path) -> Path:
 def test_backtest_prints_per_rule_table(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(RULES)
-    result = CliRunner().invoke(main, ["rules", "backtest", str(tmp_path / "rules"),
-                                       str(_events(tmp_path))])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["rules", "backtest", str(tmp_path / "rules"), str(_events(tmp_path))]
+    )
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:]}
     assert rows["budget:acme-day"][1:6] == ["2", "0", "0", "0", "0"]  # 50% and 100%
@@ -67,16 +70,42 @@ def test_replay_runs_the_tenant_stage(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_silence_cli_add_list_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPENDFUSE_DATA_DIR", str(tmp_path))
     cli = CliRunner()
-    added = cli.invoke(main, ["silence", "add", "--matcher", 'use_case_id="bot"', "--for", "2h",
-                              "--author", "ana", "--comment", "deploy"])  # fmt: skip
+    added = cli.invoke(
+        main,
+        [
+            "silence",
+            "add",
+            "--matcher",
+            'use_case_id="bot"',
+            "--for",
+            "2h",
+            "--author",
+            "ana",
+            "--comment",
+            "deploy",
+        ],
+    )
     assert added.exit_code == 0, added.output
     sid = added.output.split()[0]
     listed = cli.invoke(main, ["silence", "list"]).output
     assert sid in listed and 'use_case_id="bot"' in listed and "ana: deploy" in listed
     assert cli.invoke(main, ["silence", "expire", sid]).exit_code == 0
     assert sid not in cli.invoke(main, ["silence", "list"]).output
-    bad = cli.invoke(main, ["silence", "add", "--matcher", 'a="b"', "--for", "soon",
-                            "--author", "a", "--comment", "c"])  # fmt: skip
+    bad = cli.invoke(
+        main,
+        [
+            "silence",
+            "add",
+            "--matcher",
+            'a="b"',
+            "--for",
+            "soon",
+            "--author",
+            "a",
+            "--comment",
+            "c",
+        ],
+    )
     assert bad.exit_code != 0 and "bad duration" in bad.output
 
 
@@ -84,8 +113,9 @@ def test_state_is_bounded_and_json_roundtrips() -> None:
     engine, state = Engine(ruleset=ruleset()), {}
     for i in range(RING_HOURS + 60):  # more hours than the ring, more traces than kept
         for j in range(3):
-            event = make_event("bot", at=BASE_TIME + timedelta(hours=i, minutes=j),
-                               business_outcome_id=f"o{i}-{j}")  # fmt: skip
+            event = make_event(
+                "bot", at=BASE_TIME + timedelta(hours=i, minutes=j), business_outcome_id=f"o{i}-{j}"
+            )
             engine.process(CostEvent.model_validate(event), state)
         state = orjson.loads(orjson.dumps(state))  # what a Faust table does to it
     agg = state[AGGREGATES_KEY]
@@ -97,8 +127,10 @@ def test_state_is_bounded_and_json_roundtrips() -> None:
 
 
 def test_reprocessing_yields_identical_ids_and_reload_keeps_state() -> None:
-    events = [CostEvent.model_validate(make_event("agent", trace_id="t", step_number=n,
-                                                  seconds=n)) for n in range(1, 13)]  # fmt: skip
+    events = [
+        CostEvent.model_validate(make_event("agent", trace_id="t", step_number=n, seconds=n))
+        for n in range(1, 13)
+    ]
 
     def decide(engine: Engine, swap_at: int | None = None) -> list[str]:
         state: dict = {}

@@ -78,14 +78,20 @@ def test_one_low_risk_event_does_not_open_a_high_risk_use_case() -> None:
 
 def test_a_scope_filters_what_the_rule_measures() -> None:
     """Long batch waits never count toward the customer-facing queue SLO (and its L2 degrade)."""
-    batch = [make_event("chat", queue_wait_ms=5000, workflow_step="batch-embed", seconds=60 * m)
-             for m in range(40)]  # fmt: skip
-    quick = [make_event("chat", queue_wait_ms=100, workflow_step="answer", seconds=60 * m + 1)
-             for m in range(40)]  # fmt: skip
+    batch = [
+        make_event("chat", queue_wait_ms=5000, workflow_step="batch-embed", seconds=60 * m)
+        for m in range(40)
+    ]
+    quick = [
+        make_event("chat", queue_wait_ms=100, workflow_step="answer", seconds=60 * m + 1)
+        for m in range(40)
+    ]
     mixed = sorted(batch + quick, key=lambda e: e["event_time"])
     assert run(mixed).of("queue_slo_breach").alerts == []
-    slow = [make_event("chat", queue_wait_ms=5000, workflow_step="answer", seconds=60 * m + 1)
-            for m in range(40)]  # fmt: skip
+    slow = [
+        make_event("chat", queue_wait_ms=5000, workflow_step="answer", seconds=60 * m + 1)
+        for m in range(40)
+    ]
     got = run(sorted(batch + slow, key=lambda e: e["event_time"])).of("queue_slo_breach")
     assert [a.status for a in got.alerts] == ["firing"]
 
@@ -111,8 +117,9 @@ def test_group_by_measures_each_group_apart() -> None:
 
 
 def test_groups_are_capped_and_the_overflow_counted() -> None:
-    capped = COST_CENTERS.replace("group_by: [cost_center]", "group_by: [cost_center]\n    "
-                                  "max_groups: 2")  # fmt: skip
+    capped = COST_CENTERS.replace(
+        "group_by: [cost_center]", "group_by: [cost_center]\n    max_groups: 2"
+    )
     engine, state = TenantEngine(with_rules(capped, default_pack=False)), {}
     for i in range(5):
         engine.process(CostEvent.model_validate(make_event("u", cost_center=f"cc{i}")), state)
@@ -124,8 +131,10 @@ def test_session_cost_is_exact_among_many_concurrent_traces() -> None:
     """A $1.20 session with 300 other traces in between still alerts."""
     session = [make_event("busy", cost=0.4, trace_id="long-one", seconds=s) for s in (0, 50, 100)]
     others = [make_event("busy", cost=0.001, seconds=i / 10) for i in range(1, 1000)]
-    events = sorted([session[0], *others[:300], session[1], *others[300:], session[2]],
-                    key=lambda e: e["event_time"])  # fmt: skip
+    events = sorted(
+        [session[0], *others[:300], session[1], *others[300:], session[2]],
+        key=lambda e: e["event_time"],
+    )
     got = run(events).of("session_cost_over_1usd").alerts
     assert [a.evidence.value for a in got] == [pytest.approx(1.2)]
     # evidence one command away: the costliest open traces and the latest events measured
@@ -183,7 +192,10 @@ rules:
     got = run(events, with_rules(rule, default_pack=False)).of("pricey")
     assert [a.status for a in got.alerts] == ["firing"]
     issued = [c.issued_at for c in got.commands]
-    assert issued == [BASE_TIME, BASE_TIME + timedelta(minutes=5), BASE_TIME + timedelta(
-        minutes=10)]  # fmt: skip
+    assert issued == [
+        BASE_TIME,
+        BASE_TIME + timedelta(minutes=5),
+        BASE_TIME + timedelta(minutes=10),
+    ]
     # each lasts 10 minutes from its publication: re-issued every 5, enforcement never lapses
     assert {c.ttl_s for c in got.commands} == {600}

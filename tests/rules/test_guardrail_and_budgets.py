@@ -35,8 +35,9 @@ def test_budget_pressure_on_risky_use_case_alerts_and_never_commands(tier: str) 
     assert got.commands == []
     burn = got.of("daily_budget_burn").alerts
     assert len(burn) == 1 and f"{tier}-risk" in burn[0].guardrail_held[0]
-    exhausted = [a for a in got.alerts if a.rule == "budget:bot-daily"
-                 and a.labels["threshold"] == "100"]  # fmt: skip
+    exhausted = [
+        a for a in got.alerts if a.rule == "budget:bot-daily" and a.labels["threshold"] == "100"
+    ]
     assert len(exhausted) == 1 and "guardrail" in exhausted[0].guardrail_held[0]
     assert exhausted[0].labels["action"] == "none"
 
@@ -51,8 +52,7 @@ def test_same_pressure_on_low_risk_acts() -> None:
 @pytest.mark.parametrize("tier", list(RiskTier))
 def test_no_cost_rule_of_the_pack_can_command_a_protected_tier(tier: RiskTier) -> None:
     """Every action of every non-risk-protection rule, planned against every tier."""
-    scope = Scope("acme", "uc", tier, model="m", prompt="p", tool="t", route_policy="r",
-                  trace="tr")  # fmt: skip
+    scope = Scope("acme", "uc", tier, model="m", prompt="p", tool="t", route_policy="r", trace="tr")
     for spec in load_default_pack().rules.values():
         acts = [a for a in spec.actions if isinstance(a, DegradeAction | KillSwitchAction)]
         meta = compile_rule(spec, "use_case_id").meta
@@ -62,7 +62,8 @@ def test_no_cost_rule_of_the_pack_can_command_a_protected_tier(tier: RiskTier) -
             assert len(planned.commands) == len(acts)
         else:
             assert [c.target.type for c in planned.commands] == [TargetType.TRACE] * len(
-                stops_a_task)  # fmt: skip
+                stops_a_task
+            )
             assert len(planned.held) == len(acts) - len(stops_a_task)
         for command in planned.commands:  # and never beyond the scope that tripped it
             assert command.within is not None and command.within.tenant_id == "acme"
@@ -107,8 +108,11 @@ def test_budget_thresholds_fire_once_each_per_period_with_projection() -> None:
     # Berlin day of Mon 23 Nov: 23:00Z on the 22nd .. 23:00Z on the 23rd.
     events = [make_event("bot", cost=10.0, seconds=600 * i) for i in range(12)]  # $120 by 10:50Z
     got = run(events, ruleset(BUDGETS))
-    budget = [a for a in got.alerts if a.rule == "budget:bot-daily" and
-              not a.fingerprint.endswith("/action")]  # fmt: skip
+    budget = [
+        a
+        for a in got.alerts
+        if a.rule == "budget:bot-daily" and not a.fingerprint.endswith("/action")
+    ]
     assert [a.evidence.threshold for a in budget] == [50, 80, 95, 100]
     assert len({a.fingerprint for a in budget}) == 4
     first = budget[0]
@@ -130,7 +134,9 @@ def test_budget_period_rollover_resolves_each_fired_threshold_once() -> None:
     firing_ids = {a.alert_id for a in budget if a.status == "firing"}
     assert {a.alert_id for a in resolved} <= firing_ids
     assert [c.kind.value for c in got.commands if c.issued_by == "rule:budget:bot-daily"] == [
-        "kill_switch", "restore"]
+        "kill_switch",
+        "restore",
+    ]
 
 
 def test_tenant_budget_runs_in_the_tenant_stage() -> None:
@@ -175,7 +181,8 @@ def test_detector_score_condition_with_default_and_registry_scores(scores, fires
         e["allocated_cost_usd"] = 1.0 + 0.1 * (i % 3)
     quiet = [engine.process(CostEvent.model_validate(e), state) for e in events]
     assert not any(d.alerts for d in quiet)  # steady spend: no anomaly
-    spike = [make_event("bot", cost=2.0, at=BASE_TIME + timedelta(hours=60, minutes=m))
-             for m in range(5)]  # fmt: skip
+    spike = [
+        make_event("bot", cost=2.0, at=BASE_TIME + timedelta(hours=60, minutes=m)) for m in range(5)
+    ]
     got = [a for e in spike for a in engine.process(CostEvent.model_validate(e), state).alerts]
     assert [a.status for a in got] == (["firing"] if fires else [])

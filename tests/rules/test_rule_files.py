@@ -18,8 +18,13 @@ BROKEN = Path(__file__).parent / "fixtures" / "broken"
 def test_every_shipped_rule_file_loads() -> None:
     """Installed package data, so the packs cannot rot (and do ship)."""
     files = sorted(p.name for p in [*DEFAULT_PACK.iterdir(), *EXAMPLES_PACK.iterdir()])
-    assert files == ["budgets-demo-fleet.yaml", "capacity.yaml", "cost.yaml", "routing.yaml",
-                     "spend.yaml"]  # fmt: skip
+    assert files == [
+        "budgets-demo-fleet.yaml",
+        "capacity.yaml",
+        "cost.yaml",
+        "routing.yaml",
+        "spend.yaml",
+    ]
     default = load_rule_dir(DEFAULT_PACK)
     merged = load_rule_dir(EXAMPLES_PACK, default)
     assert len(merged.rules) == 21 and merged.budgets and merged.quotas
@@ -50,7 +55,7 @@ def test_rules_check_reports_every_error_with_location_and_hint() -> None:
         " anomaly, all, any)",
         "typos.yaml:6:5 rules[0].labls: Extra inputs are not permitted"
         " (hint: did you mean 'labels'?)",
-    ]  # fmt: skip
+    ]
 
 
 def test_rules_check_ok_on_the_default_pack() -> None:
@@ -59,18 +64,24 @@ def test_rules_check_ok_on_the_default_pack() -> None:
     assert result.output.startswith("ok: 4 file(s), 21 rule(s)")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("rules: []", "test.yaml:1:1 version: Field required"),
-    ("version: 2", "test.yaml:1:10 version: Input should be 1"),
-    ("version: 1\nroute: {receiver: nobody}",
-     "test.yaml:1:1 route: unknown receiver 'nobody'"),
-    ("version: 1\nrules:\n  - name: a\n    condition: {type: threshold, metric: step_number,"
-     " window: 1h, value: 3}\n    severity: low",
-     "test.yaml:4:16 rules[0].condition: metric 'step_number' has no window '1h'"),
-    ("version: 1\nrules:\n  - name: a\n    scope: {matchers: ['x ~ y']}\n"
-     "    condition: {type: threshold, metric: calls, value: 3}\n    severity: low",
-     "test.yaml:4:23 rules[0].scope.matchers: bad matcher 'x ~ y'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rules: []", "test.yaml:1:1 version: Field required"),
+        ("version: 2", "test.yaml:1:10 version: Input should be 1"),
+        ("version: 1\nroute: {receiver: nobody}", "test.yaml:1:1 route: unknown receiver 'nobody'"),
+        (
+            "version: 1\nrules:\n  - name: a\n    condition: {type: threshold, metric: step_number,"
+            " window: 1h, value: 3}\n    severity: low",
+            "test.yaml:4:16 rules[0].condition: metric 'step_number' has no window '1h'",
+        ),
+        (
+            "version: 1\nrules:\n  - name: a\n    scope: {matchers: ['x ~ y']}\n"
+            "    condition: {type: threshold, metric: calls, value: 3}\n    severity: low",
+            "test.yaml:4:23 rules[0].scope.matchers: bad matcher 'x ~ y'",
+        ),
+    ],
+)
 def test_single_file_errors(text: str, expected: str) -> None:
     from spendfuse.rules.ruleset import merge_files
 
@@ -98,5 +109,6 @@ def test_reload_swaps_on_change_and_keeps_old_rules_on_error(tmp_path: Path) -> 
     bad = watcher.poll()
     assert bad.ruleset is None
     assert "r.yaml:4:72 rules[0].condition.value: Input should be a valid number" in str(
-        bad.errors[0])
+        bad.errors[0]
+    )
     assert watcher.poll().errors == []  # reported once, not on every poll

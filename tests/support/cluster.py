@@ -65,8 +65,11 @@ class ClusterWorker(WorkerProcess):
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "spendfuse", "worker"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def ready(self) -> bool:
@@ -131,8 +134,9 @@ def group_worker(bootstrap: str, tmp: Path, app_id: str, member: str, **env: str
     """A member of consumer group ``app_id`` with its own data directory, log and web port."""
     home = tmp / member
     home.mkdir(parents=True, exist_ok=True)
-    return ClusterWorker(bootstrap, home, SPENDFUSE_APP_ID=app_id,
-                         SPENDFUSE_DATA_DIR=str(home / "data"), **env)  # fmt: skip
+    return ClusterWorker(
+        bootstrap, home, SPENDFUSE_APP_ID=app_id, SPENDFUSE_DATA_DIR=str(home / "data"), **env
+    )
 
 
 def start_group(
@@ -169,10 +173,11 @@ def input_assignment(bootstrap: str, group: str) -> tuple[str, dict[str, set[int
     except KafkaException:
         return None
     owners = {
-        m.member_id: {tp.partition for tp in m.assignment.topic_partitions
-                      if tp.topic == topics.COST_EVENTS}
+        m.member_id: {
+            tp.partition for tp in m.assignment.topic_partitions if tp.topic == topics.COST_EVENTS
+        }
         for m in desc.members
-    }  # fmt: skip
+    }
     return str(desc.state).rsplit(".", 1)[-1], owners
 
 
@@ -204,9 +209,14 @@ def wait_group(
 
 
 def _client(bootstrap: str, group: str | None = None) -> Consumer:
-    return Consumer({"bootstrap.servers": bootstrap,
-                     "group.id": group or f"audit-{uuid.uuid4().hex}",
-                     "enable.auto.commit": False, "auto.offset.reset": "earliest"})  # fmt: skip
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group or f"audit-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -248,9 +258,13 @@ def caught_up(bootstrap: str, group: str, ends: dict[int, int] | None = None) ->
 
 
 def wait_caught_up(
-    bootstrap: str, group: str, ends: dict[int, int], what: str, timeout_s: float,
+    bootstrap: str,
+    group: str,
+    ends: dict[int, int],
+    what: str,
+    timeout_s: float,
     *workers: WorkerProcess,
-) -> None:  # fmt: skip
+) -> None:
     """:func:`caught_up`, or fail with the end of each worker's log."""
     try:
         wait_for(lambda: caught_up(bootstrap, group, ends), what, timeout_s)
@@ -373,14 +387,25 @@ class Planned:
 
 
 def good(event: dict[str, Any]) -> Planned:
-    return Planned("good", event["use_case_id"], cost_event_key(event["use_case_id"]),
-                   orjson.dumps(event), event["cost_event_id"],
-                   float(event["allocated_cost_usd"]))  # fmt: skip
+    return Planned(
+        "good",
+        event["use_case_id"],
+        cost_event_key(event["use_case_id"]),
+        orjson.dumps(event),
+        event["cost_event_id"],
+        float(event["allocated_cost_usd"]),
+    )
 
 
 def again(original: Planned) -> Planned:
-    return Planned("duplicate", original.use_case_id, original.key, original.value,
-                   original.cost_event_id, original.cost_usd)  # fmt: skip
+    return Planned(
+        "duplicate",
+        original.use_case_id,
+        original.key,
+        original.value,
+        original.cost_event_id,
+        original.cost_usd,
+    )
 
 
 def bad(use_case: str, n: int) -> Planned:
@@ -449,14 +474,16 @@ class Feed:
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._producer = Producer({
-            "bootstrap.servers": self.bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.timeout.ms": 300_000,  # rides out a broker restart
-            **self.config,
-        })  # fmt: skip
+        self._producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": 300_000,  # rides out a broker restart
+                **self.config,
+            }
+        )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.produced = 0  # handed to the producer (not necessarily delivered yet)
@@ -481,8 +508,9 @@ class Feed:
             self.sent.append(rec)
             while True:
                 try:
-                    self._producer.produce(self.topic, key=rec.key, value=rec.value,
-                                           on_delivery=self._delivered(index))  # fmt: skip
+                    self._producer.produce(
+                        self.topic, key=rec.key, value=rec.value, on_delivery=self._delivered(index)
+                    )
                     break
                 except BufferError:
                     self._producer.poll(0.1)
@@ -495,8 +523,9 @@ class Feed:
         self.publish_s += time.monotonic() - started
 
     def publish_in_background(self, records: Sequence[Planned], rate_per_s: float) -> None:
-        self._thread = threading.Thread(target=self.publish, args=(list(records), rate_per_s),
-                                        name="feed", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self.publish, args=(list(records), rate_per_s), name="feed", daemon=True
+        )
         self._thread.start()
 
     def join(self, timeout_s: float = 120.0) -> None:
@@ -587,8 +616,12 @@ def audit(
     """
     since = outputs_since or {}
     kinds = Counter(rec.kind for rec in feed.sent)
-    result = Audit(published=len(feed.sent), good=kinds["good"], duplicates=kinds["duplicate"],
-                   bad=kinds["bad"])  # fmt: skip
+    result = Audit(
+        published=len(feed.sent),
+        good=kinds["good"],
+        duplicates=kinds["duplicate"],
+        bad=kinds["bad"],
+    )
     states = latest_states(bootstrap, app_id)
     expected = expected_spend(feed.sent)
     for uc in expected if summed is None else summed:
@@ -626,5 +659,7 @@ def audit(
 
 def output_marks(bootstrap: str) -> dict[str, dict[int, int]]:
     """Current ends of the output topics: read only what comes after with ``outputs_since``."""
-    return {t: end_offsets(bootstrap, t)
-            for t in (topics.ALERTS, topics.CONTROL, topics.COST_EVENTS_DLQ)}  # fmt: skip
+    return {
+        t: end_offsets(bootstrap, t)
+        for t in (topics.ALERTS, topics.CONTROL, topics.COST_EVENTS_DLQ)
+    }

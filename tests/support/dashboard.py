@@ -13,9 +13,14 @@ from spendfuse.producer import CostEventPublisher
 
 def incident_plan(run_id: str, now: datetime | None = None) -> DemoPlan:
     """40 minutes of normal traffic ending now; a runaway loop still running for the last 3."""
-    return DemoPlan(now=now or datetime.now(UTC), history=timedelta(minutes=40),
-                    loop_after=timedelta(minutes=-3), loop_for=timedelta(minutes=30),
-                    live_for=timedelta(0), run_id=run_id)  # fmt: skip
+    return DemoPlan(
+        now=now or datetime.now(UTC),
+        history=timedelta(minutes=40),
+        loop_after=timedelta(minutes=-3),
+        loop_for=timedelta(minutes=30),
+        live_for=timedelta(0),
+        run_id=run_id,
+    )
 
 
 def publish_plan(bootstrap: str, plan: DemoPlan) -> int:

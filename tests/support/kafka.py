@@ -29,12 +29,14 @@ def consume_until(
     timeout_s: float = 60.0,
 ) -> list[dict[str, Any]]:
     """Read ``topic`` from the start; return matching JSON records once ``done(records)``."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-{uuid.uuid4().hex}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     records: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
@@ -90,17 +92,25 @@ def skip_history(bootstrap: str, group: str) -> None:
     through every earlier test's events. A group that has committed offsets (a restarted
     worker) is left alone, so restart tests still re-process what was not committed.
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         metadata = consumer.list_topics(timeout=10).topics
-        tps = [TopicPartition(t, p) for t in HISTORY_TOPICS if t in metadata
-               for p in metadata[t].partitions]  # fmt: skip
+        tps = [
+            TopicPartition(t, p)
+            for t in HISTORY_TOPICS
+            if t in metadata
+            for p in metadata[t].partitions
+        ]
         if not tps or any(tp.offset >= 0 for tp in consumer.committed(tps, timeout=10)):
             return
-        ends = [TopicPartition(tp.topic, tp.partition,
-                               consumer.get_watermark_offsets(tp, timeout=10)[1])
-                for tp in tps]  # fmt: skip
+        ends = [
+            TopicPartition(
+                tp.topic, tp.partition, consumer.get_watermark_offsets(tp, timeout=10)[1]
+            )
+            for tp in tps
+        ]
         consumer.commit(offsets=ends, asynchronous=False)
     finally:
         consumer.close()
@@ -129,7 +139,10 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spendfuse", "worker"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.wait_assigned(timeout_s)

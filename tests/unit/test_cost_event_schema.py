@@ -14,13 +14,38 @@ from spendfuse.schemas.codec import REJECTION_REASONS, parse_cost_event_obj
 from tests.support.events import make_event
 
 DOMAIN_FIELDS = {
-    "trace_id", "tenant_id", "business_unit", "cost_center", "use_case_id", "workflow_step",
-    "risk_tier", "environment", "user_role", "route_policy_version", "cache_status",
-    "business_outcome_id", "cost_event_id", "component", "provider", "model_or_service",
-    "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "gpu_seconds",
-    "api_calls", "unit_price", "allocated_cost_usd", "allocation_method", "pricing_version",
-    "retention_class", "event_time", "schema_version", "step_number", "is_retry",
-}  # fmt: skip
+    "trace_id",
+    "tenant_id",
+    "business_unit",
+    "cost_center",
+    "use_case_id",
+    "workflow_step",
+    "risk_tier",
+    "environment",
+    "user_role",
+    "route_policy_version",
+    "cache_status",
+    "business_outcome_id",
+    "cost_event_id",
+    "component",
+    "provider",
+    "model_or_service",
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "gpu_seconds",
+    "api_calls",
+    "unit_price",
+    "allocated_cost_usd",
+    "allocation_method",
+    "pricing_version",
+    "retention_class",
+    "event_time",
+    "schema_version",
+    "step_number",
+    "is_retry",
+}
 
 
 def test_every_domain_field_is_in_the_model() -> None:
@@ -41,18 +66,29 @@ def test_round_trip_keeps_unknown_fields_and_rfc3339_utc() -> None:
     ("mutate", "reason", "field", "fragment"),
     [
         (lambda e: e.pop("tenant_id"), "validation", "tenant_id", "tenant_id: Field required"),
-        (lambda e: e.update(input_tokens="many"), "validation", "input_tokens",
-         "send a whole number"),
+        (
+            lambda e: e.update(input_tokens="many"),
+            "validation",
+            "input_tokens",
+            "send a whole number",
+        ),
         (lambda e: e.update(input_tokens=-3), "negative_value", "input_tokens", "non-negative"),
-        (lambda e: e.update(risk_tier="extreme"), "validation", "risk_tier",
-         "'low', 'medium', 'high' or 'critical'"),
-        (lambda e: e.update(event_time="2026-11-23 10:00"), "validation", "event_time",
-         "RFC 3339"),
-        (lambda e: e.update(schema_version=2), "unknown_schema_version", "schema_version",
-         "not supported"),
+        (
+            lambda e: e.update(risk_tier="extreme"),
+            "validation",
+            "risk_tier",
+            "'low', 'medium', 'high' or 'critical'",
+        ),
+        (lambda e: e.update(event_time="2026-11-23 10:00"), "validation", "event_time", "RFC 3339"),
+        (
+            lambda e: e.update(schema_version=2),
+            "unknown_schema_version",
+            "schema_version",
+            "not supported",
+        ),
         (lambda e: e.pop("schema_version"), "validation", "schema_version", "Field required"),
     ],
-)  # fmt: skip
+)
 def test_bad_events_name_the_field_and_the_fix(mutate, reason, field, fragment) -> None:
     raw = make_event("u1")
     mutate(raw)

@@ -33,8 +33,12 @@ def test_envelope_members_are_validated_one_by_one() -> None:
     raw = _envelope([good[0], bad, good[1], good[2]])
     assert is_envelope(orjson.loads(raw))
     items = _pipeline().decode_record(raw, NOW, topic="t", partition=2, offset=41)
-    assert [type(i).__name__ for i in items] == ["CostEvent", "DeadLetter", "CostEvent",
-                                                 "CostEvent"]  # fmt: skip
+    assert [type(i).__name__ for i in items] == [
+        "CostEvent",
+        "DeadLetter",
+        "CostEvent",
+        "CostEvent",
+    ]
     dead = items[1]
     assert isinstance(dead, DeadLetter)
     assert dead.field == "input_tokens" and dead.reason == "negative_value"
@@ -45,12 +49,10 @@ def test_envelope_members_are_validated_one_by_one() -> None:
 def test_a_broken_envelope_is_one_dead_letter_with_a_reason() -> None:
     pipeline = _pipeline()
     cases = {
-        b'{"envelope_version": 7, "events": []}': ("unknown_envelope_version",
-                                                  "envelope_version"),
-        b'{"envelope_version": [], "events": []}': ("unknown_envelope_version",
-                                                   "envelope_version"),
+        b'{"envelope_version": 7, "events": []}': ("unknown_envelope_version", "envelope_version"),
+        b'{"envelope_version": [], "events": []}': ("unknown_envelope_version", "envelope_version"),
         b'{"envelope_version": 1, "events": {"a": 1}}': ("validation", "events"),
-    }  # fmt: skip
+    }
     for raw, (reason, field) in cases.items():
         (dead,) = pipeline.decode_record(raw, NOW)
         assert isinstance(dead, DeadLetter), raw
@@ -62,8 +64,7 @@ def test_one_event_per_record_and_envelopes_reach_the_same_incidents() -> None:
     # $0.30 every 5 s: the $1/minute spend limit trips at the 4th event of each minute
     events = [make_event("u", cost=0.3, seconds=5 * i) for i in range(36)]
     single = replay_records([orjson.dumps(e) for e in events], _pipeline())
-    enveloped = replay_records([_envelope(events[i:i + 9]) for i in range(0, 36, 9)],
-                               _pipeline())  # fmt: skip
+    enveloped = replay_records([_envelope(events[i : i + 9]) for i in range(0, 36, 9)], _pipeline())
     assert single.outcomes == enveloped.outcomes == {"accepted": 36}
 
     def incidents(alerts: list[bytes]) -> list[tuple[str, str, str]]:
@@ -77,12 +78,15 @@ def test_one_event_per_record_and_envelopes_reach_the_same_incidents() -> None:
 
 def test_a_rule_on_one_event_still_sees_the_event_in_the_middle_of_an_envelope() -> None:
     # the default pack's runaway-loop rule: step_number > 10 on one event
-    events = [make_event("loop", cost=0.001, seconds=i, step_number=s)
-              for i, s in enumerate([1, 2, 14, 3])]  # fmt: skip
+    events = [
+        make_event("loop", cost=0.001, seconds=i, step_number=s)
+        for i, s in enumerate([1, 2, 14, 3])
+    ]
     result = replay_records([_envelope(events)], _pipeline(limit=1000))
     fired = [orjson.loads(a) for a in result.alerts]
-    assert any(a["evidence"]["metric"].startswith("step_number") and a["status"] == "firing"
-               for a in fired), fired  # fmt: skip
+    assert any(
+        a["evidence"]["metric"].startswith("step_number") and a["status"] == "firing" for a in fired
+    ), fired
 
 
 def test_duplicates_inside_and_across_envelopes_count_once() -> None:
@@ -101,6 +105,5 @@ def test_events_of_two_use_cases_in_one_record_are_decided_per_use_case() -> Non
 
     handled = pipeline.handle_batch(decoded, MemoryDedupStore(), states)  # type: ignore[arg-type]
     assert set(states) == {"x", "y"}
-    fired = [(h.event.use_case_id, a.rule) for h in handled if h.event
-             for a in h.decisions.alerts]  # fmt: skip
+    fired = [(h.event.use_case_id, a.rule) for h in handled if h.event for a in h.decisions.alerts]
     assert sorted(fired) == [("x", "spend_rate_limit"), ("y", "spend_rate_limit")]

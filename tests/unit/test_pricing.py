@@ -18,8 +18,9 @@ def test_priced_from_catalog_matches_genai_prices() -> None:
     price_event(event)
     expected = genai_prices.calc_price(
         genai_prices.Usage(input_tokens=10_000, cache_read_tokens=4_000, output_tokens=800),
-        model_ref="gpt-4o-mini", provider_id="openai",
-    ).total_price  # fmt: skip
+        model_ref="gpt-4o-mini",
+        provider_id="openai",
+    ).total_price
     assert event.pricing_status is PricingStatus.CATALOG
     assert event.allocated_cost_usd == pytest.approx(float(expected), rel=1e-9)
     assert event.pricing_version and event.pricing_version.startswith("genai-prices-")

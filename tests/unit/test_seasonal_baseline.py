@@ -84,8 +84,11 @@ def test_state_round_trips_through_json_and_registry() -> None:
 
 
 def test_bad_params_name_the_parameter() -> None:
-    for kwargs, name in (({"transform": "sqrt"}, "transform"), ({"z_learn": 0}, "z_learn"),
-                         ({"confirm_points": 0}, "confirm_points")):  # fmt: skip
+    for kwargs, name in (
+        ({"transform": "sqrt"}, "transform"),
+        ({"z_learn": 0}, "z_learn"),
+        ({"confirm_points": 0}, "confirm_points"),
+    ):
         try:
             SeasonalBaseline(**kwargs)  # type: ignore[arg-type]
         except ValueError as exc:

@@ -33,10 +33,14 @@ def test_deterministic_valid_and_diurnal() -> None:
 
 
 def test_runaway_loop_shows_as_retried_steps_on_one_trace() -> None:
-    loop = Incident("runaway_loop", "research-agent", START + timedelta(hours=10),
-                    timedelta(minutes=10))  # fmt: skip
-    events = list(simulate_fleet(default_fleet(), START + timedelta(hours=10),
-                                 timedelta(minutes=10), [loop], seed=1))  # fmt: skip
+    loop = Incident(
+        "runaway_loop", "research-agent", START + timedelta(hours=10), timedelta(minutes=10)
+    )
+    events = list(
+        simulate_fleet(
+            default_fleet(), START + timedelta(hours=10), timedelta(minutes=10), [loop], seed=1
+        )
+    )
     retried = Counter(e["trace_id"] for e in events if e["is_retry"] and e["step_number"] > 10)
     trace, n = retried.most_common(1)[0]
     assert "loop" in trace and n >= 300
@@ -44,8 +48,9 @@ def test_runaway_loop_shows_as_retried_steps_on_one_trace() -> None:
 
 def test_cli_writes_events_and_labels(tmp_path) -> None:
     out = tmp_path / "sim"
-    result = CliRunner().invoke(main, ["simulate", "--out", str(out), "--days", "0.05",
-                                       "--start", "2026-11-02T00:00:00Z"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["simulate", "--out", str(out), "--days", "0.05", "--start", "2026-11-02T00:00:00Z"]
+    )
     assert result.exit_code == 0, result.output
     assert (out / "events.jsonl").stat().st_size > 0
     assert (out / "labels.json").exists()

@@ -24,8 +24,13 @@ def _watches() -> Engine:
 
 
 def _alerts(profile: UseCaseProfile, incident: Incident | None) -> list[dict]:
-    events = simulate_fleet(Fleet((profile,)), START, timedelta(days=2, hours=17),
-                            [incident] if incident else [], seed=3)  # fmt: skip
+    events = simulate_fleet(
+        Fleet((profile,)),
+        START,
+        timedelta(days=2, hours=17),
+        [incident] if incident else [],
+        seed=3,
+    )
     result = replay_records((orjson.dumps(e) for e in events), Pipeline(_watches()))
     return [orjson.loads(a) for a in result.alerts if b'"firing"' in a]
 

@@ -96,6 +96,7 @@ def load_signer(
     _, public, signer = write_key_pair(default_dir)
     log.warning(
         "no control signing key configured: generated key %s; gateways verify with %s",
-        signer.key_id, public,
-    )  # fmt: skip
+        signer.key_id,
+        public,
+    )
     return signer

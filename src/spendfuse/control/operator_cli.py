@@ -49,21 +49,34 @@ def parse_duration(text: str) -> timedelta:
 
 
 def build_operator_command(
-    kind: CommandKind, target: Target, *, who: str, reason: str, now: datetime,
-    ttl: timedelta | None, level: DegradationLevel | None = None,
+    kind: CommandKind,
+    target: Target,
+    *,
+    who: str,
+    reason: str,
+    now: datetime,
+    ttl: timedelta | None,
+    level: DegradationLevel | None = None,
     params: DegradeParams | None = None,
-) -> ControlCommand:  # fmt: skip
+) -> ControlCommand:
     """A hand-issued command: who and why recorded, expiry explicit, and how to lift it."""
     lift = f"spendfuse restore {target.type.value} {target.id} --reason '...'"
     return ControlCommand(
-        command_id=f"op-{uuid.uuid4().hex[:24]}", kind=kind, target=target, level=level,
-        params=params or DegradeParams(), issued_by=f"operator:{who}", reason=reason,
-        issued_at=now, ttl_s=ttl.total_seconds() if ttl else None,
-        expires_at=now + ttl if ttl else None, risk_protection=True,
+        command_id=f"op-{uuid.uuid4().hex[:24]}",
+        kind=kind,
+        target=target,
+        level=level,
+        params=params or DegradeParams(),
+        issued_by=f"operator:{who}",
+        reason=reason,
+        issued_at=now,
+        ttl_s=ttl.total_seconds() if ttl else None,
+        expires_at=now + ttl if ttl else None,
+        risk_protection=True,
         how_to_lift=None if kind is CommandKind.RESTORE else lift,
         tenant_id=target.id if target.type is TargetType.TENANT else None,
         use_case_id=target.id if target.type is TargetType.USE_CASE else None,
-    )  # fmt: skip
+    )
 
 
 def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
@@ -124,8 +137,11 @@ def _verify_specs(own: str) -> list[str]:
 
 
 def _common(fn):
-    fn = click.option("--bootstrap-servers", envvar=["SPENDFUSE_BOOTSTRAP_SERVERS",
-                      "KAFKA_BOOTSTRAP_SERVERS"], default=None)(fn)  # fmt: skip
+    fn = click.option(
+        "--bootstrap-servers",
+        envvar=["SPENDFUSE_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+        default=None,
+    )(fn)
     fn = click.option("--by", "who", default=None, help="Who is acting (default: $USER).")(fn)
     fn = click.option("--reason", required=True, help="Why; recorded on the command.")(fn)
     fn = click.argument("target_id")(fn)
@@ -139,63 +155,117 @@ def _who(who: str | None) -> str:
 @click.command()
 @_common
 @click.option("--for", "ttl", default="1h", show_default=True, help="Expires after (30m, 2d).")
-def kill(target_type: str, target_id: str, reason: str, who: str | None,
-         bootstrap_servers: str | None, ttl: str) -> None:  # fmt: skip
+def kill(
+    target_type: str,
+    target_id: str,
+    reason: str,
+    who: str | None,
+    bootstrap_servers: str | None,
+    ttl: str,
+) -> None:
     """Kill-switch a target: gateways deny its requests until it expires or is restored."""
     target = Target(type=TargetType(target_type), id=target_id)
-    _publish(build_operator_command(
-        CommandKind.KILL_SWITCH, target, who=_who(who), reason=reason,
-        now=datetime.now(UTC), ttl=parse_duration(ttl),
-    ), bootstrap_servers)  # fmt: skip
+    _publish(
+        build_operator_command(
+            CommandKind.KILL_SWITCH,
+            target,
+            who=_who(who),
+            reason=reason,
+            now=datetime.now(UTC),
+            ttl=parse_duration(ttl),
+        ),
+        bootstrap_servers,
+    )
 
 
 @click.command()
 @_common
 @click.option("--for", "ttl", default="1h", show_default=True, help="Expires after (30m, 2d).")
-@click.option("--level", type=click.Choice(["L1", "L2", "L3", "L4"]), default="L1",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--level", type=click.Choice(["L1", "L2", "L3", "L4"]), default="L1", show_default=True
+)
 @click.option("--model-tier", type=click.Choice(["small", "standard", "approved_fallback"]))
 @click.option("--max-output-tokens", type=click.IntRange(min=1))
 @click.option("--cache-first/--no-cache-first", default=None)
-def degrade(target_type: str, target_id: str, reason: str, who: str | None,
-            bootstrap_servers: str | None, ttl: str, level: str, model_tier: str | None,
-            max_output_tokens: int | None, cache_first: bool | None) -> None:  # fmt: skip
+def degrade(
+    target_type: str,
+    target_id: str,
+    reason: str,
+    who: str | None,
+    bootstrap_servers: str | None,
+    ttl: str,
+    level: str,
+    model_tier: str | None,
+    max_output_tokens: int | None,
+    cache_first: bool | None,
+) -> None:
     """Degrade a target to a level (L1 cache-first/small model/short outputs by default)."""
     lvl = DegradationLevel(level)
-    overrides = {k: v for k, v in {"model_tier": model_tier, "cache_first": cache_first,
-                 "max_output_tokens": max_output_tokens}.items() if v is not None}  # fmt: skip
+    overrides = {
+        k: v
+        for k, v in {
+            "model_tier": model_tier,
+            "cache_first": cache_first,
+            "max_output_tokens": max_output_tokens,
+        }.items()
+        if v is not None
+    }
     params = LEVEL_DEFAULTS.get(lvl, DegradeParams()).model_copy(update=overrides)
     target = Target(type=TargetType(target_type), id=target_id)
-    _publish(build_operator_command(
-        CommandKind.DEGRADE, target, who=_who(who), reason=reason, now=datetime.now(UTC),
-        ttl=parse_duration(ttl), level=lvl,
-        params=DegradeParams.model_validate(params.model_dump()),
-    ), bootstrap_servers)  # fmt: skip
+    _publish(
+        build_operator_command(
+            CommandKind.DEGRADE,
+            target,
+            who=_who(who),
+            reason=reason,
+            now=datetime.now(UTC),
+            ttl=parse_duration(ttl),
+            level=lvl,
+            params=DegradeParams.model_validate(params.model_dump()),
+        ),
+        bootstrap_servers,
+    )
 
 
 @click.command()
 @_common
-def restore(target_type: str, target_id: str, reason: str, who: str | None,
-            bootstrap_servers: str | None) -> None:  # fmt: skip
+def restore(
+    target_type: str, target_id: str, reason: str, who: str | None, bootstrap_servers: str | None
+) -> None:
     """Lift whatever is in force on a target (kill switch or degradation)."""
     target = Target(type=TargetType(target_type), id=target_id)
-    _publish(build_operator_command(
-        CommandKind.RESTORE, target, who=_who(who), reason=reason, now=datetime.now(UTC),
-        ttl=None, level=DegradationLevel.L0,
-    ), bootstrap_servers)  # fmt: skip
+    _publish(
+        build_operator_command(
+            CommandKind.RESTORE,
+            target,
+            who=_who(who),
+            reason=reason,
+            now=datetime.now(UTC),
+            ttl=None,
+            level=DegradationLevel.L0,
+        ),
+        bootstrap_servers,
+    )
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".spendfuse/keys"), show_default=True)  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".spendfuse/keys"),
+    show_default=True,
+)
 def keygen(out_dir: Path) -> None:
     """Create an Ed25519 signing key (mode 0600) and the public key gateways verify with."""
     from spendfuse.control.keys import write_key_pair
 
     private, public, signer = write_key_pair(out_dir)
-    click.echo(f"key {signer.key_id}: signing key in {private} (keep it secret; point "
-               f"SPENDFUSE_CONTROL_SIGNING_KEY_FILE at it), verify key in {public} "
-               "(SPENDFUSE_GATEWAY_VERIFY_KEYS_FILE)")  # fmt: skip
+    click.echo(
+        f"key {signer.key_id}: signing key in {private} (keep it secret; point "
+        f"SPENDFUSE_CONTROL_SIGNING_KEY_FILE at it), verify key in {public} "
+        "(SPENDFUSE_GATEWAY_VERIFY_KEYS_FILE)"
+    )
 
 
 @click.command()

@@ -43,12 +43,14 @@ def publish_commands(
     Raise :class:`CommandPublishError` if any failed.
     """
     stamper = signer if isinstance(signer, CommandSigner) else CommandSigner(signer)
-    producer = Producer({
-        "bootstrap.servers": bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        **(config or {}),
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            **(config or {}),
+        }
+    )
     errors: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:

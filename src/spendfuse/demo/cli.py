@@ -7,9 +7,12 @@ import click
 
 def register(main: click.Group) -> None:
     @main.command()
-    @click.option("--bootstrap-servers", envvar=["SPENDFUSE_BOOTSTRAP_SERVERS",
-                  "KAFKA_BOOTSTRAP_SERVERS"], default=None,
-                  help="Kafka to use; by default a local broker is started (needs Java 17).")
+    @click.option(
+        "--bootstrap-servers",
+        envvar=["SPENDFUSE_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+        default=None,
+        help="Kafka to use; by default a local broker is started (needs Java 17).",
+    )
     def demo(bootstrap_servers: str | None) -> None:
         """Broker, worker, dashboard and simulated traffic: watch a runaway loop get stopped."""
         from spendfuse.demo.runner import run_demo

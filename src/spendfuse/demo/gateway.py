@@ -54,7 +54,9 @@ class DemoGateway:
             return None
         if event.get("component") == "model_call":
             self.degraded += 1
-            return {**event, "model_or_service": SMALL_MODEL,
-                    "output_tokens": min(event.get("output_tokens", 0),
-                                         DEGRADED_MAX_OUTPUT_TOKENS)}  # fmt: skip
+            return {
+                **event,
+                "model_or_service": SMALL_MODEL,
+                "output_tokens": min(event.get("output_tokens", 0), DEGRADED_MAX_OUTPUT_TOKENS),
+            }
         return event

@@ -74,23 +74,36 @@ def broker(settings: Settings) -> Iterator[str]:
 
 
 @contextmanager
-def worker(settings: Settings, servers: str, web_port: int, log_path: Path, token: str
-           ) -> Iterator[str]:  # fmt: skip
-    env = {**os.environ, "SPENDFUSE_BOOTSTRAP_SERVERS": servers,
-           "SPENDFUSE_DASHBOARD__TOKEN": token,
-           "SPENDFUSE_WEB_PORT": str(web_port), "SPENDFUSE_APP_ID": "spendfuse-demo",
-           "SPENDFUSE_RULES_DIR": str(DEMO_PACK),
-           "SPENDFUSE_DATA_DIR": str(settings.data_dir), "SPENDFUSE_LOG_LEVEL": "info"}
+def worker(
+    settings: Settings, servers: str, web_port: int, log_path: Path, token: str
+) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "SPENDFUSE_BOOTSTRAP_SERVERS": servers,
+        "SPENDFUSE_DASHBOARD__TOKEN": token,
+        "SPENDFUSE_WEB_PORT": str(web_port),
+        "SPENDFUSE_APP_ID": "spendfuse-demo",
+        "SPENDFUSE_RULES_DIR": str(DEMO_PACK),
+        "SPENDFUSE_DATA_DIR": str(settings.data_dir),
+        "SPENDFUSE_LOG_LEVEL": "info",
+    }
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "spendfuse", "worker"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spendfuse", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://{settings.web_host}:{web_port}"
     try:
         with console.status("Starting the worker and its dashboard..."):
             _wait_ready(proc, url + "/readyz", log_path)
-        console.print(f"[green]✓[/] Worker ready; dashboard at [bold cyan]{url}/dashboard/[/]"
-                      f"  (metrics: {url}/metrics, worker log: {log_path})")
+        console.print(
+            f"[green]✓[/] Worker ready; dashboard at [bold cyan]{url}/dashboard/[/]"
+            f"  (metrics: {url}/metrics, worker log: {log_path})"
+        )
         yield url
     finally:
         with console.status("Stopping the worker..."):
@@ -133,10 +146,15 @@ class Narrator(threading.Thread):
         self.gateway = gateway
         self.stop_event = threading.Event()
         self.story: list[str] = []
-        self.consumer = Consumer({"bootstrap.servers": servers,
-                                  "group.id": f"spendfuse-demo-{uuid.uuid4().hex[:8]}",
-                                  "auto.offset.reset": "latest", "enable.auto.commit": False,
-                                  "log_level": 2})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": servers,
+                "group.id": f"spendfuse-demo-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+                "log_level": 2,
+            }
+        )
         self.consumer.subscribe([topics.ALERTS, topics.CONTROL])
 
     def run(self) -> None:
@@ -159,26 +177,34 @@ class Narrator(threading.Thread):
     def _alert(self, alert: Alert) -> None:
         if alert.status == "firing":
             self.story.append("alert")
-            console.print(f"[bold red]ALERT[/] {alert.rule} on [bold]{alert.use_case_id}[/]: "
-                          f"{alert.summary}")
+            console.print(
+                f"[bold red]ALERT[/] {alert.rule} on [bold]{alert.use_case_id}[/]: {alert.summary}"
+            )
             for held in alert.guardrail_held:
                 console.print(f"      guardrail: {held}")
         else:
             self.story.append("resolved")
-            console.print(f"[bold green]RESOLVED[/] {alert.rule} on {alert.use_case_id}: "
-                          f"{alert.summary}")
+            console.print(
+                f"[bold green]RESOLVED[/] {alert.rule} on {alert.use_case_id}: {alert.summary}"
+            )
 
     def _command(self, command: ControlCommand) -> None:
         self.gateway.apply(command)
         kind = command.kind.value + (f" {command.level.value}" if command.level else "")
         colour = {"kill_switch": "red", "degrade": "yellow", "restore": "green"}.get(
-            command.kind.value, "white")
+            command.kind.value, "white"
+        )
         self.story.append(command.kind.value)
-        effect = {"kill_switch": "the gateway refuses its calls; the looping task is aborted",
-                  "degrade": "the gateway aborts the looping task and routes model calls to "
-                             "the small model", "restore": "the gateway lifts the command"}
-        console.print(f"[bold {colour}]COMMAND[/] {kind} on [bold]{command.target.key}[/] by "
-                      f"{command.issued_by} → {effect.get(command.kind.value, '')}")
+        effect = {
+            "kill_switch": "the gateway refuses its calls; the looping task is aborted",
+            "degrade": "the gateway aborts the looping task and routes model calls to "
+            "the small model",
+            "restore": "the gateway lifts the command",
+        }
+        console.print(
+            f"[bold {colour}]COMMAND[/] {kind} on [bold]{command.target.key}[/] by "
+            f"{command.issued_by} → {effect.get(command.kind.value, '')}"
+        )
 
 
 def _spend_line(url: str) -> tuple[str, dict[str, float]]:
@@ -197,8 +223,13 @@ def _spend_line(url: str) -> tuple[str, dict[str, float]]:
 
 
 def publish_history(pub: CostEventPublisher, events: list[dict[str, Any]]) -> None:
-    with Progress(TextColumn("Backfilling the last hour of traffic"), BarColumn(),
-                  MofNCompleteColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("Backfilling the last hour of traffic"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("history", total=len(events))
         for i, event in enumerate(events):
             pub.publish(event)
@@ -208,8 +239,14 @@ def publish_history(pub: CostEventPublisher, events: list[dict[str, Any]]) -> No
     console.print(f"[green]✓[/] Backfilled {len(events)} events (the last hour, for baselines)")
 
 
-def publish_live(pub: CostEventPublisher, live: Iterator[dict[str, Any]], gateway: DemoGateway,
-                 url: str, narrator: Narrator, oncall: OnCall) -> None:
+def publish_live(
+    pub: CostEventPublisher,
+    live: Iterator[dict[str, Any]],
+    gateway: DemoGateway,
+    url: str,
+    narrator: Narrator,
+    oncall: OnCall,
+) -> None:
     """Publish each event at its event time, through the gateway; report spend every 30 s."""
     next_report = time.monotonic() + 30
     told_done = False
@@ -227,11 +264,16 @@ def publish_live(pub: CostEventPublisher, live: Iterator[dict[str, Any]], gatewa
         with suppress(OSError):
             line, rates = _spend_line(url)
             console.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {line}")
-            if (not told_done and "restore" in narrator.story
-                    and rates.get(LOOP_USE_CASE, 0.0) < DEMO_LIMIT_USD / 2):  # fmt: skip
+            if (
+                not told_done
+                and "restore" in narrator.story
+                and rates.get(LOOP_USE_CASE, 0.0) < DEMO_LIMIT_USD / 2
+            ):
                 told_done = True
-                console.print("[bold green]The loop was caught and stopped; spend is back to "
-                              "normal.[/] Traffic goes on; Ctrl-C stops everything.")
+                console.print(
+                    "[bold green]The loop was caught and stopped; spend is back to "
+                    "normal.[/] Traffic goes on; Ctrl-C stops everything."
+                )
 
 
 class OnCall:
@@ -253,12 +295,24 @@ class OnCall:
                 self._lift(use_case)
 
     def _lift(self, use_case: str) -> None:
-        console.print(f"[bold cyan]ON-CALL[/] the looping task on {use_case} is dead; lifting the "
-                      "kill switch from the dashboard (POST /api/lift, token required)")
-        body = orjson.dumps({"target_type": "use_case", "target_id": use_case,
-                             "author": "demo-oncall", "reason": "looping task aborted"})
-        req = urllib.request.Request(self.url + "/api/lift", data=body, method="POST",
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        console.print(
+            f"[bold cyan]ON-CALL[/] the looping task on {use_case} is dead; lifting the "
+            "kill switch from the dashboard (POST /api/lift, token required)"
+        )
+        body = orjson.dumps(
+            {
+                "target_type": "use_case",
+                "target_id": use_case,
+                "author": "demo-oncall",
+                "reason": "looping task aborted",
+            }
+        )
+        req = urllib.request.Request(
+            self.url + "/api/lift",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
         try:
             urllib.request.urlopen(req, timeout=10).close()
         except OSError as exc:
@@ -275,15 +329,17 @@ def run_demo(settings: Settings) -> None:
     with ExitStack() as stack:
         try:
             servers = stack.enter_context(broker(settings))
-            url = stack.enter_context(worker(settings, servers, web_port,
-                                             settings.data_dir / "demo-worker.log", token))
+            url = stack.enter_context(
+                worker(settings, servers, web_port, settings.data_dir / "demo-worker.log", token)
+            )
             narrator = Narrator(servers, gateway)
             narrator.start()
             stack.callback(narrator.join, 5)
             stack.callback(narrator.stop_event.set)
             pub = stack.enter_context(CostEventPublisher(servers, config={"log_level": 2}))
-            plan = DemoPlan(now=datetime.now(UTC), live_for=timedelta(hours=8),
-                            run_id=uuid.uuid4().hex[:8])
+            plan = DemoPlan(
+                now=datetime.now(UTC), live_for=timedelta(hours=8), run_id=uuid.uuid4().hex[:8]
+            )
             events = demo_events(plan)
             history, first_live = [], None
             for event in events:
@@ -295,7 +351,8 @@ def run_demo(settings: Settings) -> None:
             console.print(
                 f"Live traffic for 5 use cases. In about {plan.loop_after.seconds} s an agent on "
                 f"[bold]{LOOP_USE_CASE}[/] (low risk) gets stuck in a loop; the spend-rate limit "
-                f"is ${DEMO_LIMIT_USD:.2f}/min per use case. Watch here and on the dashboard.")
+                f"is ${DEMO_LIMIT_USD:.2f}/min per use case. Watch here and on the dashboard."
+            )
             live = itertools.chain([first_live] if first_live else [], events)
             publish_live(pub, live, gateway, url, narrator, OnCall(url, token))
         except KeyboardInterrupt:
@@ -305,4 +362,3 @@ def run_demo(settings: Settings) -> None:
             console.print(f"[red]The demo could not start:[/] {exc}")
             raise SystemExit(1) from None
     console.print("[green]Stopped cleanly.[/]")
-

@@ -25,18 +25,47 @@ _VIRTUAL_START = datetime(2026, 11, 18, 13, 0, tzinfo=UTC)  # a Wednesday, early
 
 
 def demo_fleet() -> Fleet:
-    return Fleet((
-        UseCaseProfile("support-bot", "acme", "low", tasks_per_minute=6.0),
-        UseCaseProfile(LOOP_USE_CASE, "acme", "low", steps_per_task=(3, 6), tool_call_prob=0.2,
-                       tasks_per_minute=1.5, input_tokens_median=2500, tool="web_browse",
-                       tool_cost_usd=0.05),
-        UseCaseProfile("doc-summarizer", "globex", "low", tasks_per_minute=3.0,
-                       input_tokens_median=4000, output_tokens_median=400, cache_hit_rate=0.5),
-        UseCaseProfile("claims-triage", "globex", "high", model="gpt-4o", tasks_per_minute=2.0,
-                       steps_per_task=(2, 4)),
-        UseCaseProfile("kyc-review", "initech", "critical", model="gpt-4o",
-                       tasks_per_minute=0.8, steps_per_task=(2, 3)),
-    ))  # fmt: skip
+    return Fleet(
+        (
+            UseCaseProfile("support-bot", "acme", "low", tasks_per_minute=6.0),
+            UseCaseProfile(
+                LOOP_USE_CASE,
+                "acme",
+                "low",
+                steps_per_task=(3, 6),
+                tool_call_prob=0.2,
+                tasks_per_minute=1.5,
+                input_tokens_median=2500,
+                tool="web_browse",
+                tool_cost_usd=0.05,
+            ),
+            UseCaseProfile(
+                "doc-summarizer",
+                "globex",
+                "low",
+                tasks_per_minute=3.0,
+                input_tokens_median=4000,
+                output_tokens_median=400,
+                cache_hit_rate=0.5,
+            ),
+            UseCaseProfile(
+                "claims-triage",
+                "globex",
+                "high",
+                model="gpt-4o",
+                tasks_per_minute=2.0,
+                steps_per_task=(2, 4),
+            ),
+            UseCaseProfile(
+                "kyc-review",
+                "initech",
+                "critical",
+                model="gpt-4o",
+                tasks_per_minute=0.8,
+                steps_per_task=(2, 3),
+            ),
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +91,9 @@ def demo_events(plan: DemoPlan) -> Iterator[dict[str, Any]]:
     first = (plan.now - plan.history).replace(second=0, microsecond=0)
     offset = first - _VIRTUAL_START
     loop = Incident("runaway_loop", LOOP_USE_CASE, plan.loop_start - offset, plan.loop_for)
-    events = simulate_fleet(demo_fleet(), _VIRTUAL_START, plan.now + plan.live_for - first,
-                            [loop], seed=plan.seed)  # fmt: skip
+    events = simulate_fleet(
+        demo_fleet(), _VIRTUAL_START, plan.now + plan.live_for - first, [loop], seed=plan.seed
+    )
     for event in events:
         t = datetime.fromisoformat(event["event_time"]) + offset
         event["event_time"] = t.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -17,17 +17,21 @@ from spendfuse.schemas.topics import CONTROL
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SPENDFUSE_GATEWAY_", env_file=".env", env_file_encoding="utf-8",
-        populate_by_name=True, extra="ignore",
-    )  # fmt: skip
+        env_prefix="SPENDFUSE_GATEWAY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        populate_by_name=True,
+        extra="ignore",
+    )
 
     bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
-            "SPENDFUSE_GATEWAY_BOOTSTRAP_SERVERS", "SPENDFUSE_BOOTSTRAP_SERVERS",
+            "SPENDFUSE_GATEWAY_BOOTSTRAP_SERVERS",
+            "SPENDFUSE_BOOTSTRAP_SERVERS",
             "KAFKA_BOOTSTRAP_SERVERS",
         ),
-    )  # fmt: skip
+    )
     topic: str = CONTROL
     verify_keys: SecretStr | None = Field(
         default=None, description="Comma-separated key specs (ed25519-pub:... or hmac-sha256:...)."

@@ -90,10 +90,14 @@ class SpendfuseLiteLLMCallback(CustomLogger):
     """``decide`` before, cost event after; identity from the authenticated key (see module)."""
 
     def __init__(
-        self, client: Any, publisher: CostEventPublisher | None = None, *,
-        defaults: dict[str, str] | None = None, small_model: str | None = None,
+        self,
+        client: Any,
+        publisher: CostEventPublisher | None = None,
+        *,
+        defaults: dict[str, str] | None = None,
+        small_model: str | None = None,
         trust_request_metadata: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.client = client
         self.publisher = publisher
@@ -136,15 +140,17 @@ class SpendfuseLiteLLMCallback(CustomLogger):
             kwargs["model"] = self.small_model
         if "max_output_tokens" in params:
             current = kwargs.get("max_tokens")
-            kwargs["max_tokens"] = min(current or params["max_output_tokens"],
-                                       params["max_output_tokens"])  # fmt: skip
+            kwargs["max_tokens"] = min(
+                current or params["max_output_tokens"], params["max_output_tokens"]
+            )
         if params.get("cache_first"):
             kwargs["caching"] = True
         kwargs.setdefault("metadata", {})["spendfuse_degraded"] = decision.level or "degraded"
         return kwargs
 
-    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict,
-                                  call_type: Any) -> dict:  # fmt: skip
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any
+    ) -> dict:
         return self.apply(data, user_api_key_dict)
 
     async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> dict:
@@ -156,15 +162,18 @@ class SpendfuseLiteLLMCallback(CustomLogger):
         usage = getattr(response_obj, "usage", None)
         when = end_time if isinstance(end_time, datetime) else datetime.now(UTC)
         event: dict[str, Any] = {
-            "schema_version": 1, "cost_event_id": kwargs.get("litellm_call_id"),
+            "schema_version": 1,
+            "cost_event_id": kwargs.get("litellm_call_id"),
             "event_time": when.astimezone(UTC).isoformat(),  # LiteLLM's times are local, naive
-            "component": "model_call", "provider": kwargs.get("custom_llm_provider"),
+            "component": "model_call",
+            "provider": kwargs.get("custom_llm_provider"),
             "model_or_service": kwargs.get("model"),
             "input_tokens": getattr(usage, "prompt_tokens", None),
             "output_tokens": getattr(usage, "completion_tokens", None),
             "allocated_cost_usd": kwargs.get("response_cost"),
-            "allocation_method": "direct_metered", "pricing_version": self._pricing_version,
-        }  # fmt: skip
+            "allocation_method": "direct_metered",
+            "pricing_version": self._pricing_version,
+        }
         for name in _EVENT_FIELDS:
             value = meta.get(name, self.defaults.get(name))
             if value is not None:
@@ -174,17 +183,20 @@ class SpendfuseLiteLLMCallback(CustomLogger):
                 event[name] = value
         return {k: v for k, v in event.items() if v is not None}
 
-    def log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any,
-                          end_time: Any) -> None:  # fmt: skip
+    def log_success_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         if self.publisher is None:
             return
         try:
             self.publisher.publish(self.cost_event(kwargs, response_obj, end_time))
             self.published += 1
         except EventRejectedError as exc:  # attribution missing: say which field, never raise
-            log.warning("cost event for call %s not published: %s",
-                        kwargs.get("litellm_call_id"), exc)  # fmt: skip
+            log.warning(
+                "cost event for call %s not published: %s", kwargs.get("litellm_call_id"), exc
+            )
 
-    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any,
-                                      end_time: Any) -> None:  # fmt: skip
+    async def async_log_success_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         self.log_success_event(kwargs, response_obj, start_time, end_time)

@@ -48,9 +48,16 @@ def resolve_jars(version: str = KAFKA_VERSION) -> Path:
     tmp_lib = work / "lib.partial"
     shutil.rmtree(tmp_lib, ignore_errors=True)
     cmd = [
-        mvn, "-q", "-B", "-f", str(pom), f"-Dkafka.version={version}",
-        "dependency:copy-dependencies", f"-DoutputDirectory={tmp_lib}", "-DincludeScope=runtime",
-    ]  # fmt: skip
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        f"-Dkafka.version={version}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={tmp_lib}",
+        "-DincludeScope=runtime",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-2000:]
@@ -157,20 +164,42 @@ class LocalKafka:
         classpath = f"{lib}{os.sep}*"
         if fresh:
             fmt = subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", _kafka_uuid(), "-c", str(props)],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    _kafka_uuid(),
+                    "-c",
+                    str(props),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if fmt.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{fmt.stderr[-2000:]}")
         log = self.log_path.open("ab")
         log_start = log.tell()  # a restart appends: only this run's lines say it is ready
         self.proc = subprocess.Popen(
-            [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:ActiveProcessorCount=2",
-             "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-             "-cp", classpath, "kafka.Kafka", str(props)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                java,
+                f"-Xmx{self.heap}",
+                "-Xms128m",
+                "-XX:ActiveProcessorCount=2",
+                "-XX:+UseSerialGC",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self._wait_ready(timeout_s, log_start)
         return self.bootstrap_servers

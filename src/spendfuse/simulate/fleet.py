@@ -52,17 +52,51 @@ class Fleet:
 
 def default_fleet() -> Fleet:
     """Six use cases over three tenants and every risk tier."""
-    return Fleet((
-        UseCaseProfile("support-bot", "acme", "low", tasks_per_minute=6.0),
-        UseCaseProfile("research-agent", "acme", "low", steps_per_task=(3, 6),
-                       tool_call_prob=0.6, tasks_per_minute=1.5, input_tokens_median=2500),
-        UseCaseProfile("doc-summarizer", "globex", "low", model="gpt-4o-mini",
-                       tasks_per_minute=3.0, input_tokens_median=4000, output_tokens_median=400,
-                       cache_hit_rate=0.5),
-        UseCaseProfile("claims-triage", "globex", "high", model="gpt-4o",
-                       tasks_per_minute=2.0, steps_per_task=(2, 4)),
-        UseCaseProfile("kyc-review", "initech", "critical", model="gpt-4o",
-                       tasks_per_minute=0.8, steps_per_task=(2, 3)),
-        UseCaseProfile("sandbox-playground", "initech", "medium", environment="sandbox",
-                       tasks_per_minute=0.6, weekend_factor=0.8),
-    ))  # fmt: skip
+    return Fleet(
+        (
+            UseCaseProfile("support-bot", "acme", "low", tasks_per_minute=6.0),
+            UseCaseProfile(
+                "research-agent",
+                "acme",
+                "low",
+                steps_per_task=(3, 6),
+                tool_call_prob=0.6,
+                tasks_per_minute=1.5,
+                input_tokens_median=2500,
+            ),
+            UseCaseProfile(
+                "doc-summarizer",
+                "globex",
+                "low",
+                model="gpt-4o-mini",
+                tasks_per_minute=3.0,
+                input_tokens_median=4000,
+                output_tokens_median=400,
+                cache_hit_rate=0.5,
+            ),
+            UseCaseProfile(
+                "claims-triage",
+                "globex",
+                "high",
+                model="gpt-4o",
+                tasks_per_minute=2.0,
+                steps_per_task=(2, 4),
+            ),
+            UseCaseProfile(
+                "kyc-review",
+                "initech",
+                "critical",
+                model="gpt-4o",
+                tasks_per_minute=0.8,
+                steps_per_task=(2, 3),
+            ),
+            UseCaseProfile(
+                "sandbox-playground",
+                "initech",
+                "medium",
+                environment="sandbox",
+                tasks_per_minute=0.6,
+                weekend_factor=0.8,
+            ),
+        )
+    )

@@ -65,12 +65,18 @@ class _UseCaseStream:
             "schema_version": 1,
             "cost_event_id": f"{p.use_case_id}-{self.seq}",
             "event_time": _iso(t),
-            "tenant_id": p.tenant_id, "use_case_id": p.use_case_id, "risk_tier": p.risk_tier,
-            "environment": p.environment, "business_unit": p.business_unit,
-            "cost_center": p.cost_center, "route_policy_version": p.route_policy_version,
-            "trace_id": trace, "provider": p.provider, "allocation_method": "direct_metered",
+            "tenant_id": p.tenant_id,
+            "use_case_id": p.use_case_id,
+            "risk_tier": p.risk_tier,
+            "environment": p.environment,
+            "business_unit": p.business_unit,
+            "cost_center": p.cost_center,
+            "route_policy_version": p.route_policy_version,
+            "trace_id": trace,
+            "provider": p.provider,
+            "allocation_method": "direct_metered",
             **fields,
-        }  # fmt: skip
+        }
 
     def _model_call(self, t: datetime, trace: str, step: int, retry: bool = False) -> dict:
         p, rng = self.p, self.rng
@@ -82,18 +88,32 @@ class _UseCaseStream:
         hit = rng.random() < hit_rate
         model = p.expensive_model if self._active(t, "misrouted_model") else p.model
         return self._event(
-            t, trace, component="model_call", model_or_service=model,
-            input_tokens=int(inp), output_tokens=int(out),
-            cached_tokens=int(inp * 0.8) if hit else 0, cache_status="hit" if hit else "miss",
-            step_number=step, is_retry=retry, api_calls=1, workflow_step="generate",
-        )  # fmt: skip
+            t,
+            trace,
+            component="model_call",
+            model_or_service=model,
+            input_tokens=int(inp),
+            output_tokens=int(out),
+            cached_tokens=int(inp * 0.8) if hit else 0,
+            cache_status="hit" if hit else "miss",
+            step_number=step,
+            is_retry=retry,
+            api_calls=1,
+            workflow_step="generate",
+        )
 
     def _tool_call(self, t: datetime, trace: str, step: int, retry: bool = False) -> dict:
         return self._event(
-            t, trace, component="tool_call", model_or_service=self.p.tool, api_calls=1,
-            allocated_cost_usd=self.p.tool_cost_usd, step_number=step, is_retry=retry,
+            t,
+            trace,
+            component="tool_call",
+            model_or_service=self.p.tool,
+            api_calls=1,
+            allocated_cost_usd=self.p.tool_cost_usd,
+            step_number=step,
+            is_retry=retry,
             workflow_step="tool",
-        )  # fmt: skip
+        )
 
     def minute(self, t0: datetime) -> list[dict[str, Any]]:
         p, rng = self.p, self.rng
@@ -137,8 +157,11 @@ class _UseCaseStream:
             t = t0 + timedelta(seconds=k * 3 + 0.1)
             self.loop_step += 1
             out.append(self._model_call(t, self.loop_trace, self.loop_step, retry=True))
-            out.append(self._tool_call(t + timedelta(seconds=1), self.loop_trace,
-                                       self.loop_step, retry=True))  # fmt: skip
+            out.append(
+                self._tool_call(
+                    t + timedelta(seconds=1), self.loop_trace, self.loop_step, retry=True
+                )
+            )
         return out
 
 

@@ -98,8 +98,10 @@ def default_incidents(start: datetime, days: int) -> list[Incident]:
         Incident("prompt_bloat", "support-bot", first + 14 * h, timedelta(hours=6), 2.2),
         Incident("misrouted_model", "doc-summarizer", first + day + 11 * h, timedelta(hours=4)),
         Incident("cache_collapse", "support-bot", first + day + 15 * h, timedelta(hours=4)),
-        Incident("traffic_growth", "doc-summarizer", first + 2 * day + 9 * h,
-                 timedelta(hours=6), 2.0),
-        Incident("high_risk_spike", "claims-triage", first + 2 * day + 13 * h,
-                 timedelta(minutes=45), 6.0),
-    ]  # fmt: skip
+        Incident(
+            "traffic_growth", "doc-summarizer", first + 2 * day + 9 * h, timedelta(hours=6), 2.0
+        ),
+        Incident(
+            "high_risk_spike", "claims-triage", first + 2 * day + 13 * h, timedelta(minutes=45), 6.0
+        ),
+    ]
