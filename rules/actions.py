@@ -33,6 +33,7 @@ from spendfuse.schemas.command import (
     Target,
     TargetType,
     Within,
+    level_params,
     within,
 )
 from spendfuse.schemas.common import DegradationLevel, RiskTier, Severity
@@ -68,13 +69,7 @@ def fingerprint(rule: RuleMeta, scope: Scope, group: tuple[str, ...] = ()) -> st
 
 def params_for(level: DegradationLevel | None) -> DegradeParams:
     """Gateway parameters of each degradation level (the domain's L0-L4 table)."""
-    if level is DegradationLevel.L1:
-        return DegradeParams(cache_first=True, model_tier="small", max_output_tokens=512)
-    if level is DegradationLevel.L2:
-        return DegradeParams(spillover=True, pause_batch=True)
-    if level is DegradationLevel.L3:
-        return DegradeParams(model_tier="approved_fallback", pause_batch=True, pause_sandbox=True)
-    return DegradeParams()
+    return level_params(level)
 
 
 def evidence_of(verdict: Verdict, rule: RuleMeta) -> Evidence:
@@ -190,6 +185,7 @@ def plan_commands(
         command = _command(rule, action, target, scope, at, fp, evidence, reason)
         if stops_a_task:
             command.risk_protection = True
+            command.handoff_to_human = scope.risk_tier is not RiskTier.LOW
         out.commands.append(command)
     return out
 

@@ -147,6 +147,28 @@ class DegradeParams(BaseModel):
     pause_batch: bool | None = None
     pause_sandbox: bool | None = None
     spillover: bool | None = None
+    scaling_stopped: bool | None = None
+    manual_workflow: bool | None = None
+
+
+# What each degradation level asks of a gateway (the domain's L0-L4 table). Rules, operators and
+# gateways read this one table; a command's explicit params are applied over its level's.
+LEVEL_PARAMS: dict[DegradationLevel, DegradeParams] = {
+    DegradationLevel.L1: DegradeParams(cache_first=True, model_tier="small", max_output_tokens=512),
+    DegradationLevel.L2: DegradeParams(spillover=True, pause_batch=True, pause_sandbox=True),
+    DegradationLevel.L3: DegradeParams(
+        model_tier="approved_fallback", pause_batch=True, pause_sandbox=True
+    ),
+    DegradationLevel.L4: DegradeParams(scaling_stopped=True, manual_workflow=True),
+}
+
+
+def level_params(level: DegradationLevel | str | None) -> DegradeParams:
+    """A fresh copy of a level's gateway parameters (empty for L0 and for no level)."""
+    if level is None:
+        return DegradeParams()
+    params = LEVEL_PARAMS.get(DegradationLevel(level))
+    return params.model_copy() if params is not None else DegradeParams()
 
 
 class ControlCommand(BaseModel):
@@ -190,6 +212,11 @@ class ControlCommand(BaseModel):
         default=None, description="The event time the rule decided at (evidence, not validity)."
     )
     how_to_lift: str | None = None
+    handoff_to_human: bool = Field(
+        default=False,
+        description="The command stops an agent task of a medium or higher risk tier: the task is"
+        " handed to a human (gateways surface it in the denial), not silently dropped.",
+    )
     # Signatures travel in the record's `spendfuse-signature` header, over the exact key and
     # value bytes (spendfuse.control.signing), so the body needs no canonical form.
 

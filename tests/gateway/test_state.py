@@ -62,7 +62,8 @@ def test_kill_denies_degrade_degrades_restore_lifts(state: ControlState) -> None
     assert feed(state, command("use_case:bot", "degrade", at=later)) == "applied"
     d = state.decide({"use_case_id": "bot"}, NOW)
     assert d.action == "degrade" and d.level == "L1"
-    assert dict(d.params) == {"cache_first": True, "model_tier": "small"}
+    # L1's parameters, the command's explicit ones over them
+    assert dict(d.params) == {"cache_first": True, "model_tier": "small", "max_output_tokens": 512}
     assert feed(state, command("use_case:bot", "restore", at=later + timedelta(1), ttl_s=None)) == (
         "restored"
     )

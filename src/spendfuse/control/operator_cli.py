@@ -23,20 +23,21 @@ from pathlib import Path
 
 import click
 
-from spendfuse.schemas.command import CommandKind, ControlCommand, DegradeParams, Target, TargetType
+from spendfuse.schemas.command import (
+    LEVEL_PARAMS,
+    CommandKind,
+    ControlCommand,
+    DegradeParams,
+    Target,
+    TargetType,
+)
 from spendfuse.schemas.common import DegradationLevel
 from spendfuse.settings import Settings
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # What each level asks of a gateway when the operator gives no explicit parameters (DOMAIN's table).
-LEVEL_DEFAULTS: dict[DegradationLevel, DegradeParams] = {
-    DegradationLevel.L1: DegradeParams(cache_first=True, model_tier="small", max_output_tokens=512),
-    DegradationLevel.L2: DegradeParams(spillover=True, pause_batch=True),
-    DegradationLevel.L3: DegradeParams(
-        model_tier="approved_fallback", pause_batch=True, pause_sandbox=True
-    ),
-}
+LEVEL_DEFAULTS: dict[DegradationLevel, DegradeParams] = LEVEL_PARAMS
 _TARGET_TYPES = click.Choice([t.value for t in TargetType])
 
 

@@ -24,7 +24,11 @@ Precedence in :meth:`ControlState.decide`, over every command whose target and s
    (a request that states no risk tier is not known to be low: set ``default_risk_tier`` for
    gateways whose traffic is all low-risk);
 2. deny beats degrade;
-3. among degrades the strongest level wins (L4 > L3 > L2 > L1);
+3. among degrades the strongest level wins (L4 > L3 > L2 > L1). What a level means for the
+   request comes from the command's level, with its explicit ``params`` applied over it: a
+   batch or sandbox request under a level that pauses it (L2, L3) is denied as ``paused``, and
+   L4 (``manual_workflow``) denies every request it reaches (see :mod:`.decision`). A kill
+   or L4 beats a pause (the request should not be queued for a retry), a pause beats degrades;
 4. ties go to the most specific target: trace > prompt version > tool > use case > model >
    route policy > tenant (narrowest set of requests first).
 
@@ -38,7 +42,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -47,7 +52,8 @@ from pydantic import ValidationError
 
 from spendfuse.control.signing import Verifier, VerifyOutcome
 from spendfuse.gateway.decision import ALLOW, Decision
-from spendfuse.schemas.command import CommandKind, ControlCommand, TargetType
+from spendfuse.schemas.command import CommandKind, ControlCommand, TargetType, level_params
+from spendfuse.schemas.common import DegradationLevel
 
 # Target type -> the request attribute it matches (cost-event field names where there is one).
 REQUEST_ATTRIBUTE: dict[TargetType, str] = {
@@ -64,6 +70,14 @@ LEVEL_RANK = {"L1": 1, "L2": 2, "L3": 3, "L4": 4}
 MAX_SEEN = 100_000
 MAX_PUBLISH_DELAY_S = 900.0
 ACCEPTED = frozenset({"applied", "restored", "duplicate", "shadow", "tombstone"})
+# Workload -> the parameter that pauses it.
+PAUSES = (("batch", "pause_batch"), ("sandbox", "pause_sandbox"))
+
+
+def workloads_of(get: Callable[[str], Any]) -> tuple[Any, ...]:
+    """The workloads a request belongs to: its stated ``workload`` (batch, sandbox,
+    interactive), and sandbox when its ``environment`` is sandbox."""
+    return (get("workload"), "sandbox" if get("environment") == "sandbox" else None)
 
 
 @dataclass(slots=True, eq=False)
@@ -80,6 +94,7 @@ class _Entry:
     env: str | None = None
     tiers: frozenset[str] | None = None
     scoped: bool = False
+    paused: Mapping[str, Decision] | None = None  # workload -> its denial (L2, L3)
 
     def in_scope(self, get: Callable[[str], Any], tier: Any) -> bool:
         return (
@@ -90,39 +105,76 @@ class _Entry:
         )
 
 
+def effective_params(command: ControlCommand) -> dict[str, Any]:
+    """The level's gateway parameters with the command's explicit ones applied over them (a
+    degrade that names no level is L1, as its rank is)."""
+    params = level_params(command.level or DegradationLevel.L1).model_dump(exclude_none=True)
+    params.update(command.params.model_dump(exclude_none=True))
+    return params
+
+
 def build_decision(command: ControlCommand) -> Decision:
-    """The decision a command gives every request it matches."""
+    """The decision a command gives every request it matches (but paused workloads)."""
     expires = command.expires_at.timestamp() if command.expires_at else None
     who = f"{command.issued_by}: {command.reason}"
     key = command.key()
+    common: dict[str, Any] = {
+        "target": key,
+        "command_id": command.command_id,
+        "issued_by": command.issued_by,
+        "expires_at_s": expires,
+        "how_to_lift": command.how_to_lift,
+        "version": command.version,
+        "handoff_to_human": command.handoff_to_human,
+    }
+    handoff = "; the task is handed to a human" if command.handoff_to_human else ""
     if command.kind is CommandKind.KILL_SWITCH:
+        return Decision("deny", f"kill switch on {key} ({who}){handoff}", **common)
+    params = effective_params(command)
+    level = command.level.value if command.level else None
+    frozen = MappingProxyType(params)
+    scaling_stopped = bool(params.get("scaling_stopped"))
+    if params.get("manual_workflow"):
         return Decision(
             "deny",
-            f"kill switch on {key} ({who})",
-            target=key,
-            command_id=command.command_id,
-            issued_by=command.issued_by,
-            expires_at_s=expires,
-            how_to_lift=command.how_to_lift,
-            version=command.version,
+            f"manual workflow forced at {level or 'L4'} on {key} ({who}): do this through the"
+            f" manual workflow, not the model{handoff}",
+            level=level,
+            params=frozen,
+            manual_workflow=True,
+            scaling_stopped=scaling_stopped,
+            **common,
         )
-    params = command.params.model_dump(exclude_none=True)
     return Decision(
         "degrade",
-        f"degraded to {command.level or 'L1'} on {key} ({who})",
-        level=command.level.value if command.level else None,
-        params=params,
-        target=key,
-        command_id=command.command_id,
-        issued_by=command.issued_by,
-        expires_at_s=expires,
-        how_to_lift=command.how_to_lift,
-        version=command.version,
+        f"degraded to {level or 'L1'} on {key} ({who})",
+        level=level,
+        params=frozen,
+        scaling_stopped=scaling_stopped,
+        **common,
     )
+
+
+def paused_decisions(decision: Decision) -> dict[str, Decision]:
+    """The denial each workload a degrade pauses gets (built once, like the decision)."""
+    if decision.action != "degrade":
+        return {}
+    return {
+        workload: replace(
+            decision,
+            action="deny",
+            reason=f"{workload} paused at {decision.level or 'L1'} on {decision.target}"
+            f" ({decision.issued_by}): queue it and retry once the command is lifted or expires",
+            paused=workload,
+        )
+        for workload, flag in PAUSES
+        if decision.params.get(flag)
+    }
 
 
 def _entry(command: ControlCommand) -> _Entry:
     decision = build_decision(command)
+    paused = paused_decisions(decision)
     scope = command.within
     return _Entry(
         decision,
@@ -135,6 +187,7 @@ def _entry(command: ControlCommand) -> _Entry:
         env=scope.environment.value if scope and scope.environment else None,
         tiers=frozenset(t.value for t in scope.risk_tiers) if scope and scope.risk_tiers else None,
         scoped=scope is not None and not scope.is_empty(),
+        paused=MappingProxyType(paused) if paused else None,
     )
 
 
@@ -171,6 +224,8 @@ class ControlState:
         tier = get("risk_tier") or self.default_risk_tier
         protected = tier != "low"
         best: _Entry | None = None
+        pause: Decision | None = None
+        workloads: tuple[Any, ...] | None = None  # looked up only if a matching command pauses
         for attr, table in self._lookup:
             if table:
                 value = get(attr)
@@ -186,8 +241,17 @@ class ControlState:
                                 continue
                             if e.rank == 0:
                                 return e.decision  # deny beats degrade; most specific first
+                            if e.paused is not None and pause is None:
+                                if workloads is None:
+                                    workloads = workloads_of(get)
+                                for w in workloads:
+                                    if w in e.paused:
+                                        pause = e.paused[w]  # beats degrades, not a kill
+                                        break
                             if best is None or e.rank > best.rank:
                                 best = e
+        if pause is not None:
+            return pause
         return ALLOW if best is None else best.decision
 
     def apply_record(

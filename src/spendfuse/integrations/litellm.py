@@ -26,7 +26,18 @@ the key: ``/key/generate`` with ``metadata: {"tenant_id": "acme", "use_case_id":
 "risk_tier": "low"}``. Other attributes (prompt version, tool, trace) come from request metadata.
 Before the call (``async_pre_call_hook`` on the proxy, ``async_pre_call_deployment_hook`` for the
 SDK and after proxy routing) a ``deny`` raises :class:`SpendfuseDeniedError` and a ``degrade``
-rewrites the request: a smaller model, fewer output tokens, LiteLLM's cache. After a successful
+rewrites the request, per level:
+
+* L1: ``small_model``, ``max_tokens`` capped, LiteLLM's cache first;
+* L2: ``spillover_model`` (on-demand capacity) when set, else tagged ``spendfuse_spillover`` for
+  the router; batch and sandbox requests are refused as paused (:class:`SpendfusePausedError`);
+* L3: ``fallback_model`` (the approved fallback); without one configured the call is refused
+  rather than sent to a model nobody approved; batch and sandbox paused;
+* L4: refused, with ``manual_workflow`` set: the work goes through the manual workflow.
+
+A request's workload is ``metadata.workload`` (``batch``, ``sandbox``, ``interactive``) or its
+environment ``sandbox``. A denial whose ``decision.handoff_to_human`` is set (a stopped agent
+task of medium risk or above) says the task is handed to a human. After a successful
 call it publishes one cost event with LiteLLM's own ``response_cost`` (``allocated_cost_usd``),
 never blocking the request. Install with ``pip install 'spendfuse[litellm]'``.
 """
@@ -34,6 +45,7 @@ never blocking the request. Install with ``pip install 'spendfuse[litellm]'``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
@@ -46,7 +58,7 @@ from spendfuse.schemas.errors import EventRejectedError, SpendfuseError
 
 log = logging.getLogger(__name__)
 IDENTITY = ("tenant_id", "use_case_id", "risk_tier", "environment")
-_ATTRIBUTES = ("prompt_version", "tool", "route_policy_version", "trace_id")
+_ATTRIBUTES = ("prompt_version", "tool", "route_policy_version", "trace_id", "workload")
 _EVENT_FIELDS = (
     "business_unit",
     "cost_center",
@@ -65,6 +77,17 @@ class SpendfuseDeniedError(SpendfuseError, PermissionError):
     def __init__(self, decision: Decision) -> None:
         super().__init__(f"spendfuse denied the request: {decision.reason}")
         self.decision = decision
+        self.handoff_to_human = decision.handoff_to_human
+        self.manual_workflow = decision.manual_workflow
+
+
+class SpendfusePausedError(SpendfuseDeniedError):
+    """This request's workload (batch, sandbox) is paused: queue it and retry after
+    ``decision.expires_at_s`` or once the command is lifted."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision)
+        self.workload = decision.paused
 
 
 def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +119,8 @@ class SpendfuseLiteLLMCallback(CustomLogger):
         *,
         defaults: dict[str, str] | None = None,
         small_model: str | None = None,
+        fallback_model: str | None = None,
+        spillover_model: str | None = None,
         trust_request_metadata: bool = False,
     ) -> None:
         super().__init__()
@@ -103,6 +128,8 @@ class SpendfuseLiteLLMCallback(CustomLogger):
         self.publisher = publisher
         self.defaults = defaults or {}
         self.small_model = small_model
+        self.fallback_model = fallback_model
+        self.spillover_model = spillover_model
         self.trust_request_metadata = trust_request_metadata
         self.published = 0
         self._pricing_version = f"litellm-{version('litellm')}"
@@ -134,18 +161,33 @@ class SpendfuseLiteLLMCallback(CustomLogger):
         if decision.action == "allow":
             return kwargs
         if decision.action == "deny":
+            if decision.paused:
+                raise SpendfusePausedError(decision)
             raise SpendfuseDeniedError(decision)
-        params = decision.params
-        if params.get("model_tier") == "small" and self.small_model:
+        meta = kwargs.setdefault("metadata", {})
+        if decision.model_tier == "small" and self.small_model:
             kwargs["model"] = self.small_model
-        if "max_output_tokens" in params:
-            current = kwargs.get("max_tokens")
-            kwargs["max_tokens"] = min(
-                current or params["max_output_tokens"], params["max_output_tokens"]
-            )
-        if params.get("cache_first"):
+        elif decision.model_tier == "approved_fallback":
+            if not self.fallback_model:  # never guess a model nobody approved
+                raise SpendfuseDeniedError(
+                    replace(
+                        decision,
+                        action="deny",
+                        reason=f"{decision.reason}; no approved fallback model is configured"
+                        " (SpendfuseLiteLLMCallback(fallback_model=...))",
+                    )
+                )
+            kwargs["model"] = self.fallback_model
+        if decision.spillover:
+            meta["spendfuse_spillover"] = True
+            if self.spillover_model:
+                kwargs["model"] = self.spillover_model
+        cap = decision.max_output_tokens
+        if cap is not None:
+            kwargs["max_tokens"] = min(kwargs.get("max_tokens") or cap, cap)
+        if decision.cache_first:
             kwargs["caching"] = True
-        kwargs.setdefault("metadata", {})["spendfuse_degraded"] = decision.level or "degraded"
+        meta["spendfuse_degraded"] = decision.level or "degraded"
         return kwargs
 
     async def async_pre_call_hook(
