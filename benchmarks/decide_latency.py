@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/decide_latency.py --targets 10000 --calls 200000
 
 Targets are spread over every target type; a third of the commands are scoped (``within`` the
-low risk tier, so the scope check runs). Requests are low-risk and mix hits (deny/degrade at every
-specificity) and misses (allow), each call timed alone with ``perf_counter_ns`` (the timer's own
+low risk tier, so the scope check runs); degrades are spread over L1-L4 (L2 and L3 pause batch and
+sandbox, L4 forces the manual workflow). Requests are low-risk, a fifth of them batch and a tenth
+sandbox, and mix hits (deny/degrade/pause at every specificity) and misses (allow), each call timed alone with ``perf_counter_ns`` (the timer's own
 overhead is printed and included). Goal: median < 5 µs, p99 < 20 µs.
 """
 
@@ -43,7 +44,8 @@ def build_state(n_targets: int, rng: random.Random) -> tuple[ControlState, dict[
             command_id=f"c{i}",
             kind=kind,
             target=Target(type=ttype, id=tid),
-            params=DegradeParams(cache_first=True, model_tier="small"),
+            level=rng.choice(["L1", "L2", "L3", "L4"]) if kind is CommandKind.DEGRADE else None,
+            params=DegradeParams(),
             issued_by="bench",
             reason="bench",
             issued_at=now,
@@ -61,6 +63,11 @@ def make_requests(ids: dict[TargetType, list[str]], n: int, rng: random.Random) 
     for _ in range(n):
         req = {attr: f"miss-{rng.randrange(10**6)}" for attr in REQUEST_ATTRIBUTE.values()}
         req["risk_tier"] = "low"
+        draw = rng.random()
+        if draw < 0.2:
+            req["workload"] = "batch"
+        elif draw < 0.3:
+            req["environment"] = "sandbox"
         if rng.random() < 0.5:  # half of the requests match a command of one random type
             ttype = rng.choice(list(TargetType))
             req[REQUEST_ATTRIBUTE[ttype]] = rng.choice(ids[ttype])
@@ -85,7 +92,7 @@ def main() -> None:
     for req in requests:  # warm up
         decide(req, now)
     timings: list[int] = []
-    actions = {"allow": 0, "deny": 0, "degrade": 0}
+    actions = {"allow": 0, "deny": 0, "degrade": 0, "paused": 0, "manual_workflow": 0}
     n_req = len(requests)
     for i in range(args.calls):
         req = requests[i % n_req]
@@ -93,6 +100,10 @@ def main() -> None:
         d = decide(req, time.time())
         timings.append(clock() - t0)
         actions[d.action] += 1
+        if d.paused:
+            actions["paused"] += 1
+        elif d.manual_workflow:
+            actions["manual_workflow"] += 1
     overhead = []
     for _ in range(50_000):
         t0 = clock()
