@@ -6,7 +6,8 @@ Targets are spread over every target type; a third of the commands are scoped (`
 low risk tier, so the scope check runs); degrades are spread over L1-L4 (L2 and L3 pause batch and
 sandbox, L4 forces the manual workflow). Requests are low-risk, a fifth of them batch and a tenth
 sandbox, and mix hits (deny/degrade/pause at every specificity) and misses (allow), each call
-timed alone with ``perf_counter_ns`` (the timer's own overhead is printed and included). Goal: median < 5 µs, p99 < 20 µs.
+timed alone with ``perf_counter_ns`` (the timer's own overhead is printed and included).
+Goal: median < 5 µs, p99 < 20 µs.
 """
 
 from __future__ import annotations
