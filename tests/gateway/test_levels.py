@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from litellm.proxy._types import UserAPIKeyAuth
 
 from spendfuse.control.publish import encode_signed
 from spendfuse.control.signing import Verifier, generate_ed25519_spec, parse_signer
@@ -185,6 +186,12 @@ def test_hook_l2_spills_over_and_pauses_batch() -> None:
     assert info.value.workload == "batch"
     untagged = hook(command(level="L2")).apply(call())  # no on-demand model: tagged for routing
     assert untagged["model"] == "gpt-4o" and untagged["metadata"]["spendfuse_spillover"]
+
+
+def test_hook_a_batch_key_stays_paused_whatever_its_calls_say() -> None:
+    key = UserAPIKeyAuth(api_key="sk-batch", metadata={"workload": "batch"})
+    with pytest.raises(SpendfusePausedError):
+        hook(command(level="L2")).apply(call(workload="interactive"), key)
 
 
 def test_hook_l3_routes_to_the_approved_fallback_or_refuses() -> None:

@@ -35,8 +35,9 @@ rewrites the request, per level:
   rather than sent to a model nobody approved; batch and sandbox paused;
 * L4: refused, with ``manual_workflow`` set: the work goes through the manual workflow.
 
-A request's workload is ``metadata.workload`` (``batch``, ``sandbox``, ``interactive``) or its
-environment ``sandbox``. A denial whose ``decision.handoff_to_human`` is set (a stopped agent
+A request's workload is ``workload`` (``batch``, ``sandbox``, ``interactive``) in the
+authenticated key's or team's metadata, else in the request's metadata; or its environment is
+``sandbox``. A denial whose ``decision.handoff_to_human`` is set (a stopped agent
 task of medium risk or above) says the task is handed to a human. After a successful
 call it publishes one cost event with LiteLLM's own ``response_cost`` (``allocated_cost_usd``),
 never blocking the request. Install with ``pip install 'spendfuse[litellm]'``.
@@ -151,6 +152,12 @@ class SpendfuseLiteLLMCallback(CustomLogger):
     def attributes(self, kwargs: dict[str, Any], user_api_key_dict: Any = None) -> dict[str, Any]:
         meta = _metadata(kwargs)
         attrs = {k: meta.get(k, self.defaults.get(k)) for k in _ATTRIBUTES}
+        # a key or team marked as batch/sandbox stays paused whatever its calls say
+        keyed = _key_identity(user_api_key_dict) if user_api_key_dict is not None else []
+        for source in keyed + _proxy_identity(meta):
+            if source.get("workload") is not None:
+                attrs["workload"] = source["workload"]
+                break
         attrs.update(self.identity(kwargs, user_api_key_dict))
         attrs["model"] = kwargs.get("model")
         return attrs
