@@ -124,7 +124,7 @@ def test_dashboard_shows_charts_and_the_incident(
             painted = dict(page.evaluate(_PAINTED_PIXELS_JS))
             alert_rows = page.locator(".alert-row").all_inner_texts()
             command_rows = page.locator(
-                f'.command-row[data-target="use_case:{LOOP_USE_CASE}"]'
+                f'.command-row[data-target^="use_case:{LOOP_USE_CASE}|"]'
             ).all_inner_texts()
             loop_card_alerting = page.locator(
                 f'.card.alerting[data-use-case="{LOOP_USE_CASE}"]'
