@@ -122,6 +122,6 @@ def _budget(cond: BudgetPercentCondition, ctx: EvalContext) -> Verdict:
     name = f"{cond.budget_kind}_percent[{cond.period}]"
     if budget is None:
         return Verdict(False, name, None, cond.value)
-    spent = ctx.view.sums(cond.period).get("spend_usd", 0.0)
-    pct = spent * 100.0 / budget.limit_usd
-    return Verdict(_OPS[cond.op](pct, cond.value), name, pct, cond.value, budget.limit_usd)
+    spent = ctx.view.sums(cond.period).get(budget.measure, 0.0)
+    pct = spent * 100.0 / budget.cap
+    return Verdict(_OPS[cond.op](pct, cond.value), name, pct, cond.value, budget.cap)

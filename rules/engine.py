@@ -34,6 +34,7 @@ from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.matchers import Matcher, matches_all
 from spendfuse.rules.metrics.aggregates import (
     ALL_PARTS,
+    PERIOD_PARTS,
     WINDOW_PARTS,
     AggregateView,
     update_aggregates,
@@ -161,7 +162,8 @@ class CompiledRule:
         return tuple(labels.get(k, "") for k in self.group_by)
 
     def meta_for(self, verdict: Verdict) -> RuleMeta:
-        if self.exhausted_meta is not None and (verdict.threshold or 0) >= 100:
+        hard = verdict.instance != "forecast" and (verdict.threshold or 0) >= 100
+        if self.exhausted_meta is not None and hard:
             return self.exhausted_meta
         return self.meta
 
@@ -190,7 +192,7 @@ def _parts_read(cond: Any) -> set[str]:
     if hasattr(cond, "conditions"):
         return set().union(*(_parts_read(c) for c in cond.conditions))
     if isinstance(cond, BudgetPercentCondition):
-        return {"d" if cond.period == "day" else "mo"}
+        return {PERIOD_PARTS[cond.period]}
     parts = set(WINDOW_PARTS[cond.window])
     if isinstance(cond, RatioToBaselineCondition | DetectorScoreCondition):
         parts.add("h")
@@ -242,8 +244,14 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
 
 def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
     matchers: list[Matcher | OneOf] = []
-    if spec.environment is not None:
-        matchers.append(OneOf("environment", frozenset({spec.environment.value})))
+    for label, value in (
+        ("environment", spec.environment),
+        ("cost_center", spec.cost_center),
+        ("business_unit", spec.business_unit),
+        ("risk_tier", spec.risk_tier),
+    ):
+        if value is not None:  # a budget of one slice measures that slice's spend only
+            matchers.append(OneOf(label, frozenset({str(getattr(value, "value", value))})))
     below, exhausted = budget_metas(kind, spec)
     refresh = spec.on_exhausted.expires_in.seconds * 500 if spec.on_exhausted else 0
     return CompiledRule(
@@ -254,7 +262,7 @@ def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
         timing=lifecycle.Timing(0, 0, refresh),
         budget=(kind, spec),
         exhausted_meta=exhausted,
-        needs=frozenset({"d", "mo"}),
+        needs=frozenset({PERIOD_PARTS[spec.period]}),
     )
 
 
@@ -573,7 +581,8 @@ class _Stage:
         state: dict[str, Any],
     ) -> list[Verdict]:
         if rule.budget is not None:
-            return budget_verdicts(rule.budget[0], rule.budget[1], view)
+            forecast = instances.get(gkey + "@forecast", {})
+            return budget_verdicts(rule.budget[0], rule.budget[1], view, "fired_ms" in forecast)
         spec = rule.spec
         assert spec is not None
         cond = spec.condition

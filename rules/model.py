@@ -28,6 +28,9 @@ from spendfuse.schemas.command import DegradeParams, TargetType
 from spendfuse.schemas.common import DegradationLevel, Environment, RiskTier, Severity
 
 Op = Literal[">", ">=", "<", "<="]
+Period = Literal["day", "month", "quarter"]
+#: what a budget counts: USD spend, tokens, requests (billable events) or agent steps
+Measure = Literal["spend_usd", "total_tokens", "calls", "step_events"]
 
 
 class _Strict(BaseModel):
@@ -59,7 +62,7 @@ def check_time_zone(name: str) -> str:
 
 class _MetricCondition(_Strict):
     metric: str
-    window: Literal["event", "trace", "1m", "1h", "24h", "7d", "day", "month"] = "1h"
+    window: Literal["event", "trace", "1m", "1h", "24h", "7d", "day", "month", "quarter"] = "1h"
     min_samples: int = Field(
         default=0,
         ge=0,
@@ -189,7 +192,7 @@ class BudgetPercentCondition(_Strict):
     """Percent used of the budget (or quota) that covers this scope for ``period``."""
 
     type: Literal["budget_percent"]
-    period: Literal["day", "month"]
+    period: Period
     budget_kind: Literal["budget", "quota"] = "budget"
     op: Op = ">="
     value: float = Field(gt=0)
@@ -343,23 +346,46 @@ class RuleSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    """A spend budget (or quota) for one use case, or a whole tenant when use_case_id is unset."""
+    """A budget (or quota) for one use case, or a whole tenant when use_case_id is unset,
+    optionally narrowed to an environment, cost center, business unit or risk tier.
+
+    ``measure`` says what it counts: USD spend (``limit_usd``), or tokens, requests or agent
+    steps (``limit``). ``forecast``: also alert when the period's projection at its burn rate so
+    far crosses the limit, before any threshold does (off unless set).
+    """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     owner: str = Field(min_length=1, description="Who is told: a person, team or channel.")
     tenant_id: str
     use_case_id: str | None = None
     environment: Environment | None = None
-    period: Literal["day", "month"]
-    limit_usd: float = Field(gt=0)
+    cost_center: str | None = Field(default=None, min_length=1)
+    business_unit: str | None = Field(default=None, min_length=1)
+    risk_tier: RiskTier | None = None
+    period: Period
+    measure: Measure = "spend_usd"
+    limit_usd: float | None = Field(default=None, gt=0)
+    limit: float | None = Field(default=None, gt=0, description="In the measure's unit.")
+    forecast: bool = Field(
+        default=False, description="Also alert when the period's projection crosses the limit."
+    )
     enforcement: Literal["soft", "hard"] = "soft"
     thresholds: list[float] = Field(default_factory=lambda: [50.0, 80.0, 95.0, 100.0])
     on_exhausted: DegradeAction | KillSwitchAction | None = Field(
         default=None, discriminator="kind", description="Hard budgets only: act at 100%."
     )
 
+    @property
+    def cap(self) -> float:
+        """The limit, in the measure's unit."""
+        return float(self.limit_usd if self.limit_usd is not None else self.limit or 0.0)
+
     @model_validator(mode="after")
     def _hard_needs_action(self) -> BudgetSpec:
+        if (self.limit_usd is None) == (self.limit is None):
+            raise ValueError("give the budget one limit: limit_usd (spend) or limit (measure)")
+        if self.limit_usd is not None and self.measure != "spend_usd":
+            raise ValueError(f"limit_usd is for spend; a {self.measure} quota takes limit")
         if self.on_exhausted is not None and self.enforcement != "hard":
             raise ValueError("on_exhausted needs enforcement: hard")
         if any(t <= 0 for t in self.thresholds):

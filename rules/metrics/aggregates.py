@@ -92,12 +92,13 @@ def _remember(
     return new
 
 
-_PERIOD_CACHE: dict[tuple[str, int], tuple[str, str]] = {}
+_PERIOD_CACHE: dict[tuple[str, int], tuple[str, str, str]] = {}
 
 
-def _period_keys(event_time: datetime, tz: ZoneInfo) -> tuple[str, str]:
-    """The tenant-local day and month of ``event_time``, cached per clock minute (every time
-    zone's offset is a whole number of minutes, so a minute never straddles two local days)."""
+def _period_keys(event_time: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
+    """The tenant-local day, month and quarter of ``event_time``, cached per clock minute
+    (every time zone's offset is a whole number of minutes, so a minute never straddles two
+    local days)."""
     cache_key = (tz.key, int(event_time.timestamp()) // 60)
     hit = _PERIOD_CACHE.get(cache_key)
     if hit is None:
@@ -107,6 +108,7 @@ def _period_keys(event_time: datetime, tz: ZoneInfo) -> tuple[str, str]:
         hit = _PERIOD_CACHE[cache_key] = (
             local.date().isoformat(),
             f"{local.year:04d}-{local.month:02d}",
+            f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}",
         )
     return hit
 
@@ -149,7 +151,8 @@ def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
 
 #: the parts of the aggregates: per-trace and outcome ids, the minute, the hourly ring (with the
 #: hour's queue histogram), the local day and the local month
-ALL_PARTS = frozenset({"ids", "m", "h", "d", "mo"})
+PERIOD_PARTS = {"day": "d", "month": "mo", "quarter": "qt"}  # tenant-local calendar periods
+ALL_PARTS = frozenset({"ids", "m", "h", "d", "mo", "qt"})
 WINDOW_PARTS = {
     "event": (),
     "trace": ("ids",),
@@ -159,6 +162,7 @@ WINDOW_PARTS = {
     "7d": ("h",),
     "day": ("d",),
     "month": ("mo",),
+    "quarter": ("qt",),
 }
 
 
@@ -202,8 +206,8 @@ def update_aggregates(
         state.pop("bl", None)  # a late event changed a past hour: drop the cached baseline
     _ring_add(state, hour, sums)
     state["first_h"] = min(state.get("first_h", hour), hour)
-    day_key, month_key = _period_keys(event.event_time, tz)
-    for name, key in (("d", day_key), ("mo", month_key)):
+    day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
+    for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
         bucket, current = _roll(state.get(name), key)
         state[name] = bucket
         if current:
@@ -257,9 +261,9 @@ def _update_parts(
             state.pop("bl", None)
         _ring_add(state, hour, sums)
         state["first_h"] = min(state.get("first_h", hour), hour)
-    if "d" in needs or "mo" in needs:
-        day_key, month_key = _period_keys(event.event_time, tz)
-        for name, key in (("d", day_key), ("mo", month_key)):
+    if needs & {"d", "mo", "qt"}:
+        day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
+        for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
             if name in needs:
                 bucket, current = _roll(state.get(name), key)
                 state[name] = bucket
@@ -294,8 +298,8 @@ class AggregateView:
     def sums(self, window: str) -> dict[str, float]:
         if window == "1m":
             return self.state.get("m", {}).get("s", {})
-        if window in ("day", "month"):
-            return self.state.get("d" if window == "day" else "mo", {}).get("s", {})
+        if window in PERIOD_PARTS:
+            return self.state.get(PERIOD_PARTS[window], {}).get("s", {})
         hours = {"1h": 1, "24h": 24, "7d": RING_HOURS}[window]
         return self.range_sums(self.hour - hours + 1, self.hour)
 

@@ -46,10 +46,11 @@ FIELDS = (
     "carbon_n",
 )
 
-WINDOWS = ("event", "trace", "1m", "1h", "24h", "7d", "day", "month")
+WINDOWS = ("event", "trace", "1m", "1h", "24h", "7d", "day", "month", "quarter")
 """``1m``/``1h`` are the current clock minute/hour (UTC); ``24h``/``7d`` roll over hourly
 buckets including the current one; ``day``/``month`` are calendar periods in the tenant's time
-zone (what budgets use); ``event`` and ``trace`` are the current event and its trace."""
+zone (what budgets use), and so is ``quarter`` (calendar quarters); ``event`` and ``trace`` are
+the current event and its trace."""
 
 
 class EventExtensions(BaseModel):
@@ -136,7 +137,7 @@ class Metric:
             return ("trace",)
         if self.kind == "p95":
             return ("1m", "1h")
-        return ("1m", "1h", "24h", "7d", "day", "month")
+        return ("1m", "1h", "24h", "7d", "day", "month", "quarter")
 
     def value(self, sums: dict[str, Any]) -> float | None:
         """The metric over one window's sums; None when a ratio has no denominator."""
