@@ -118,11 +118,12 @@ def create_app(settings: Settings) -> SpendfuseApp:
         observer=observer,
         **batching,
     )
-    # at each commit: what the records decided (acknowledged), then their ids and state
+    # at each commit: what the records decided (acknowledged), then the state that counted them
+    # (with each use case's input-offset watermark), then their dedup ids
     attach_write_behind(
         app,
         outbox,
-        [dedup, states, tenant_states],
+        [states, dedup, tenant_states],
         {topics.COST_EVENTS, topics.TENANT_SPEND},
         sink,
         metrics,

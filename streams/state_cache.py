@@ -171,9 +171,11 @@ class CommitSequence:
     1. the outputs the handled records produced (alerts, commands, dead letters, re-keyed and
        tenant-stage records) are handed to the producer, which is flushed until the broker
        has acknowledged them; any it refused for good is dead-lettered and flushed in turn;
-    2. only then the dedup ids and states (``caches``, in order) are written to their local
+    2. only then the states and dedup ids (``caches``, in order) are written to their local
        stores, then to their changelogs (:class:`DeferredChangelog`), and the producer flushed
-       again;
+       again. States go first: each carries the input offset of the last record it counted
+       (``Pipeline.run_record``), so a kill between the two writes leaves a state ahead of its
+       ids, and the re-read records are recognised by the offset instead of counted twice;
     3. Faust commits the offsets.
 
     A ``kill -9`` before 2 leaves no id or state for the records whose outputs were in flight:

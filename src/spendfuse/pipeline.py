@@ -58,6 +58,33 @@ class Handled:
     decisions: Decisions = field(default_factory=Decisions)
 
 
+OFFSET_KEY = "__offset__"
+"""In a use case's state: the input partition and offset of the last record it counted.
+
+A record at or below it was counted already, whatever the dedup ids say: the worker writes each
+use case's state before the dedup ids at a commit, so a kill between the two writes leaves the
+state ahead of the ids, and this watermark keeps the re-read record from counting twice."""
+
+
+def _past_watermark(
+    events: list[CostEvent], states: MutableMapping[str, Any], partition: int, offset: int
+) -> tuple[list[CostEvent], list[Handled]]:
+    """Split off the events of use cases whose state already counted this record."""
+    fresh: list[CostEvent] = []
+    seen: list[Handled] = []
+    marks: dict[str, Any] = {}
+    for event in events:
+        uc = event.use_case_id
+        if uc not in marks:
+            marks[uc] = (states.get(uc) or {}).get(OFFSET_KEY)
+        mark = marks[uc]
+        if mark is not None and mark[0] == partition and offset <= mark[1]:
+            seen.append(Handled(Outcome.DUPLICATE, event))
+        else:
+            fresh.append(event)
+    return fresh, seen
+
+
 @dataclass(slots=True)
 class RecordResult:
     """Everything one input record led to in the use-case stage: the one result object replay,
@@ -137,7 +164,15 @@ class Pipeline:
             else:
                 out.foreign.setdefault(item.use_case_id, []).append(item)
         if mine:
-            out.handled = self.handle_batch(mine, dedup, states)
+            seen: list[Handled] = []
+            if partition is not None and offset is not None:
+                mine, seen = _past_watermark(mine, states, partition, offset)
+            out.handled = (self.handle_batch(mine, dedup, states) if mine else []) + seen
+            if partition is not None and offset is not None:
+                for use_case in {e.use_case_id for e in mine}:
+                    state = states.get(use_case) or {}
+                    state[OFFSET_KEY] = [partition, offset]
+                    states[use_case] = state
         return out
 
     def run_tenant(
