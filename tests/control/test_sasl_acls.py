@@ -1,0 +1,167 @@
+"""Who may write spendfuse.control: a SASL broker with ACLs refuses everyone but workers and
+operators, and an operator's `spendfuse kill`, logged in as its own principal, reaches a gateway
+logged in as its own (read-only) principal.
+
+This suite starts its own SCRAM broker (the session broker stays PLAINTEXT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from pydantic import SecretStr
+
+from spendfuse.cli import main
+from spendfuse.control.signing import generate_ed25519_spec, parse_signer
+from spendfuse.gateway.client import ControlClient
+from spendfuse.gateway.config import GatewaySettings
+from spendfuse.localkafka import LocalKafka
+from spendfuse.localkafka.security import KafkaPrincipals
+from spendfuse.schemas import topics
+from spendfuse.settings import Settings
+from spendfuse.streams.topics import ensure_topics
+from tests.support.events import unique
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.kafka
+
+PRINCIPALS = KafkaPrincipals(
+    workers={"worker": "worker-secret"},
+    operators={"alice": "alice-secret"},
+    gateways={"gateway": "gateway-secret"},
+    producers={"app": "app-secret"},
+    others={"mallory": "mallory-secret"},
+)
+SIGNING_SPEC = generate_ed25519_spec()
+
+
+@pytest.fixture(scope="module")
+def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    broker = LocalKafka(tmp_path_factory.mktemp("sasl-kafka"), partitions=1, sasl=PRINCIPALS)
+    broker.start()
+    try:  # the worker creates the topics (control topic compacted, LogAppendTime)
+        ensure_topics(
+            Settings(
+                bootstrap_servers=broker.bootstrap_servers,
+                kafka_security_protocol="SASL_PLAINTEXT",
+                kafka_sasl_mechanism=PRINCIPALS.mechanism,
+                kafka_sasl_username="worker",
+                kafka_sasl_password=SecretStr("worker-secret"),
+            )
+        )
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _produce(kafka: LocalKafka, user: str, value: bytes | None) -> KafkaError | None:
+    """One record to the control topic as ``user``; the delivery error, if any."""
+    errors: list[KafkaError | None] = []
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            **kafka.client_config(user),
+            "message.timeout.ms": 15_000,
+        }
+    )
+    producer.produce(
+        topics.CONTROL,
+        key=b"model:gpt-4o",
+        value=value,
+        on_delivery=lambda err, _msg: errors.append(err),
+    )
+    assert producer.flush(30) == 0
+    return errors[0]
+
+
+def _end_offset(kafka: LocalKafka) -> int:
+    """Records on the control topic (all partitions), read as the broker's super user."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            **kafka.client_config(PRINCIPALS.broker_user),
+            "group.id": "spendfuse-test-admin",
+        }
+    )
+
+    def total() -> int | None:
+        try:
+            parts = consumer.list_topics(topics.CONTROL, timeout=10).topics[topics.CONTROL]
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(topics.CONTROL, p), timeout=10)[1]
+                for p in parts.partitions
+            )
+        except KafkaException:  # a topic just created has no leader yet for a moment
+            return None
+
+    try:
+        return wait_for(lambda: (n := total()) is not None and (n,), "control end offsets")[0]
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("user", ["mallory", "gateway", "app"])
+def test_principals_without_write_acl_are_refused_on_control(
+    sasl_kafka: LocalKafka, user: str
+) -> None:
+    before = _end_offset(sasl_kafka)
+    for value in (b'{"forged": true}', None):  # a record, and an unsigned tombstone
+        err = _produce(sasl_kafka, user, value)
+        assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+    assert _end_offset(sasl_kafka) == before  # nothing reached the log
+
+
+def test_producer_principal_may_write_cost_events_only(sasl_kafka: LocalKafka) -> None:
+    errors: list[KafkaError | None] = []
+    producer = Producer(
+        {"bootstrap.servers": sasl_kafka.bootstrap_servers, **sasl_kafka.client_config("app")}
+    )
+    producer.produce(topics.COST_EVENTS, value=b"{}", on_delivery=lambda e, _m: errors.append(e))
+    assert producer.flush(30) == 0
+    assert errors == [None]
+
+
+def test_operator_kill_is_accepted_and_reaches_a_read_only_gateway(
+    sasl_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    model = unique("gpt")
+    before = _end_offset(sasl_kafka)
+    result = CliRunner().invoke(
+        main,
+        ["kill", "model", model, "--reason", "provider incident", "--by", "alice"],
+        env={
+            "SPENDFUSE_BOOTSTRAP_SERVERS": sasl_kafka.bootstrap_servers,
+            "SPENDFUSE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "SPENDFUSE_KAFKA_SASL_MECHANISM": PRINCIPALS.mechanism,
+            "SPENDFUSE_KAFKA_SASL_USERNAME": "alice",
+            "SPENDFUSE_KAFKA_SASL_PASSWORD": "alice-secret",
+            "SPENDFUSE_CONTROL_SIGNING_KEY": SIGNING_SPEC,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert f"kill_switch model:{model} published" in result.output
+    assert "alice-secret" not in result.output
+    assert _end_offset(sasl_kafka) > before
+
+    client = ControlClient.from_settings(
+        GatewaySettings(
+            bootstrap_servers=sasl_kafka.bootstrap_servers,
+            verify_keys=SecretStr(parse_signer(SIGNING_SPEC).verify_key_spec()),
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism=PRINCIPALS.mechanism,
+            kafka_sasl_username="gateway",
+            kafka_sasl_password=SecretStr("gateway-secret"),
+        )
+    ).start(60, require_ready=True)
+    try:
+        denied = wait_for(
+            lambda: (d := client.decide({"model": model})).action == "deny" and d,
+            "the operator's kill switch at the gateway",
+        )
+        assert denied.issued_by == "operator:alice"
+    finally:
+        client.close()
