@@ -8,6 +8,7 @@ This suite starts its own SCRAM broker (the session broker stays PLAINTEXT).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,15 +17,18 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from pydantic import SecretStr
 
 from spendfuse.cli import main
-from spendfuse.control.signing import generate_ed25519_spec, parse_signer
+from spendfuse.control.signing import Verifier, generate_ed25519_spec, parse_signer
 from spendfuse.gateway.client import ControlClient
 from spendfuse.gateway.config import GatewaySettings
 from spendfuse.localkafka import LocalKafka
 from spendfuse.localkafka.security import KafkaPrincipals
+from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
 from spendfuse.settings import Settings
 from spendfuse.streams.topics import ensure_topics
-from tests.support.events import unique
+from tests.support.events import make_event, unique
+from tests.support.kafka import WorkerProcess
+from tests.support.rules import rules_env, spend_limit_yaml
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -165,3 +169,49 @@ def test_operator_kill_is_accepted_and_reaches_a_read_only_gateway(
         assert denied.issued_by == "operator:alice"
     finally:
         client.close()
+
+
+def test_worker_principal_runs_the_worker_and_its_kill_reaches_the_gateway(
+    sasl_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    """The Faust worker (aiokafka) and its confluent-kafka producer log in as the worker."""
+    worker = WorkerProcess(
+        sasl_kafka.bootstrap_servers,
+        tmp_path,
+        kafka_config=sasl_kafka.client_config(PRINCIPALS.broker_user),
+        **rules_env(tmp_path / "rules", spend_limit_yaml(1.0, "kill_switch")),
+        SPENDFUSE_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        SPENDFUSE_KAFKA_SASL_MECHANISM=PRINCIPALS.mechanism,
+        SPENDFUSE_KAFKA_SASL_USERNAME="worker",
+        SPENDFUSE_KAFKA_SASL_PASSWORD="worker-secret",
+        SPENDFUSE_CONTROL_SIGNING_KEY=SIGNING_SPEC,
+    ).start(120)
+    client = ControlClient(
+        sasl_kafka.bootstrap_servers,
+        Verifier([parse_signer(SIGNING_SPEC).verify_key_spec()]),
+        config=sasl_kafka.client_config("gateway"),
+        default_risk_tier="low",
+    ).start(60, require_ready=True)
+    try:
+        use_case = unique("runaway-agent")
+        request = {"tenant_id": "acme", "use_case_id": use_case}
+        now = datetime.now(UTC)
+        with CostEventPublisher(
+            sasl_kafka.bootstrap_servers, config=sasl_kafka.client_config("app")
+        ) as publisher:
+            for i in range(2):  # $1.20 over the $1.00 limit
+                publisher.publish(make_event(use_case, cost=0.6, at=now, seconds=i * 0.01))
+            assert publisher.flush() == 0
+        denied = wait_for(
+            lambda: (d := client.decide(request)).action == "deny" and d,
+            "the worker's kill switch at the gateway",
+            timeout_s=90,
+        )
+        assert denied.issued_by == "rule:spend_rate_limit"
+        assert client.decide({"tenant_id": "acme", "use_case_id": unique("quiet")}).action == (
+            "allow"
+        )
+    finally:
+        client.close()
+        worker.stop()
+    assert "AUTHORIZATION_FAILED" not in worker.log_tail(200_000)
