@@ -7,6 +7,8 @@ This suite starts its own SCRAM broker (the session broker stays PLAINTEXT).
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +26,12 @@ from spendfuse.localkafka import LocalKafka
 from spendfuse.localkafka.security import KafkaPrincipals
 from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
+from spendfuse.schemas.codec import encode
 from spendfuse.settings import Settings
+from spendfuse.streams.notify import NotifyOptions, NotifyTopics, build_notifier
 from spendfuse.streams.topics import ensure_topics
+from tests.slack.fake_slack import FakeSlack
+from tests.slack.test_notifier import ROUTING, make_alert
 from tests.support.events import make_event, unique
 from tests.support.kafka import WorkerProcess
 from tests.support.rules import rules_env, spend_limit_yaml
@@ -215,3 +221,43 @@ def test_worker_principal_runs_the_worker_and_its_kill_reaches_the_gateway(
         client.close()
         worker.stop()
     assert "AUTHORIZATION_FAILED" not in worker.log_tail(200_000)
+
+
+def test_worker_principal_runs_the_notifier(sasl_kafka: LocalKafka, tmp_path: Path) -> None:
+    """The notifier's consumers, producer and topic setup log in as the worker too."""
+    run = uuid.uuid4().hex[:8]
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "routing.yaml").write_text(ROUTING)
+    topics_ = NotifyTopics.prefixed(f"spendfuse.test.notify.{run}")
+    login = sasl_kafka.client_config("worker")
+    with FakeSlack() as slack:
+        settings = Settings(
+            bootstrap_servers=sasl_kafka.bootstrap_servers,
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism=PRINCIPALS.mechanism,
+            kafka_sasl_username="worker",
+            kafka_sasl_password=SecretStr("worker-secret"),
+            rules_dir=tmp_path / "rules",
+            rules_default_pack=False,
+            slack_bot_token=SecretStr(slack.token),
+            slack_base_url=slack.base_url,
+            console_alerts=False,
+            data_dir=tmp_path / "data",
+            notify_metrics_port=0,
+        )
+        options = NotifyOptions(group_id=f"spendfuse-notify-{run}", tick_s=0.05)
+        notifier = build_notifier(settings, topics_, options)
+        stop = threading.Event()
+        thread = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            producer = Producer({"bootstrap.servers": sasl_kafka.bootstrap_servers, **login})
+            alert = make_alert(1, run=run)
+            producer.produce(topics_.alerts, key=alert.fingerprint.encode(), value=encode(alert))
+            assert producer.flush(30) == 0
+            wait_for(lambda: notifier.counts["delivered"] >= 1, "the alert delivered")
+        finally:
+            stop.set()
+            thread.join(30)
+        assert not thread.is_alive()
+    assert any(m["channel"] == "#ai-oncall" for m in slack.log.top_level())
