@@ -261,3 +261,39 @@ def test_worker_principal_runs_the_notifier(sasl_kafka: LocalKafka, tmp_path: Pa
             thread.join(30)
         assert not thread.is_alive()
     assert any(m["channel"] == "#ai-oncall" for m in slack.log.top_level())
+
+
+def test_plain_mechanism_broker_refuses_and_accepts_the_same_way(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """SASL/PLAIN (the docker-compose variant's mechanism): logins in the broker's JAAS."""
+    principals = KafkaPrincipals(
+        workers={"worker": "w"},
+        operators={"alice": "a"},
+        others={"mallory": "m"},
+        mechanism="PLAIN",
+    )
+    with LocalKafka(tmp_path_factory.mktemp("plain-kafka"), partitions=1, sasl=principals) as kafka:
+        ensure_topics(
+            Settings(
+                bootstrap_servers=kafka.bootstrap_servers,
+                kafka_security_protocol="SASL_PLAINTEXT",
+                kafka_sasl_mechanism="PLAIN",
+                kafka_sasl_username="worker",
+                kafka_sasl_password=SecretStr("w"),
+            )
+        )
+        err = _produce(kafka, "mallory", None)
+        assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+        assert _produce(kafka, "alice", b"{}") is None
+        wrong = Producer(
+            {
+                "bootstrap.servers": kafka.bootstrap_servers,
+                **{**kafka.client_config("alice"), "sasl.password": "guess"},
+                "message.timeout.ms": 5_000,
+            }
+        )
+        failed: list[KafkaError | None] = []
+        wrong.produce(topics.CONTROL, value=b"{}", on_delivery=lambda e, _m: failed.append(e))
+        wrong.flush(15)
+        assert failed and failed[0] is not None  # a wrong password never reaches the topic
