@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -24,7 +25,6 @@ from spendfuse.gateway.client import ControlClient
 from spendfuse.gateway.config import GatewaySettings
 from spendfuse.localkafka import LocalKafka
 from spendfuse.localkafka.security import KafkaPrincipals
-from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
 from spendfuse.schemas.codec import encode
 from spendfuse.settings import Settings
@@ -202,12 +202,26 @@ def test_worker_principal_runs_the_worker_and_its_kill_reaches_the_gateway(
         use_case = unique("runaway-agent")
         request = {"tenant_id": "acme", "use_case_id": use_case}
         now = datetime.now(UTC)
-        with CostEventPublisher(
-            sasl_kafka.bootstrap_servers, config=sasl_kafka.client_config("app")
-        ) as publisher:
-            for i in range(2):  # $1.20 over the $1.00 limit
-                publisher.publish(make_event(use_case, cost=0.6, at=now, seconds=i * 0.01))
-            assert publisher.flush() == 0
+        events = tmp_path / "events.jsonl"  # $1.20 over the $1.00 limit
+        events.write_bytes(
+            b"\n".join(
+                orjson.dumps(make_event(use_case, cost=0.6, at=now, seconds=i * 0.01))
+                for i in range(2)
+            )
+        )
+        published = CliRunner().invoke(  # `spendfuse publish` as the producer principal
+            main,
+            ["publish", str(events), "--bootstrap-servers", sasl_kafka.bootstrap_servers],
+            env={
+                "SPENDFUSE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "SPENDFUSE_KAFKA_SASL_MECHANISM": PRINCIPALS.mechanism,
+                "SPENDFUSE_KAFKA_SASL_USERNAME": "app",
+                "SPENDFUSE_KAFKA_SASL_PASSWORD": "app-secret",
+            },
+        )
+        assert published.exit_code == 0 and "published 2 events" in published.output, (
+            published.output
+        )
         denied = wait_for(
             lambda: (d := client.decide(request)).action == "deny" and d,
             "the worker's kill switch at the gateway",
