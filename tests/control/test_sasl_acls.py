@@ -29,6 +29,7 @@ from spendfuse.schemas import topics
 from spendfuse.schemas.codec import encode
 from spendfuse.settings import Settings
 from spendfuse.streams.notify import NotifyOptions, NotifyTopics, build_notifier
+from spendfuse.streams.notify.topics import ensure_topics as ensure_notify_topics
 from spendfuse.streams.topics import ensure_topics
 from tests.slack.fake_slack import FakeSlack
 from tests.slack.test_notifier import ROUTING, make_alert
@@ -244,6 +245,15 @@ def test_worker_principal_runs_the_notifier(sasl_kafka: LocalKafka, tmp_path: Pa
     (tmp_path / "rules" / "routing.yaml").write_text(ROUTING)
     topics_ = NotifyTopics.prefixed(f"spendfuse.test.notify.{run}")
     login = sasl_kafka.client_config("worker")
+    ensure_notify_topics(  # as the notifier's tests do: topics exist before it subscribes
+        sasl_kafka.bootstrap_servers,
+        {topics_.alerts: (1, False), topics_.control: (1, True)},
+        config=login,
+    )
+    producer = Producer({"bootstrap.servers": sasl_kafka.bootstrap_servers, **login})
+    alert = make_alert(1, run=run)
+    producer.produce(topics_.alerts, key=alert.fingerprint.encode(), value=encode(alert))
+    assert producer.flush(30) == 0
     with FakeSlack() as slack:
         settings = Settings(
             bootstrap_servers=sasl_kafka.bootstrap_servers,
@@ -265,10 +275,6 @@ def test_worker_principal_runs_the_notifier(sasl_kafka: LocalKafka, tmp_path: Pa
         thread = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
         thread.start()
         try:
-            producer = Producer({"bootstrap.servers": sasl_kafka.bootstrap_servers, **login})
-            alert = make_alert(1, run=run)
-            producer.produce(topics_.alerts, key=alert.fingerprint.encode(), value=encode(alert))
-            assert producer.flush(30) == 0
             wait_for(lambda: notifier.counts["delivered"] >= 1, "the alert delivered")
         finally:
             stop.set()
