@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 
@@ -34,11 +36,33 @@ class SpendfuseApp:
     ingest: IngestHandler
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's (aiokafka's) form of the worker's Kafka login (``SPENDFUSE_KAFKA_*``); ``None``
+    for PLAINTEXT. The confluent-kafka clients get the same login from
+    :meth:`Settings.kafka_client_config`."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+    if protocol == "SSL":
+        return context
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else None,
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
+    )
+
+
 def create_app(settings: Settings) -> SpendfuseApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.require_bootstrap()}",
+        broker_credentials=broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.partitions,
@@ -85,7 +109,11 @@ def create_app(settings: Settings) -> SpendfuseApp:
         help="per-use-case rule state (plain data)",
         options=store_options,
     )
-    sink = CommitProducer(settings.require_bootstrap(), client_id=f"{settings.app_id}-commit")
+    sink = CommitProducer(
+        settings.require_bootstrap(),
+        client_id=f"{settings.app_id}-commit",
+        config=settings.kafka_client_config(),
+    )
     changelog = DeferredChangelog(sink)  # ids and states: local stores first, then changelogs
     states = WriteBehindStates(
         state_table, changelog, settings.state_cache_max_keys, metrics=default_metrics()

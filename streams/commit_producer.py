@@ -22,6 +22,7 @@ its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -36,7 +37,13 @@ the broker's 1 MiB ``max.message.bytes``): callers split or dead-letter anything
 
 
 class CommitProducer:
-    def __init__(self, bootstrap_servers: str, *, client_id: str = "spendfuse-worker") -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "spendfuse-worker",
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
@@ -48,6 +55,7 @@ class CommitProducer:
                 "queue.buffering.max.messages": 1_000_000,
                 "message.timeout.ms": 0,  # never give up: the commit waits for the broker instead
                 "message.max.bytes": MAX_MESSAGE_BYTES,
+                **(config or {}),  # the worker's Kafka login (SPENDFUSE_KAFKA_*)
             }
         )
         self._failed: list[str] = []

@@ -40,7 +40,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create missing topics; existing ones are left as they are."""
-    admin = AdminClient({"bootstrap.servers": settings.require_bootstrap()})
+    admin = AdminClient(
+        {"bootstrap.servers": settings.require_bootstrap(), **settings.kafka_client_config()}
+    )
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except Exception as exc:

@@ -110,7 +110,8 @@ def publish(events: Path, bootstrap_servers: str, raw: bool) -> None:
     from spendfuse.schemas.errors import EventRejectedError
 
     sent = refused = 0
-    with CostEventPublisher(bootstrap_servers) as pub:
+    login = Settings().kafka_client_config()  # SPENDFUSE_KAFKA_*: the producer's principal
+    with CostEventPublisher(bootstrap_servers, config=login) as pub:
         for lineno, line in enumerate(iter_records(events), 1):
             if raw:
                 pub.publish_raw(line)

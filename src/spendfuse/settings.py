@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spendfuse.kafka_auth import KafkaAuthSettings
 from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES
 from spendfuse.schemas.envelope import DEFAULT_MAX_RECORD_BYTES
 
@@ -29,7 +30,10 @@ class DashboardSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, KafkaAuthSettings):
+    """Kafka login (``SPENDFUSE_KAFKA_SECURITY_PROTOCOL``, ``_SASL_MECHANISM``, ``_SASL_USERNAME``,
+    ``_SASL_PASSWORD``) comes from :class:`~spendfuse.kafka_auth.KafkaAuthSettings`."""
+
     model_config = SettingsConfigDict(
         env_prefix="SPENDFUSE_",
         env_file=".env",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -60,12 +61,18 @@ def save_silences(path: Path, silences: list[Silence]) -> None:
 
 
 def publish_silences(
-    bootstrap: str, silences: list[Silence], topic: str = SILENCES_TOPIC, timeout_s: float = 15.0
+    bootstrap: str,
+    silences: list[Silence],
+    topic: str = SILENCES_TOPIC,
+    timeout_s: float = 15.0,
+    config: dict[str, Any] | None = None,
 ) -> bool:
     """Share silences with every notifier replica; False if the broker did not take them."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, **(config or {})}
+    )
     for s in silences:
         producer.produce(topic, key=s.id.encode(), value=orjson.dumps(s.model_dump(mode="json")))
     return producer.flush(timeout_s) == 0
@@ -75,9 +82,10 @@ def share_if_configured(silences: list[Silence]) -> str:
     """Publish to the silences topic when a broker is configured; a line saying what happened."""
     from spendfuse.settings import Settings
 
-    bootstrap = Settings().bootstrap_servers
+    settings = Settings()
+    bootstrap = settings.bootstrap_servers
     if not bootstrap:
         return "kept in the data dir (no broker configured; notifiers publish it from there)"
-    if publish_silences(bootstrap, silences):
+    if publish_silences(bootstrap, silences, config=settings.kafka_client_config()):
         return f"shared with every notifier on {SILENCES_TOPIC}"
     return f"NOT shared: {bootstrap} did not take it; notifiers publish it from the data dir"

@@ -139,6 +139,7 @@ class Notifier:
 
     def _ensure_topics(self) -> None:
         t = self.topics
+        login = self.settings.kafka_client_config()
         ensure_topics(
             self.bootstrap,
             {
@@ -146,14 +147,16 @@ class Notifier:
                 t.ledger: (1, True),
                 t.silences: (1, True),
             },
+            config=login,
         )
-        ensure_topics(self.bootstrap, {t.alerts: (1, False), t.control: (1, True)})
+        ensure_topics(self.bootstrap, {t.alerts: (1, False), t.control: (1, True)}, config=login)
 
     def _consumers(self) -> tuple[Consumer, Consumer, Consumer]:
         base = {
             "bootstrap.servers": self.bootstrap,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **self.settings.kafka_client_config(),
         }
         router = Consumer({**base, "group.id": f"{self.opts.group_id}-route"})
         router.subscribe([self.topics.alerts])
@@ -208,7 +211,12 @@ class Notifier:
     def run(self, stop: threading.Event) -> None:
         self._ensure_topics()
         producer = self._producer = Producer(
-            {"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "linger.ms": 5}
+            {
+                "bootstrap.servers": self.bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                **self.settings.kafka_client_config(),
+            }
         )
         router, groups, tail = self._consumers()
         self._catch_up(tail, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -27,10 +28,13 @@ class NotifyTopics:
 
 
 def ensure_topics(
-    bootstrap: str, specs: dict[str, tuple[int, bool]], timeout_s: float = 30.0
+    bootstrap: str,
+    specs: dict[str, tuple[int, bool]],
+    timeout_s: float = 30.0,
+    config: dict[str, Any] | None = None,
 ) -> None:
-    """Create missing topics: name -> (partitions, compacted)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    """Create missing topics: name -> (partitions, compacted); ``config``: the Kafka login."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(config or {})})
     existing = admin.list_topics(timeout=timeout_s).topics
     new = [
         NewTopic(

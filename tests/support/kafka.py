@@ -85,7 +85,7 @@ def consume_until(
 HISTORY_TOPICS = (topics.COST_EVENTS, topics.TENANT_SPEND, topics.ALERTS)
 
 
-def skip_history(bootstrap: str, group: str) -> None:
+def skip_history(bootstrap: str, group: str, config: dict[str, Any] | None = None) -> None:
     """Start a *new* consumer group at the end of the shared topics.
 
     Every test's worker reads the same topics; without this a fresh worker would first chew
@@ -93,7 +93,12 @@ def skip_history(bootstrap: str, group: str) -> None:
     worker) is left alone, so restart tests still re-process what was not committed.
     """
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            **(config or {}),
+        }
     )
     try:
         metadata = consumer.list_topics(timeout=10).topics
@@ -119,8 +124,11 @@ def skip_history(bootstrap: str, group: str) -> None:
 class WorkerProcess:
     """A real ``spendfuse worker`` subprocess pointed at the test broker."""
 
-    def __init__(self, bootstrap: str, tmp: Path, **env: str) -> None:
+    def __init__(
+        self, bootstrap: str, tmp: Path, *, kafka_config: dict[str, Any] | None = None, **env: str
+    ) -> None:
         self.bootstrap = bootstrap
+        self.kafka_config = kafka_config or {}  # the test's own login (a SASL broker's admin)
         self.app_id = env.pop("SPENDFUSE_APP_ID", f"spendfuse-test-{uuid.uuid4().hex[:8]}")
         self.log_path = tmp / f"{self.app_id}.log"
         self.env = {
@@ -135,7 +143,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> WorkerProcess:
-        skip_history(self.bootstrap, self.app_id)
+        skip_history(self.bootstrap, self.app_id, self.kafka_config)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spendfuse", "worker"],
@@ -149,7 +157,7 @@ class WorkerProcess:
         return self
 
     def wait_assigned(self, timeout_s: float) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, **self.kafka_config})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.proc is not None

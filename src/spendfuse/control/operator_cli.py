@@ -96,7 +96,10 @@ def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
         signer = CommandSigner(
             load_signer(settings.control_signing_key, settings.control_signing_key_file)
         )
-        versions, in_force = read_in_force(servers, _verify_specs(signer.verify_key_spec()))
+        kafka = settings.kafka_client_config()  # SPENDFUSE_KAFKA_*: the operator's principal
+        versions, in_force = read_in_force(
+            servers, _verify_specs(signer.verify_key_spec()), config=kafka
+        )
         for key, version in versions.items():
             signer.observe(key, version)
         commands = [command]
@@ -112,7 +115,7 @@ def _publish(command: ControlCommand, bootstrap_servers: str | None) -> None:
                 )
                 for n, scope in enumerate(scopes, 1)
             ]
-        published = publish_commands(servers, commands, signer)
+        published = publish_commands(servers, commands, signer, config=kafka)
     except ControlError as exc:
         raise click.ClickException(str(exc)) from None
     for sent in published:

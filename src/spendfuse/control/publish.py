@@ -76,6 +76,7 @@ def read_in_force(
     *,
     topic: str = CONTROL,
     timeout_s: float = 30.0,
+    config: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, int], dict[str, ControlCommand]]:
     """Read the control topic to its end as a gateway does: the newest version per key and the
     commands in force (so an operator's command is newer than all, and a restore lifts all).
@@ -86,7 +87,7 @@ def read_in_force(
     from spendfuse.gateway.client import ControlClient
     from spendfuse.gateway.errors import GatewayError
 
-    client = ControlClient(bootstrap_servers, Verifier(verify_specs), topic=topic)
+    client = ControlClient(bootstrap_servers, Verifier(verify_specs), topic=topic, config=config)
     try:
         client.start(timeout_s, require_ready=True)
     except GatewayError as exc:

@@ -129,6 +129,7 @@ class ControlClient:
             max_staleness_s=settings.max_staleness_s,
             default_risk_tier=settings.default_risk_tier,
             max_publish_delay_s=settings.max_publish_delay_s,
+            config={**settings.kafka_client_config(), **(kw.pop("config", None) or {})},
             **kw,
         )
 

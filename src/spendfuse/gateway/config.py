@@ -12,10 +12,13 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spendfuse.kafka_auth import KafkaAuthSettings
 from spendfuse.schemas.topics import CONTROL
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseSettings, KafkaAuthSettings):
+    """The gateway logs in to Kafka as its own principal: ``SPENDFUSE_GATEWAY_KAFKA_SASL_*``."""
+
     model_config = SettingsConfigDict(
         env_prefix="SPENDFUSE_GATEWAY_",
         env_file=".env",

@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
+from spendfuse.localkafka import security
+from spendfuse.localkafka.security import KafkaPrincipals
 from spendfuse.schemas.errors import SpendfuseError
 
 KAFKA_VERSION = os.environ.get("SPENDFUSE_KAFKA_VERSION", "4.3.1")
@@ -85,12 +87,19 @@ def _kafka_uuid() -> str:
             return cluster_id
 
 
-def server_properties(log_dir: Path, port: int, controller_port: int, partitions: int) -> str:
+def server_properties(
+    log_dir: Path,
+    port: int,
+    controller_port: int,
+    partitions: int,
+    sasl: KafkaPrincipals | None = None,
+) -> str:
+    listener = security.LISTENER if sasl else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
@@ -106,6 +115,7 @@ def server_properties(log_dir: Path, port: int, controller_port: int, partitions
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "true",
         "log.cleaner.backoff.ms": "1000",
+        **(security.server_properties(sasl) if sasl else {}),
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
@@ -116,6 +126,11 @@ class LocalKafka:
     :meth:`restart` (or :meth:`stop` with ``keep_data=True`` then :meth:`start`) brings the
     same broker back on the same ports and data: clients reconnect to the address they know and
     find every topic, committed offset and producer id as they were.
+
+    With ``sasl`` (:class:`~spendfuse.localkafka.security.KafkaPrincipals`) the only client
+    listener is SASL_PLAINTEXT, an authorizer refuses what no ACL allows, and the ACLs of that
+    module (only workers and operators may write ``spendfuse.control``) are created at start;
+    :meth:`client_config` gives a principal's librdkafka login.
     """
 
     def __init__(
@@ -126,6 +141,7 @@ class LocalKafka:
         port: int | None = None,
         partitions: int = 4,
         heap: str = "512m",
+        sasl: KafkaPrincipals | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spendfuse-kafka-"))
@@ -134,11 +150,16 @@ class LocalKafka:
         self.controller_port = free_port()
         self.partitions = partitions
         self.heap = heap
+        self.sasl = sasl
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def client_config(self, user: str) -> dict[str, str]:
+        """librdkafka settings to log in as ``user`` ({} without SASL)."""
+        return self.sasl.client_config(user) if self.sasl else {}
 
     @property
     def log_path(self) -> Path:
@@ -160,7 +181,9 @@ class LocalKafka:
         data = self.workdir / "data"
         props = self.workdir / "server.properties"
         fresh = not (data / "meta.properties").exists()
-        props.write_text(server_properties(data, self.port, self.controller_port, self.partitions))
+        props.write_text(
+            server_properties(data, self.port, self.controller_port, self.partitions, self.sasl)
+        )
         classpath = f"{lib}{os.sep}*"
         if fresh:
             fmt = subprocess.run(
@@ -174,6 +197,7 @@ class LocalKafka:
                     _kafka_uuid(),
                     "-c",
                     str(props),
+                    *(security.format_args(self.sasl) if self.sasl else []),
                 ],
                 capture_output=True,
                 text=True,
@@ -202,6 +226,12 @@ class LocalKafka:
         )
         log.close()
         self._wait_ready(timeout_s, log_start)
+        if self.sasl is not None:  # idempotent: a restart re-creates the same bindings
+            try:
+                security.create_acls(self.bootstrap_servers, self.sasl, timeout_s)
+            except Exception as exc:
+                self.stop()
+                raise LocalKafkaError(f"creating the broker's ACLs failed: {exc}") from exc
         return self.bootstrap_servers
 
     def _wait_ready(self, timeout_s: float, log_start: int = 0) -> None:
