@@ -1,4 +1,10 @@
-"""A worker shared by the integration tests of the foundation decision path."""
+"""A worker shared by the integration tests of the foundation decision path.
+
+It reads the shared input topic for the rest of the session, so it decides on every test's
+events: the fault tests (``test_faults.py``), which count every spend-rate alert of their use
+cases, run before any test that starts it (pytest runs files in name order; the first to use it
+is ``test_foundation_stream.py``). A new test module that uses it sorts after ``test_faults.py``.
+"""
 
 from __future__ import annotations
 
