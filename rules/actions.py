@@ -29,7 +29,6 @@ from spendfuse.schemas.alert import Alert, Evidence
 from spendfuse.schemas.command import (
     CommandKind,
     ControlCommand,
-    DegradeParams,
     Target,
     TargetType,
     Within,
@@ -65,11 +64,6 @@ def fingerprint(rule: RuleMeta, scope: Scope, group: tuple[str, ...] = ()) -> st
     """The identity of an incident: rule, tenant, use case (``*`` tenant-wide), group values."""
     uc = "*" if rule.per == "tenant" else scope.use_case_id
     return "/".join((rule.name, scope.tenant_id, uc, *group))
-
-
-def params_for(level: DegradationLevel | None) -> DegradeParams:
-    """Gateway parameters of each degradation level (the domain's L0-L4 table)."""
-    return level_params(level)
 
 
 def evidence_of(verdict: Verdict, rule: RuleMeta) -> Evidence:
@@ -202,7 +196,7 @@ def _command(
 ) -> ControlCommand:
     kind = CommandKind(action.kind)
     level = DegradationLevel(action.level) if isinstance(action, DegradeAction) else None
-    params = params_for(level)
+    params = level_params(level)  # the domain's L0-L4 table, one copy (schemas/command.py)
     if isinstance(action, DegradeAction):
         params = params.model_copy(update=action.params.model_dump(exclude_none=True))
     shadow = " (shadow: log only, do not apply)" if action.mode == "shadow" else ""

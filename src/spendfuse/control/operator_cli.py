@@ -24,12 +24,12 @@ from pathlib import Path
 import click
 
 from spendfuse.schemas.command import (
-    LEVEL_PARAMS,
     CommandKind,
     ControlCommand,
     DegradeParams,
     Target,
     TargetType,
+    level_params,
 )
 from spendfuse.schemas.common import DegradationLevel
 from spendfuse.settings import Settings
@@ -37,7 +37,6 @@ from spendfuse.settings import Settings
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # What each level asks of a gateway when the operator gives no explicit parameters (DOMAIN's table).
-LEVEL_DEFAULTS: dict[DegradationLevel, DegradeParams] = LEVEL_PARAMS
 _TARGET_TYPES = click.Choice([t.value for t in TargetType])
 
 
@@ -214,7 +213,7 @@ def degrade(
         }.items()
         if v is not None
     }
-    params = LEVEL_DEFAULTS.get(lvl, DegradeParams()).model_copy(update=overrides)
+    params = level_params(lvl).model_copy(update=overrides)
     target = Target(type=TargetType(target_type), id=target_id)
     _publish(
         build_operator_command(
