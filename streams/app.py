@@ -20,6 +20,7 @@ from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.rollups import RollupPublisher, register_rollup_flush
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import (
     DeferredChangelog,
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
         "dlq": raw_topic(topics.COST_EVENTS_DLQ),
         "alerts": raw_topic(topics.ALERTS),
         "control": raw_topic(topics.CONTROL),
+        "rollups": raw_topic(topics.COST_ROLLUPS),
     }
     store_options = (
         {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
@@ -132,7 +134,12 @@ def create_app(settings: Settings) -> SpendfuseApp:
         )
     )
     observer = attach_operator_web(app, settings, topic_map, signer)
-    ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer, outbox)
+    rollups = RollupPublisher(
+        pipeline.rollups, topic_map["rollups"], outbox, states, on_rows=observer.rollups
+    )
+    ingest = IngestHandler(
+        pipeline, dedup, states, topic_map, signer, observer, outbox, rollups=rollups
+    )
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
     tenant_states = register_tenant_agent(
@@ -148,7 +155,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     )
     # at each commit: what the records decided (acknowledged), then the state that counted them
     # (with each use case's input-offset watermark), then their dedup ids
-    attach_write_behind(
+    sequence = attach_write_behind(
         app,
         outbox,
         [states, dedup, tenant_states],
@@ -157,6 +164,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
         metrics,
         changelog,
     )
+    register_rollup_flush(app, rollups, settings.rollup_flush_s, sequence.run)
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])

@@ -47,6 +47,10 @@ class WriteBehindStates:
         value = store_get(self.table.data, self.partition, key)
         return default if value is None else value
 
+    def cached(self, key: str) -> Any:
+        """The in-memory state of ``key``, or None when it is only in the store."""
+        return self._cache.get(key)
+
     def __setitem__(self, key: str, value: Any) -> None:
         if self.partition is None:
             raise RuntimeError("set the record's partition before writing state")

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from spendfuse.dedup import DedupStore
+from spendfuse.finops.rollups import RollupBook, RollupPolicy
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.engine import Engine, TenantEngine
 from spendfuse.schemas.codec import (
@@ -40,6 +41,7 @@ from spendfuse.schemas.envelope import (
 from spendfuse.schemas.errors import EventRejectedError
 from spendfuse.schemas.pricebook import PriceBook
 from spendfuse.schemas.pricing import price_event
+from spendfuse.schemas.rollup import CostRollup
 
 
 class Outcome(StrEnum):
@@ -56,6 +58,7 @@ class Handled:
     event: CostEvent | None = None
     dead_letter: DeadLetter | None = None
     decisions: Decisions = field(default_factory=Decisions)
+    rollups: list[CostRollup] = field(default_factory=list)  # rows to publish (full totals)
 
 
 OFFSET_KEY = "__offset__"
@@ -100,6 +103,12 @@ class RecordResult:
         return [h.event for h in self.handled if h.outcome is Outcome.ACCEPTED and h.event]
 
     @property
+    def rollups(self) -> list[CostRollup]:
+        """Hourly rollup rows this record closed or corrected (full totals; publish them under
+        :func:`~spendfuse.schemas.rollup.rollup_key`)."""
+        return [row for h in self.handled for row in h.rollups]
+
+    @property
     def decisions(self) -> Decisions:
         out = Decisions()
         for h in self.handled:
@@ -127,8 +136,10 @@ class Pipeline:
         tenant_engine: TenantEngine | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         price_book: PriceBook | None = None,
+        rollup_policy: RollupPolicy | None = None,
     ) -> None:
         self.engine = engine
+        self.rollups = RollupBook(rollup_policy)  # hourly rollups, in each use case's state
         self.price_book = price_book  # internal and negotiated prices, before list prices
         self.max_event_bytes = max_event_bytes
         self.max_record_bytes = max(max_record_bytes, max_event_bytes)
@@ -328,9 +339,10 @@ class Pipeline:
             if not accepted:
                 continue
             state = states.get(use_case) or {}
-            out[accepted[-1]].decisions = self.engine.process_batch(
-                [events[i] for i in accepted], state
-            )
+            group = [events[i] for i in accepted]
+            last = out[accepted[-1]]
+            last.decisions = self.engine.process_batch(group, state)
+            last.rollups = self.rollups.add(group, state)
             states[use_case] = state
         return out
 
@@ -348,8 +360,9 @@ class Pipeline:
         price_event(event, self.price_book)
         state = states.get(event.use_case_id) or {}
         decisions = self.engine.process(event, state)
+        rollups = self.rollups.add((event,), state)
         states[event.use_case_id] = state
-        return Handled(Outcome.ACCEPTED, event, decisions=decisions)
+        return Handled(Outcome.ACCEPTED, event, decisions=decisions, rollups=rollups)
 
     def handle_tenant(self, event: CostEvent, tenant_states: MutableMapping[str, Any]) -> Decisions:
         """The tenant stage for one accepted (priced) event; ``tenant_states`` maps tenant →

@@ -2,7 +2,9 @@
 
 Each line is one record's value exactly as a producer would publish it: one event, or an
 envelope of many (the record is the unit of decision, as in the worker). Alerts, commands and dead
-letters are written as JSONL with the same models (and bytes) as the topics carry.
+letters are written as JSONL with the same models (and bytes) as the topics carry. Hourly rollups
+are kept as a compacted topic keeps them (the latest record of each key), with the hours still
+open at the end of the file published last, as the worker's periodic flush does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from spendfuse.dedup import MemoryDedupStore
 from spendfuse.pipeline import Outcome, Pipeline
 from spendfuse.schemas.codec import encode
+from spendfuse.schemas.rollup import CostRollup, rollup_key
 
 
 @dataclass
@@ -25,6 +28,7 @@ class ReplayResult:
     alerts: list[bytes] = field(default_factory=list)
     commands: list[bytes] = field(default_factory=list)
     dead_letters: list[bytes] = field(default_factory=list)
+    rollups: dict[bytes, CostRollup] = field(default_factory=dict)  # latest per rollup key
 
 
 def iter_records(path: Path) -> Iterator[bytes]:
@@ -53,11 +57,16 @@ def replay_records(
             result.outcomes[h.outcome.value] += 1
             result.alerts.extend(encode(a) for a in h.decisions.alerts)
             result.commands.extend(encode(c) for c in h.decisions.commands)
+            for row in h.rollups:
+                result.rollups[rollup_key(row)] = row
         accepted = record.accepted
         if accepted:
             tenant = pipeline.run_tenant(accepted, tenant_states)
             result.alerts.extend(encode(a) for a in tenant.alerts)
             result.commands.extend(encode(c) for c in tenant.commands)
+    for state in states.values():  # the hours still open: what the worker's flush publishes
+        for row in pipeline.rollups.open_rows(state):
+            result.rollups[rollup_key(row)] = row
     return result
 
 
@@ -69,3 +78,11 @@ def write_result(result: ReplayResult, out_dir: Path) -> None:
         ("dead_letters.jsonl", result.dead_letters),
     ):
         (out_dir / name).write_bytes(b"".join(row + b"\n" for row in rows))
+
+
+def write_rollups(result: ReplayResult, path: Path) -> int:
+    """The rollups as JSONL, one record per key (what ``spendfuse report --rollups`` reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(result.rollups.items())
+    path.write_bytes(b"".join(encode(row) + b"\n" for _, row in rows))
+    return len(rows)

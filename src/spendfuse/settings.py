@@ -107,6 +107,23 @@ class Settings(BaseSettings, KafkaAuthSettings):
         description="Largest input record (an envelope of events); one event is still capped "
         "by max_event_bytes.",
     )
+    rollup_lateness_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="An hour's rollups are published once a use case's event time is this far "
+        "past the hour's end.",
+    )
+    rollup_keep_h: float = Field(
+        default=6.0,
+        gt=0,
+        description="Hours a closed hour's rollups stay in state, corrected and re-published "
+        "for late events; later events go to a revision record.",
+    )
+    rollup_flush_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the worker publishes the open hours' rollups (totals so far).",
+    )
     commit_every: int = Field(
         default=10_000, gt=0, description="Also commit after this many processed records."
     )
