@@ -133,7 +133,9 @@ def create_app(settings: Settings) -> SpendfuseApp:
             settings.data_dir / "keys",
         )
     )
-    observer = attach_operator_web(app, settings, topic_map, signer)
+    observer = attach_operator_web(
+        app, settings, topic_map, signer, rules=lambda: pipeline.engine.ruleset
+    )
     rollups = RollupPublisher(
         pipeline.rollups, topic_map["rollups"], outbox, states, on_rows=observer.rollups
     )

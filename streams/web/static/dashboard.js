@@ -55,12 +55,56 @@ function renderLogs(data) {
     `resolved ${time(a.resolved_at)}</li>`).join("");
 }
 
+const amount = (b, v) => (b.measure === "spend_usd" ? usd(v)
+  : `${Number(v || 0).toLocaleString()} ${b.measure.replace("_", " ")}`);
+
+function renderBudgets(budgets) {
+  const body = document.querySelector("#budgets tbody");
+  body.innerHTML = budgets.map((b) => {
+    const cls = b.status === "exhausted" ? "over" : b.status === "projected" ? "warn" : "";
+    const pct = b.percent ?? 0;
+    return `
+    <tr class="budget-row" data-budget="${esc(b.name)}" data-kind="${esc(b.kind)}">
+      <td><b>${esc(b.name)}</b><div class="meta">${esc(b.kind)} · ${esc(b.enforcement)} ·
+        ${esc(b.owner)}</div></td>
+      <td>${esc(b.scope)}</td>
+      <td>${esc(b.period)}</td>
+      <td>${amount(b, b.limit)}</td>
+      <td>${amount(b, b.spent)}</td>
+      <td>${pct.toFixed(1)}%<div class="bar ${cls}"><div style="width:${Math.min(100, pct)}%">
+        </div></div></td>
+      <td>${b.forecast === null ? "—" : amount(b, b.forecast)}</td>
+      <td>${esc(b.status)}${b.exhausted_at ? ` <span class="meta">${time(b.exhausted_at)}</span>`
+        : ""}</td>
+    </tr>`;
+  }).join("");
+  document.getElementById("budgets-empty").hidden = budgets.length > 0;
+}
+
+const SHOWBACK_TITLES = { cost_center: "cost center", business_unit: "business unit",
+  use_case_id: "use case" };
+
+function renderShowback(sb) {
+  const dims = Object.entries(sb.dimensions || {});
+  document.getElementById("showback").innerHTML = dims.map(([dim, rows]) => `
+    <table class="showback-table" data-dimension="${esc(dim)}"><thead><tr>
+      <th>${esc(SHOWBACK_TITLES[dim] || dim)}</th><th>today</th><th>this month</th>
+    </tr></thead><tbody>${rows.map((r) => `<tr class="showback-row">
+      <td>${esc(r.name)}</td><td>${usd(r.day_usd)}</td><td>${usd(r.month_usd)}</td></tr>`)
+      .join("")}</tbody></table>`).join("");
+  document.getElementById("showback-period").textContent = sb.day
+    ? `· ${sb.day} and ${sb.month} (UTC, event time), from the hourly rollups` : "";
+  document.getElementById("showback-empty").hidden = dims.length > 0;
+}
+
 function budgetRow(label, b) {
   const pct = Math.min(100, b.used_pct || 0);
   const cls = b.status === "exhausted" ? "over" : b.status === "projected" ? "warn" : "";
   const when = b.status === "exhausted" ? "exhausted"
     : b.status === "projected" ? `runs out ${time(b.exhausted_at)}` : "on track";
-  return `<div>${label}</div><div>${usd(b.used_usd)} of ${usd(b.budget_usd)} ` +
+  const src = b.source && b.source !== "default" ? ` <span class="meta">${esc(b.source)}</span>`
+    : ' <span class="meta">default</span>';
+  return `<div>${label}</div><div>${usd(b.used_usd)} of ${usd(b.budget_usd)}${src} ` +
     `(${(b.used_pct || 0).toFixed(1)}%) · ${when}<div class="bar ${cls}">` +
     `<div style="width:${pct}%"></div></div></div>`;
 }
@@ -148,6 +192,8 @@ function render(data) {
   const alerting = new Set(data.alerts_active.map((a) => a.use_case_id));
   renderAlerts(data.alerts_active);
   renderCommands(data.commands_in_force);
+  renderBudgets(data.budgets);
+  renderShowback(data.showback);
   renderCharts(data, alerting);
   renderLogs(data);
   document.getElementById("band-label").textContent = "· band: " + data.band;
