@@ -10,8 +10,10 @@ TENANT_SPEND = "spendfuse.tenant-spend"  # accepted events re-keyed by tenant (t
 COST_ROLLUPS = "spendfuse.cost-rollups"  # hourly cost rollups (schemas.rollup), read by reports
 OUTCOMES = "spendfuse.outcomes"  # business outcome events (schemas.outcome), keyed by use case
 
-ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND, COST_ROLLUPS)
-PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND})
+ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND, COST_ROLLUPS, OUTCOMES)
+PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND, OUTCOMES})
+"""Created with ``SPENDFUSE_PARTITIONS`` partitions: outcomes like cost events, so a use case's
+outcomes land on the partition (and worker) that holds its spend."""
 COMPACTED_TOPICS = frozenset({CONTROL})
 ROLLUP_RETENTION_MS = 400 * 24 * 3600 * 1000
 """Rollups are kept 400 days (a year and a quarter, for quarterly and year-on-year reports),

@@ -20,6 +20,7 @@ from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.outcomes import OutcomeBoard, register_outcome_agent
 from spendfuse.streams.rollups import RollupPublisher, register_rollup_flush
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import (
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
         "alerts": raw_topic(topics.ALERTS),
         "control": raw_topic(topics.CONTROL),
         "rollups": raw_topic(topics.COST_ROLLUPS),
+        "outcomes": raw_topic(topics.OUTCOMES, settings.partitions),
     }
     store_options = (
         {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
@@ -136,14 +138,23 @@ def create_app(settings: Settings) -> SpendfuseApp:
     observer = attach_operator_web(
         app, settings, topic_map, signer, rules=lambda: pipeline.engine.ruleset
     )
+    outcome_board = OutcomeBoard(metrics, observer.dashboard)
     rollups = RollupPublisher(
-        pipeline.rollups, topic_map["rollups"], outbox, states, on_rows=observer.rollups
+        pipeline.rollups,
+        topic_map["rollups"],
+        outbox,
+        states,
+        on_rows=observer.rollups,
+        on_state=outcome_board.update,
     )
     ingest = IngestHandler(
         pipeline, dedup, states, topic_map, signer, observer, outbox, rollups=rollups
     )
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
+    register_outcome_agent(
+        app, pipeline, topic_map, states, outbox, metrics, touched=rollups.touched, **batching
+    )
     tenant_states = register_tenant_agent(
         app,
         pipeline,
@@ -161,7 +172,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
         app,
         outbox,
         [states, dedup, tenant_states],
-        {topics.COST_EVENTS, topics.TENANT_SPEND},
+        {topics.COST_EVENTS, topics.TENANT_SPEND, topics.OUTCOMES},
         sink,
         metrics,
         changelog,

@@ -36,7 +36,9 @@ class RollupPublisher:
         outbox: Outbox,
         states: Any,
         on_rows: Callable[[Iterable[CostRollup]], None] | None = None,
+        on_state: Callable[[str, Any], None] | None = None,
     ) -> None:
+        self.on_state = on_state  # e.g. the outcome board: reads the flushed use case's state
         self.book = book
         self.topic = topic
         self.outbox = outbox
@@ -69,6 +71,8 @@ class RollupPublisher:
                 continue
             if state:
                 self.publish(self.book.open_rows(state))
+                if self.on_state is not None:
+                    self.on_state(use_case, state)
         return self.published - before
 
     def _state(self, use_case: str, partition: int) -> Any:
@@ -89,5 +93,8 @@ def register_rollup_flush(
 
     @app.timer(interval_s, name="rollup_flush")
     async def rollup_flush() -> None:
-        if publisher.flush_open():
-            commit()
+        try:
+            if publisher.flush_open():
+                commit()
+        except Exception:  # never stops the timer; the next flush publishes the same rows
+            log.exception("rollup flush failed; the next one covers it")

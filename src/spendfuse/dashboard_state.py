@@ -109,6 +109,7 @@ class DashboardState:
         self.verifier = verifier
         self.budgets = BudgetBoard(rules or (lambda: None))  # the running rules' budgets
         self.showback = Showback()
+        self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()  # use case -> economics
         self.control_refused: dict[str, int] = {}
         self._lifted: LRUCache[str, int] = LRUCache(maxsize=self.config.max_in_force)
         self.use_cases: OrderedDict[str, UseCaseSpend] = OrderedDict()
@@ -161,6 +162,13 @@ class DashboardState:
             uc.day, uc.day_usd = day, 0.0
         if day == uc.day:
             uc.day_usd += cost
+
+    def set_outcomes(self, use_case: str, view: dict[str, Any]) -> None:
+        """A use case's cost per successful outcome and ROI (``finops.outcomes.ledger_view``)."""
+        self.outcomes.pop(use_case, None)
+        self.outcomes[use_case] = view
+        while len(self.outcomes) > self.config.max_use_cases:
+            self.outcomes.popitem(last=False)
 
     def add_rollups(self, rows: Iterable[CostRollup]) -> None:
         """Rollup rows the worker published (full totals per key): the showback view."""
@@ -295,6 +303,7 @@ class DashboardState:
             ),
             "budgets": self.budgets.view(),
             "showback": self.showback.view(),
+            "outcomes": [{"use_case_id": uc, **view} for uc, view in self.outcomes.items()],
             "events_seen": self.events_seen,
             "use_cases_tracked": len(self.use_cases),
             "use_cases": charts,
@@ -345,6 +354,7 @@ class DashboardState:
             "budget_month": self._card_budget(
                 uc, name, "month", uc.month_usd, cfg.monthly_budget_usd, usd_per_s, end
             ),
+            "outcomes": self.outcomes.get(name),
         }
 
     def _card_budget(

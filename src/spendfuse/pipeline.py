@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from spendfuse.dedup import DedupStore
+from spendfuse.finops.outcomes import DEFAULT_RETENTION, OutcomeLedger
 from spendfuse.finops.rollups import RollupBook, RollupPolicy
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.engine import Engine, TenantEngine
@@ -39,6 +40,7 @@ from spendfuse.schemas.envelope import (
     is_envelope,
 )
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.schemas.outcome import OutcomeEvent, decode_outcome_event
 from spendfuse.schemas.pricebook import PriceBook
 from spendfuse.schemas.pricing import price_event
 from spendfuse.schemas.rollup import CostRollup
@@ -86,6 +88,23 @@ def _past_watermark(
         else:
             fresh.append(event)
     return fresh, seen
+
+
+OUTCOMES_KEY = "__outcomes__"
+"""In a use case's state: its outcome ledger (:class:`OutcomeLedger` data), created when the
+first event carrying a ``business_outcome_id`` or the first outcome event arrives."""
+
+
+@dataclass(slots=True)
+class OutcomeResult:
+    """What one outcome record led to: a dead letter, an outcome for another use case's
+    partition (``foreign``), or an outcome counted (``applied``: False for a repeat, or one
+    older than the outcome already known or than the ledger's retention)."""
+
+    dead_letter: DeadLetter | None = None
+    outcome: OutcomeEvent | None = None
+    applied: bool = False
+    foreign: bool = False
 
 
 @dataclass(slots=True)
@@ -137,7 +156,9 @@ class Pipeline:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         price_book: PriceBook | None = None,
         rollup_policy: RollupPolicy | None = None,
+        outcome_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
+        self.outcome_retention = outcome_retention
         self.engine = engine
         self.rollups = RollupBook(rollup_policy)  # hourly rollups, in each use case's state
         self.price_book = price_book  # internal and negotiated prices, before list prices
@@ -185,6 +206,51 @@ class Pipeline:
                     state[OFFSET_KEY] = [partition, offset]
                     states[use_case] = state
         return out
+
+    def _ledger(self, state: dict[str, Any]) -> OutcomeLedger:
+        data = state.get(OUTCOMES_KEY)
+        if data is None:
+            data = state[OUTCOMES_KEY] = OutcomeLedger(self.outcome_retention).data
+        return OutcomeLedger.bind(data)
+
+    def _outcome_costs(self, events: Sequence[CostEvent], state: dict[str, Any]) -> None:
+        """Count accepted events in the use case's outcome ledger (once it has one)."""
+        if OUTCOMES_KEY not in state and not any(e.business_outcome_id for e in events):
+            return
+        ledger = self._ledger(state)
+        for event in events:
+            ledger.add_cost(event)
+        _expire(ledger, max(e.event_time for e in events))
+
+    def run_outcome(
+        self,
+        raw: bytes,
+        now: datetime,
+        states: MutableMapping[str, Any],
+        *,
+        key: bytes | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        owns: Callable[[OutcomeEvent], bool] | None = None,
+    ) -> OutcomeResult:
+        """One outcome record into its use case's ledger; a bad one comes back as a dead letter
+        (reason codes as for cost events), never an exception. ``owns`` as in
+        :meth:`run_record`. Applying the same outcome event twice changes nothing, so a record
+        read again after a restart is harmless."""
+        try:
+            outcome = decode_outcome_event(raw, self.max_event_bytes)
+        except EventRejectedError as exc:
+            where = {"key": key, "topic": topic, "partition": partition, "offset": offset}
+            return OutcomeResult(dead_letter=make_dead_letter(raw, exc, now, **where))
+        if owns is not None and not owns(outcome):
+            return OutcomeResult(outcome=outcome, foreign=True)
+        state = states.get(outcome.use_case_id) or {}
+        ledger = self._ledger(state)
+        applied = ledger.add_outcome(outcome)
+        _expire(ledger, outcome.event_time)
+        states[outcome.use_case_id] = state
+        return OutcomeResult(outcome=outcome, applied=applied)
 
     def run_tenant(
         self, events: Sequence[CostEvent], tenant_states: MutableMapping[str, Any]
@@ -343,6 +409,7 @@ class Pipeline:
             last = out[accepted[-1]]
             last.decisions = self.engine.process_batch(group, state)
             last.rollups = self.rollups.add(group, state)
+            self._outcome_costs(group, state)
             states[use_case] = state
         return out
 
@@ -361,6 +428,7 @@ class Pipeline:
         state = states.get(event.use_case_id) or {}
         decisions = self.engine.process(event, state)
         rollups = self.rollups.add((event,), state)
+        self._outcome_costs((event,), state)
         states[event.use_case_id] = state
         return Handled(Outcome.ACCEPTED, event, decisions=decisions, rollups=rollups)
 
@@ -389,3 +457,12 @@ class Pipeline:
             out.extend(self.tenant_engine.process_batch(group, state))
             tenant_states[tenant] = state
         return out
+
+
+def _expire(ledger: OutcomeLedger, at: datetime) -> None:
+    """Let the ledger forget what is older than its retention before the newest event time it
+    has seen, on the hour (so the scan runs once an hour of event time, not per event)."""
+    wm = max(ledger.data.get("wm_ms", 0), int(at.timestamp() * 1000))
+    ledger.data["wm_ms"] = wm
+    hour = datetime.fromtimestamp(wm // 3_600_000 * 3600, tz=UTC)
+    ledger.expire(hour)

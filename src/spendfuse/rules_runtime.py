@@ -38,4 +38,5 @@ def build_pipeline(
             lateness=timedelta(seconds=settings.rollup_lateness_s),
             keep=timedelta(hours=settings.rollup_keep_h),
         ),
+        outcome_retention=timedelta(hours=settings.outcome_retention_h),
     )

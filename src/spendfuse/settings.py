@@ -124,6 +124,12 @@ class Settings(BaseSettings, KafkaAuthSettings):
         gt=0,
         description="How often the worker publishes the open hours' rollups (totals so far).",
     )
+    outcome_retention_h: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long an outcome id's spend and status are kept (event time): an "
+        "outcome may arrive this late and still count.",
+    )
     commit_every: int = Field(
         default=10_000, gt=0, description="Also commit after this many processed records."
     )

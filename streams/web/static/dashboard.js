@@ -97,6 +97,17 @@ function renderShowback(sb) {
   document.getElementById("showback-empty").hidden = dims.length > 0;
 }
 
+// Cost per successful outcome and ROI over the outcome window (event time).
+function outcomeLine(o) {
+  if (!o) return "";
+  const w = o.window;
+  const cps = w.cost_per_success_usd === null ? "no success yet"
+    : `${usd(w.cost_per_success_usd)} per successful outcome`;
+  const roi = w.roi === null ? "" : ` · ROI ${(100 * w.roi).toFixed(0)}%`;
+  return `outcomes: ${w.successes} ok, ${w.failures} failed · ${cps}${roi}` +
+    (o.pending_outcomes ? ` · ${o.pending_outcomes} pending` : "");
+}
+
 function budgetRow(label, b) {
   const pct = Math.min(100, b.used_pct || 0);
   const cls = b.status === "exhausted" ? "over" : b.status === "projected" ? "warn" : "";
@@ -168,7 +179,7 @@ function renderCharts(data, alerting) {
       card.innerHTML = `<h3><span>${esc(uc.use_case_id)}</span><span class="meta"></span></h3>` +
         `<div class="legend"><i class="k-rate"></i>spend $/min <i class="k-band"></i>baseline ` +
         `band <i class="k-inc"></i>alert firing</div>` +
-        `<div class="chart"></div><div class="budget"></div>`;
+        `<div class="chart"></div><div class="budget"></div><div class="outcomes meta"></div>`;
       root.appendChild(card);
       entry = { card, plot: makePlot(card.querySelector(".chart"), uc) };
       charts.set(uc.use_case_id, entry);
@@ -182,6 +193,7 @@ function renderCharts(data, alerting) {
       `${uc.tenant_id} · ${uc.risk_tier} risk · ${uc.events} events`;
     entry.card.querySelector(".budget").innerHTML =
       budgetRow("today", uc.budget_day) + budgetRow("month", uc.budget_month);
+    entry.card.querySelector(".outcomes").innerHTML = outcomeLine(uc.outcomes);
   });
   for (const [name, entry] of charts) {
     if (!seen.has(name)) { entry.plot.destroy(); entry.card.remove(); charts.delete(name); }
