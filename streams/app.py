@@ -21,7 +21,7 @@ from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.outcomes import OutcomeBoard, register_outcome_agent
-from spendfuse.streams.rollups import RollupPublisher, register_rollup_flush
+from spendfuse.streams.rollups import RollupPublisher, register_outcome_refresh
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import (
     DeferredChangelog,
@@ -30,6 +30,9 @@ from spendfuse.streams.state_cache import (
 )
 from spendfuse.streams.tenant import register_tenant_agent, tenant_topic
 from spendfuse.streams.web import attach_operator_web
+
+OUTCOME_REFRESH_S = 2.0
+"""How often the dashboard's and the gauges' outcome economics are recomputed."""
 
 
 @dataclass
@@ -168,7 +171,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     )
     # at each commit: what the records decided (acknowledged), then the state that counted them
     # (with each use case's input-offset watermark), then their dedup ids
-    sequence = attach_write_behind(
+    attach_write_behind(
         app,
         outbox,
         [states, dedup, tenant_states],
@@ -176,8 +179,9 @@ def create_app(settings: Settings) -> SpendfuseApp:
         sink,
         metrics,
         changelog,
+        before=rollups.publish_open,  # open hours' rollups, acknowledged before their states
     )
-    register_rollup_flush(app, rollups, settings.rollup_flush_s, sequence.run)
+    register_outcome_refresh(app, rollups, OUTCOME_REFRESH_S)
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])

@@ -9,8 +9,8 @@ rest of it). Applying the same outcome twice changes nothing, so records re-read
 are harmless.
 
 Cost per successful outcome and ROI reach the dashboard (per use case) and ``/metrics`` (over
-the use cases this worker holds) at each rollup flush, for the use cases that had spend or
-outcomes since the last one.
+the use cases this worker holds) every two seconds, recomputed for the use cases that had spend
+or outcomes since the last time.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def register_outcome_agent(
     batch_max: int = 500,
     batch_within_s: float = 0.02,
 ) -> None:
-    """``touched(use_case, partition)``: tell the rollup flush to refresh this use case's
-    outcome view (:class:`~spendfuse.streams.rollups.RollupPublisher`)."""
+    """``touched(use_case, partition)``: have this use case's outcome view recomputed
+    (:meth:`~spendfuse.streams.rollups.RollupPublisher.refresh`)."""
 
     def handle(record: Any) -> None:
         msg = record.message

@@ -119,11 +119,6 @@ class Settings(BaseSettings, KafkaAuthSettings):
         description="Hours a closed hour's rollups stay in state, corrected and re-published "
         "for late events; later events go to a revision record.",
     )
-    rollup_flush_s: float = Field(
-        default=60.0,
-        gt=0,
-        description="How often the worker publishes the open hours' rollups (totals so far).",
-    )
     outcome_retention_h: float = Field(
         default=168.0,
         gt=0,

@@ -62,7 +62,6 @@ def fed_worker(
         kafka_bootstrap,
         tmp_path_factory.mktemp("dashboard-worker"),
         SPENDFUSE_RULES_DIR=str(rules),
-        SPENDFUSE_ROLLUP_FLUSH_S="1",  # the open hours' rollups reach the showback quickly
     ).start()
     try:
         yield proc, publish_plan(kafka_bootstrap, incident_plan(unique("browser")))

@@ -43,7 +43,6 @@ def worker(
         # a tiny in-memory state cache: use cases are evicted after each commit and read back
         # from RocksDB on their next event, so every test here also checks that round trip
         SPENDFUSE_STATE_CACHE_MAX_KEYS="2",
-        SPENDFUSE_ROLLUP_FLUSH_S="1",  # the open hours' rollups are published every second
     ).start()
     try:
         yield proc
