@@ -159,7 +159,8 @@ class SpendfuseMetrics:
         self.outcome_events = Counter(
             "spendfuse_outcome_events",
             "Outcome events handled, by status (success / resolved / failure), ignored (a "
-            "repeat, or older than the outcome known or the ledger's retention) or rekeyed.",
+            "repeat, or older than the outcome known or the ledger's retention), rekeyed, or "
+            "off (valid, but SPENDFUSE_OUTCOME_LEDGER is false).",
             ["status"],
             registry=r,
         )

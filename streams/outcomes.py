@@ -102,6 +102,9 @@ def register_outcome_agent(
             outbox.add(topics["outcomes"], outcome_key(outcome.use_case_id), record.value)
             metrics.record_outcome("rekeyed")
             return
+        if not pipeline.outcome_ledger:
+            metrics.record_outcome("off")  # SPENDFUSE_OUTCOME_LEDGER is false
+            return
         metrics.record_outcome(outcome.status.value if result.applied else "ignored")
         if touched is not None:
             touched(outcome.use_case_id, msg.partition)

@@ -102,7 +102,7 @@ class OutcomeResult:
     older than the outcome already known or than the ledger's retention)."""
 
     dead_letter: DeadLetter | None = None
-    outcome: OutcomeEvent | None = None
+    outcome: OutcomeEvent | None = None  # (not applied while outcome ledgers are off)
     applied: bool = False
     foreign: bool = False
 
@@ -157,7 +157,9 @@ class Pipeline:
         price_book: PriceBook | None = None,
         rollup_policy: RollupPolicy | None = None,
         outcome_retention: timedelta = DEFAULT_RETENTION,
+        outcome_ledger: bool = False,
     ) -> None:
+        self.outcome_ledger = outcome_ledger  # keep outcome ledgers in use case states
         self.outcome_retention = outcome_retention
         self.engine = engine
         self.rollups = RollupBook(rollup_policy)  # hourly rollups, in each use case's state
@@ -215,6 +217,8 @@ class Pipeline:
 
     def _outcome_costs(self, events: Sequence[CostEvent], state: dict[str, Any]) -> None:
         """Count accepted events in the use case's outcome ledger (once it has one)."""
+        if not self.outcome_ledger:
+            return
         if OUTCOMES_KEY not in state and not any(e.business_outcome_id for e in events):
             return
         ledger = self._ledger(state)
@@ -245,6 +249,8 @@ class Pipeline:
             return OutcomeResult(dead_letter=make_dead_letter(raw, exc, now, **where))
         if owns is not None and not owns(outcome):
             return OutcomeResult(outcome=outcome, foreign=True)
+        if not self.outcome_ledger:
+            return OutcomeResult(outcome=outcome)
         state = states.get(outcome.use_case_id) or {}
         ledger = self._ledger(state)
         applied = ledger.add_outcome(outcome)

@@ -39,4 +39,5 @@ def build_pipeline(
             keep=timedelta(hours=settings.rollup_keep_h),
         ),
         outcome_retention=timedelta(hours=settings.outcome_retention_h),
+        outcome_ledger=settings.outcome_ledger,
     )

@@ -119,6 +119,11 @@ class Settings(BaseSettings, KafkaAuthSettings):
         description="Hours a closed hour's rollups stay in state, corrected and re-published "
         "for late events; later events go to a revision record.",
     )
+    outcome_ledger: bool = Field(
+        default=False,
+        description="Keep an outcome ledger per use case (cost per successful outcome, ROI): "
+        "its state grows with the outcome ids of the retention window.",
+    )
     outcome_retention_h: float = Field(
         default=168.0,
         gt=0,

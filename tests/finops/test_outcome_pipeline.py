@@ -43,7 +43,7 @@ def _outcome(oid: str, status: str, hours: float, value: float | None = None, **
 
 
 def _pipeline() -> Pipeline:
-    return Pipeline(Engine(RuleSet()))
+    return Pipeline(Engine(RuleSet()), outcome_ledger=True)
 
 
 COSTS = [
@@ -107,6 +107,16 @@ def test_bad_outcomes_are_dead_lettered_with_a_reason(raw: bytes, reason: str, f
         assert dead.field == field and field in dead.error
 
 
+def test_no_ledger_while_outcome_ledgers_are_off() -> None:
+    pipeline, states, dedup = Pipeline(Engine(RuleSet())), {}, MemoryDedupStore()
+    for raw in COSTS:
+        pipeline.run_record(raw, NOW, dedup, states)
+    result = pipeline.run_outcome(OUTCOMES[0], NOW, states)
+    assert result.outcome is not None and not result.applied
+    assert OUTCOMES_KEY not in states["copilot"]  # the state does not grow with outcome ids
+    assert pipeline.run_outcome(b"{", NOW, states).dead_letter is not None  # still checked
+
+
 def test_an_outcome_under_another_key_is_left_for_its_own_partition() -> None:
     result = _pipeline().run_outcome(OUTCOMES[0], NOW, {}, owns=lambda o: False)
     assert result.foreign and not result.applied
@@ -120,7 +130,7 @@ def test_replay_cli_writes_outcomes(tmp_path) -> None:
     result = CliRunner().invoke(
         main,
         ["replay", str(events), "--out", str(out), "--outcomes", str(outcomes)],
-        env={"SPENDFUSE_RULES_DEFAULT_PACK": "false"},
+        env={"SPENDFUSE_RULES_DEFAULT_PACK": "false", "SPENDFUSE_OUTCOME_LEDGER": "true"},
     )
     assert result.exit_code == 0, result.output
     view = orjson.loads((out / "outcomes.json").read_bytes())["copilot"]["window"]
