@@ -4,7 +4,9 @@ Pure: no Kafka, no Faust. The Faust worker and ``spendfuse replay`` both call
 :meth:`Pipeline.decode_record` and :meth:`Pipeline.handle_batch` once per input record (one
 event, or an envelope of many); they differ only in where dedup ids and per-use-case state live
 (Faust tables vs dicts) and where results go (topics vs files). The record is the unit of
-decision in both, so both reach the same decisions on the same records.
+decision in both, so both reach the same decisions on the same records. The same pass keeps each
+use case's hourly rollups (and, when enabled, its outcome ledger) in its state, so replay and the
+worker publish the same rollup rows; :meth:`Pipeline.run_outcome` applies outcome events.
 """
 
 from __future__ import annotations

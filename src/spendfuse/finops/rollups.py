@@ -1,18 +1,15 @@
 """Turn priced cost events into hourly rollup records (``schemas.rollup.CostRollup``).
 
-The worker adds each accepted, priced event and drains the hours it considers closed; a replay
-does the same over a file. Pure: event time decides the hour, the caller decides when an hour is
-closed (nothing here reads a clock).
+Two forms of the same sums:
 
-Records are additive (see :mod:`spendfuse.schemas.rollup`), which gives the caller two safe ways
-to run it:
+- :class:`RollupBook`, what the worker and ``spendfuse replay`` run: each use case's rows live
+  in its state as plain data, an hour closes when the use case's event time passes its end plus
+  a lateness allowance, a late event re-publishes its hour's row with the full total, and every
+  record carries full totals under a stable key (a compacted topic keeps the latest);
+- :class:`RollupAccumulator`, for tools that roll up a file of events at once
+  (``spendfuse report --events``): sums per (hour, key), drained when the caller says.
 
-- drain only closed hours (``drain(closed_before=watermark - lateness)``) and keep the open ones
-  as plain data in a table (:meth:`RollupAccumulator.to_state` / :meth:`from_state`); or
-- drain everything at each commit (``drain()``), so no state outlives a checkpoint: more,
-  smaller records for the same hour, which the report sums the same.
-
-An event that arrives after its hour was drained simply opens that hour again.
+Pure: event time decides the hour; nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -76,20 +73,7 @@ class RollupAccumulator:
         sums = self._open.get(key)
         if sums is None:
             sums = self._open[key] = [0] * _N
-        cost = event.allocated_cost_usd or 0.0
-        sums[_COST] += cost
-        sums[_EVENTS] += 1
-        if event.pricing_status is PricingStatus.UNPRICED:
-            sums[_UNPRICED] += 1
-        sums[_IN] += event.input_tokens
-        sums[_OUT] += event.output_tokens
-        sums[_CACHED] += event.cached_tokens
-        sums[_REASONING] += event.reasoning_tokens
-        sums[_CALLS] += event.api_calls
-        sums[_GPU] += event.gpu_seconds
-        if event.is_retry:
-            sums[_RETRIES] += 1
-            sums[_RETRY_COST] += cost
+        _add(sums, event)
 
     def add_all(self, events: Iterable[CostEvent]) -> None:
         for event in events:
@@ -215,7 +199,7 @@ class RollupBook:
             row = rows.get(rk)
             if row is None:
                 row = rows[rk] = [hour, rev, 0, *dims, *([0] * _N)]
-            _add(row, event)
+            _add(row, event, _M0)
             if row[_CLOSED]:
                 corrected[rk] = row
         out = [_row_record(row) for row in corrected.values()]
@@ -249,18 +233,19 @@ class RollupBook:
         return [_row_record(r) for r in (book.get("rows") or {}).values() if not r[_CLOSED]]
 
 
-def _add(row: list[Any], event: CostEvent) -> None:
+def _add(row: list[Any], event: CostEvent, base: int = 0) -> None:
+    """Add one event to the measures that start at ``row[base]`` (in ROLLUP_MEASURES order)."""
     cost = event.allocated_cost_usd or 0.0
-    row[_M0 + _COST] += cost
-    row[_M0 + _EVENTS] += 1
+    row[base + _COST] += cost
+    row[base + _EVENTS] += 1
     if event.pricing_status is PricingStatus.UNPRICED:
-        row[_M0 + _UNPRICED] += 1
-    row[_M0 + _IN] += event.input_tokens
-    row[_M0 + _OUT] += event.output_tokens
-    row[_M0 + _CACHED] += event.cached_tokens
-    row[_M0 + _REASONING] += event.reasoning_tokens
-    row[_M0 + _CALLS] += event.api_calls
-    row[_M0 + _GPU] += event.gpu_seconds
+        row[base + _UNPRICED] += 1
+    row[base + _IN] += event.input_tokens
+    row[base + _OUT] += event.output_tokens
+    row[base + _CACHED] += event.cached_tokens
+    row[base + _REASONING] += event.reasoning_tokens
+    row[base + _CALLS] += event.api_calls
+    row[base + _GPU] += event.gpu_seconds
     if event.is_retry:
-        row[_M0 + _RETRIES] += 1
-        row[_M0 + _RETRY_COST] += cost
+        row[base + _RETRIES] += 1
+        row[base + _RETRY_COST] += cost
