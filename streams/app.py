@@ -148,7 +148,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
         outbox,
         states,
         on_rows=observer.rollups,
-        on_state=outcome_board.update,
+        on_state=outcome_board.update if settings.outcome_ledger else None,
     )
     ingest = IngestHandler(
         pipeline, dedup, states, topic_map, signer, observer, outbox, rollups=rollups

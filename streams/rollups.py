@@ -69,7 +69,8 @@ class RollupPublisher:
         return self.published - before
 
     def touched(self, use_case: str, partition: int) -> None:
-        self._touched[use_case] = partition
+        if self.on_state is not None:
+            self._touched[use_case] = partition
 
     def refresh(self) -> int:
         """Hand the state of every use case touched since the last call to ``on_state``."""
