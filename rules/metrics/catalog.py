@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spendfuse.schemas.common import Component
-from spendfuse.schemas.cost_event import CostEvent
+from spendfuse.schemas.cost_event import CostEvent, PricingStatus
 
 FIELDS = (
     "spend_usd",
@@ -44,6 +44,7 @@ FIELDS = (
     "quality_n",
     "carbon_sum",
     "carbon_n",
+    "unpriced_events",
 )
 
 WINDOWS = ("event", "trace", "1m", "1h", "24h", "7d", "day", "month", "quarter")
@@ -109,6 +110,7 @@ def event_sums(
         "gpu_seconds": gpu_s,
         "gpu_cost_usd": cost if gpu_s else 0.0,
         "gpu_busy_seconds": gpu_s * ext.gpu_utilization if ext.gpu_utilization is not None else 0.0,
+        "unpriced_events": 1 if event.pricing_status is PricingStatus.UNPRICED else 0,
     }
     if ext.human_rejected is not None:
         sums["human_reviews"] = 1
@@ -169,6 +171,8 @@ _CATALOG = [
     _s("outcomes", "outcomes", "outcomes", "distinct business outcomes (recent ids)"),
     _s("traces", "traces", "traces", "distinct traces (recent ids)"),
     _s("gpu_seconds", "gpu_seconds", "s", "provisioned GPU seconds"),
+    _s("unpriced_events", "unpriced_events", "events", "events nothing could price (at $0)"),
+    _r("unpriced_share", "unpriced_events", "calls", "ratio", "share of events left unpriced"),
     _r("tokens_per_request", "total_tokens", "calls", "tokens", "tokens per event"),
     _r("cost_per_request", "spend_usd", "calls", "USD", "spend per event"),
     _r("cost_per_1k_tokens", "spend_usd", "total_tokens", "USD", "spend per 1K tokens", 1000.0),
