@@ -3,10 +3,10 @@ center, business unit and use case from the worker's hourly rollups.
 
 Budgets come from the running rule set (the default pack with ``SPENDFUSE_RULES_DIR`` merged on
 top, reloaded live), so the page shows exactly the budgets and quotas the rules enforce: name,
-scope, period, limit, spent so far, percent and the forecast at period end. Spent is counted
-from the accepted events this worker handled since it started, per budget, in the budget's
-period (calendar day, month or quarter in the tenant's time zone, by event time); the budget
-rules themselves keep their own, durable state.
+scope, period, limit, spent so far, percent and the forecast at period end. Spent is summed from
+the hourly rollups the worker publishes (:mod:`spendfuse.dashboard_rollup_ledger`: the latest
+row per key, in the budget's scope and period, the tenant's calendar day, month or quarter by
+event time), so it is durable: a restarted worker shows the same spent as before.
 
 Showback keeps the latest rollup row of each rollup key (each carries its key's full totals)
 for the current and previous UTC month, and sums them per dimension for the current day and
@@ -17,44 +17,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from spendfuse.rules.budgets import period_bounds, project_exhaustion
+from spendfuse.dashboard_rollup_ledger import (
+    MEASURE_FIELDS,
+    NOT_IN_ROLLUPS,
+    PeriodSpend,
+    RollupLedger,
+)
+from spendfuse.rules.budgets import project_exhaustion
 from spendfuse.rules.model import BudgetSpec
 from spendfuse.rules.ruleset import RuleSet
 from spendfuse.schemas.common import format_rfc3339, to_epoch_ms
-from spendfuse.schemas.cost_event import CostEvent
-from spendfuse.schemas.rollup import CostRollup, rollup_key
+from spendfuse.schemas.rollup import HOUR_MS, CostRollup, rollup_key
 
 _SCOPE_FIELDS = ("use_case_id", "environment", "cost_center", "business_unit", "risk_tier")
-
-
-def measure_of(spec: BudgetSpec, event: CostEvent) -> float:
-    """What one event counts towards a budget, in its measure's unit."""
-    if spec.measure == "spend_usd":
-        return event.cost_usd
-    if spec.measure == "total_tokens":
-        return float(event.total_tokens)
-    if spec.measure == "calls":
-        return 1.0
-    return 1.0 if event.step_number is not None else 0.0
-
-
-def matches(spec: BudgetSpec, event: CostEvent) -> bool:
-    if spec.tenant_id != event.tenant_id:
-        return False
-    for name in _SCOPE_FIELDS:
-        want = getattr(spec, name)
-        if want is None:
-            continue
-        got = getattr(event, name)
-        if (got.value if hasattr(got, "value") else got) != (
-            want.value if hasattr(want, "value") else want
-        ):
-            return False
-    return True
 
 
 def scope_label(spec: BudgetSpec) -> str:
@@ -67,73 +45,38 @@ def scope_label(spec: BudgetSpec) -> str:
     return " · ".join(parts)
 
 
-@dataclass(slots=True)
-class _Tracker:
-    spec: BudgetSpec
-    kind: str
-    start_ms: int = 0
-    end_ms: int = 0
-    start: datetime | None = None
-    end: datetime | None = None
-    spent: float = 0.0
-    last: datetime | None = None
-
-
 class BudgetBoard:
-    """Spend per configured budget and quota in its current period."""
+    """Spend per configured budget and quota in its current period, from the rollup ledger."""
 
-    def __init__(self, rules: Callable[[], RuleSet | None] = lambda: None) -> None:
-        self.rules = rules  # the running rule set, read on every event (reloads apply)
-        self._trackers: dict[tuple[str, str], _Tracker] = {}
-        self._ruleset: RuleSet | None = None
-        self._specs: list[tuple[str, BudgetSpec]] = []
+    def __init__(
+        self,
+        rules: Callable[[], RuleSet | None] = lambda: None,
+        ledger: RollupLedger | None = None,
+    ) -> None:
+        self.rules = rules  # the running rule set, read on every view (reloads apply)
+        self.ledger = ledger if ledger is not None else RollupLedger()
 
-    def _current(self) -> list[tuple[str, BudgetSpec]]:
+    def _current(self) -> tuple[RuleSet | None, list[tuple[str, BudgetSpec]]]:
         rs = self.rules()
-        if rs is not self._ruleset:
-            self._ruleset = rs
-            self._specs = []
-            if rs is not None:
-                self._specs = [("budget", b) for b in rs.budgets.values()]
-                self._specs += [("quota", q) for q in rs.quotas.values()]
-            wanted = {(k, s.name): s for k, s in self._specs}
-            self._trackers = {
-                key: t for key, t in self._trackers.items() if wanted.get(key) == t.spec
-            }
-        return self._specs
+        if rs is None:
+            return None, []
+        specs = [("budget", b) for b in rs.budgets.values()]
+        specs += [("quota", q) for q in rs.quotas.values()]
+        return rs, specs
 
-    def add_event(self, event: CostEvent) -> None:
-        for kind, spec in self._current():
-            if not matches(spec, event):
-                continue
-            tracker = self._trackers.get((kind, spec.name))
-            if tracker is None:
-                tracker = self._trackers[(kind, spec.name)] = _Tracker(spec, kind)
-            at_ms = to_epoch_ms(event.event_time)
-            if at_ms >= tracker.end_ms:  # a new period (or the first event)
-                self._open(tracker, event.event_time)
-            elif at_ms < tracker.start_ms:
-                continue  # an earlier period's late event
-            tracker.spent += measure_of(spec, event)
-            if tracker.last is None or event.event_time > tracker.last:
-                tracker.last = event.event_time
+    def _spend(self, rs: RuleSet | None, spec: BudgetSpec) -> PeriodSpend | None:
+        return self.ledger.period_spend(spec, rs.tz(spec.tenant_id) if rs is not None else UTC)
 
-    def _open(self, tracker: _Tracker, at: datetime) -> None:
-        rs = self._ruleset
-        tz = rs.tz(tracker.spec.tenant_id) if rs is not None else UTC
-        start, end = period_bounds(at, tracker.spec.period, tz)  # type: ignore[arg-type]
-        tracker.start, tracker.end = start, end
-        tracker.start_ms, tracker.end_ms = to_epoch_ms(start), to_epoch_ms(end)
-        tracker.spent = 0.0
-        tracker.last = None
+    def view(self, as_of_ms: int | None = None) -> list[dict[str, Any]]:
+        """One row per configured budget and quota, as configured, with spend so far.
 
-    def view(self) -> list[dict[str, Any]]:
-        """One row per configured budget and quota, as configured, with spend so far."""
+        ``as_of_ms`` is the newest event time the dashboard saw: within the newest hour in a
+        budget's scope it marks how far that hour has run (for the forecast); otherwise the hour
+        counts as run to its end."""
         rows = []
-        for kind, spec in self._current():
-            tracker = self._trackers.get((kind, spec.name))
+        rs, specs = self._current()
+        for kind, spec in specs:
             limit = spec.cap
-            spent = tracker.spent if tracker else 0.0
             row: dict[str, Any] = {
                 "name": spec.name,
                 "kind": kind,
@@ -145,35 +88,55 @@ class BudgetBoard:
                 "measure": spec.measure,
                 "limit": limit,
                 "enforcement": spec.enforcement,
-                "spent": round(spent, 6),
-                "percent": round(100 * spent / limit, 2) if limit > 0 else None,
+                "spent": 0.0,
+                "percent": 0.0,
                 "period_start": None,
                 "period_end": None,
+                "period_note": None,
                 "forecast": None,
                 "exhausted_at": None,
-                "status": "no events yet" if tracker is None else "ok",
+                "status": "no spend yet",
             }
-            if tracker is not None and tracker.start and tracker.end and tracker.last:
-                row["period_start"] = format_rfc3339(tracker.start.astimezone(UTC))
-                row["period_end"] = format_rfc3339(tracker.end.astimezone(UTC))
-                elapsed = (tracker.last - tracker.start).total_seconds()
-                length = (tracker.end - tracker.start).total_seconds()
-                if elapsed > 0:
-                    row["forecast"] = round(spent / elapsed * length, 6)
-                at = project_exhaustion(spent, limit, tracker.start, tracker.last)
-                if spent >= limit:
-                    row["status"] = "exhausted"
-                elif at is not None and at < tracker.end:
-                    row["status"] = "projected"
-                if at is not None and at < tracker.end:
-                    row["exhausted_at"] = format_rfc3339(at.astimezone(UTC))
+            if spec.measure not in MEASURE_FIELDS:
+                row.update(spent=None, percent=None, status=NOT_IN_ROLLUPS)
+                rows.append(row)
+                continue
+            got = self._spend(rs, spec)
+            if got is None:
+                rows.append(row)
+                continue
+            spent = got.spent
+            row.update(
+                spent=round(spent, 6),
+                percent=round(100 * spent / limit, 2) if limit > 0 else None,
+                status="ok",
+                period_start=format_rfc3339(got.start.astimezone(UTC)),
+                period_end=format_rfc3339(got.end.astimezone(UTC)),
+            )
+            if not got.hour_aligned:
+                row["period_note"] = (
+                    "half-hour zone: each UTC hour counts in the period it starts in"
+                )
+            last = _last(got, as_of_ms)
+            elapsed = (last - got.start).total_seconds()
+            length = (got.end - got.start).total_seconds()
+            if elapsed > 0:
+                row["forecast"] = round(spent / elapsed * length, 6)
+            at = project_exhaustion(spent, limit, got.start, last)
+            if spent >= limit:
+                row["status"] = "exhausted"
+            elif at is not None and at < got.end:
+                row["status"] = "projected"
+            if at is not None and at < got.end:
+                row["exhausted_at"] = format_rfc3339(at.astimezone(UTC))
             rows.append(row)
         rows.sort(key=lambda r: (-(r["percent"] or 0.0), r["name"]))
         return rows
 
     def for_use_case(self, tenant_id: str, use_case_id: str, period: str) -> dict[str, Any] | None:
         """The spend budget set on exactly this use case for ``period``, if one is configured."""
-        for kind, spec in self._current():
+        rs, specs = self._current()
+        for kind, spec in specs:
             if (
                 kind == "budget"
                 and spec.measure == "spend_usd"
@@ -182,14 +145,25 @@ class BudgetBoard:
                 and spec.use_case_id == use_case_id
                 and not any(getattr(spec, f) for f in _SCOPE_FIELDS[1:])
             ):
-                tracker = self._trackers.get((kind, spec.name))
+                got = self._spend(rs, spec)
                 return {
                     "name": spec.name,
                     "limit_usd": spec.cap,
-                    "spent_usd": tracker.spent if tracker else 0.0,
-                    "period_end": tracker.end if tracker else None,
+                    "spent_usd": got.spent if got else 0.0,
+                    "period_end": got.end if got else None,
                 }
         return None
+
+
+def _last(got: PeriodSpend, as_of_ms: int | None) -> datetime:
+    """How far the period has run: the newest hour in scope, up to the newest event time seen
+    if that falls within it, else to its end (capped at the period's end)."""
+    hour_end = got.newest_hour_ms + HOUR_MS
+    ms = hour_end
+    if as_of_ms is not None and got.newest_hour_ms <= as_of_ms < hour_end:
+        ms = as_of_ms
+    last = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return min(last, got.end.astimezone(UTC))
 
 
 SHOWBACK_DIMENSIONS = ("cost_center", "business_unit", "use_case_id")

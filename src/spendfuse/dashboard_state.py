@@ -18,9 +18,11 @@ The baseline band is a *simple* one until seasonal baselines land: the mean ± 2
 case's spend rate over the trailing ``band_window_s`` (the current bucket excluded). Budgets are
 the YAML budgets and quotas of the running rule set (:mod:`spendfuse.dashboard_budgets`); a use
 case's card shows its own daily and monthly budget when one is configured, else the default
-from settings. The card's projection extends the spend rate of the last
-``projection_window_s``. Showback (spend per cost center, business unit and use case, today and
-this month) comes from the hourly rollups the worker publishes.
+from settings. Budget spend (the table's and the cards') and the showback (spend per cost center,
+business unit and use case, today and this month) are summed from the hourly rollups the worker
+publishes, which the worker reads back from the rollups topic's start on every start
+(:class:`~spendfuse.dashboard_rollup_ledger.RollupLedger`), so they survive a restart. The
+card's projection extends the spend rate of the last ``projection_window_s``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pydantic import ValidationError
 
 from spendfuse.control.signing import Verifier, VerifyOutcome
 from spendfuse.dashboard_budgets import BudgetBoard, Showback
+from spendfuse.dashboard_rollup_ledger import RollupLedger
 from spendfuse.rules.routing import alert_labels
 from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.silences import Silence, silenced_by
@@ -51,10 +54,9 @@ from spendfuse.schemas.rollup import CostRollup
 
 
 @lru_cache(maxsize=1024)
-def _day_and_month(year: int, month: int, day: int) -> tuple[str, str]:
-    """``("2026-11-23", "2026-11")``: once per calendar day, not ``strftime`` twice per event."""
-    name = f"{year:04d}-{month:02d}-{day:02d}"
-    return name, name[:7]
+def _day_name(year: int, month: int, day: int) -> str:
+    """``"2026-11-23"``: once per calendar day, not ``strftime`` per event."""
+    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 BAND_LABEL = "trailing-hour mean ± 2σ (simple band; seasonal baselines not wired in yet)"
@@ -84,7 +86,8 @@ class DashboardConfig:
 
 @dataclass(slots=True)
 class UseCaseSpend:
-    """One use case's recent spend: a bucket ring (bucket index → USD) and calendar totals."""
+    """One use case's recent spend: a bucket ring (bucket index → USD) and today's spend as this
+    worker counted it (chart order only; the card's budget spend comes from the rollups)."""
 
     tenant_id: str
     risk_tier: str
@@ -93,8 +96,6 @@ class UseCaseSpend:
     first_bucket: int | None = None
     day: str = ""
     day_usd: float = 0.0
-    month: str = ""
-    month_usd: float = 0.0
     events: int = 0
 
 
@@ -107,7 +108,8 @@ class DashboardState:
     ) -> None:
         self.config = config or DashboardConfig()
         self.verifier = verifier
-        self.budgets = BudgetBoard(rules or (lambda: None))  # the running rules' budgets
+        self.ledger = RollupLedger()  # the latest rollup row per key: durable spend
+        self.budgets = BudgetBoard(rules or (lambda: None), self.ledger)  # the rules' budgets
         self.showback = Showback()
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()  # use case -> economics
         self.control_refused: dict[str, int] = {}
@@ -127,7 +129,6 @@ class DashboardState:
         cfg = self.config
         ts_ms = to_epoch_ms(event.event_time)
         self.events_seen += 1
-        self.budgets.add_event(event)
         self.watermark_ms = ts_ms if self.watermark_ms is None else max(self.watermark_ms, ts_ms)
         uc = self.use_cases.get(event.use_case_id)
         if uc is None:
@@ -153,11 +154,7 @@ class DashboardState:
 
     @staticmethod
     def _add_calendar(uc: UseCaseSpend, at: datetime, cost: float) -> None:
-        day, month = _day_and_month(at.year, at.month, at.day)
-        if month > uc.month:
-            uc.month, uc.month_usd = month, 0.0
-        if month == uc.month:
-            uc.month_usd += cost
+        day = _day_name(at.year, at.month, at.day)
         if day > uc.day:
             uc.day, uc.day_usd = day, 0.0
         if day == uc.day:
@@ -171,7 +168,10 @@ class DashboardState:
             self.outcomes.popitem(last=False)
 
     def add_rollups(self, rows: Iterable[CostRollup]) -> None:
-        """Rollup rows the worker published (full totals per key): the showback view."""
+        """Rollup rows the worker published (full totals per key), as it publishes them and
+        from the rollups topic read from its start: budget spend and the showback."""
+        rows = list(rows)
+        self.ledger.add(rows)
         self.showback.add(rows)
 
     def add_alert(self, alert: Alert) -> None:
@@ -301,7 +301,7 @@ class DashboardState:
                 "the YAML budgets and quotas of the running rules; a use case with none of its "
                 "own shows the default (SPENDFUSE_DASHBOARD__*_BUDGET_USD)"
             ),
-            "budgets": self.budgets.view(),
+            "budgets": self.budgets.view(self.watermark_ms),
             "showback": self.showback.view(),
             "outcomes": [{"use_case_id": uc, **view} for uc, view in self.outcomes.items()],
             "events_seen": self.events_seen,
@@ -348,11 +348,9 @@ class DashboardState:
             "band_lower": lower,
             "band_upper": upper,
             "incidents": incidents,
-            "budget_day": self._card_budget(
-                uc, name, "day", uc.day_usd, cfg.daily_budget_usd, usd_per_s, end
-            ),
+            "budget_day": self._card_budget(uc, name, "day", cfg.daily_budget_usd, usd_per_s, end),
             "budget_month": self._card_budget(
-                uc, name, "month", uc.month_usd, cfg.monthly_budget_usd, usd_per_s, end
+                uc, name, "month", cfg.monthly_budget_usd, usd_per_s, end
             ),
             "outcomes": self.outcomes.get(name),
         }
@@ -362,15 +360,19 @@ class DashboardState:
         uc: UseCaseSpend,
         name: str,
         period: str,
-        used: float,
         default: float,
         usd_per_s: float,
         end: datetime,
     ) -> dict[str, Any]:
-        """The use case's own YAML budget for ``period`` if it has one, else the default."""
+        """The use case's own YAML budget for ``period`` if it has one, else the default over
+        the UTC day or month of ``end``; spend from the rollups either way."""
         own = self.budgets.for_use_case(uc.tenant_id, name, period)
         period_end = _end_of_day(end) if period == "day" else _end_of_month(end)
         if own is None:
+            start = _start_of_day(end) if period == "day" else _start_of_month(end)
+            used = self.ledger.use_case_spend(
+                uc.tenant_id, name, to_epoch_ms(start), to_epoch_ms(period_end)
+            )
             out = project_budget(used, default, usd_per_s, end, period_end)
             out["source"] = "default"
             return out
@@ -482,6 +484,14 @@ def project_budget(
 
 def _iso_ms(ms: int) -> str:
     return format_rfc3339(datetime.fromtimestamp(ms / 1000, tz=UTC))
+
+
+def _start_of_day(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _start_of_month(t: datetime) -> datetime:
+    return _start_of_day(t).replace(day=1)
 
 
 def _end_of_day(t: datetime) -> datetime:

@@ -14,7 +14,11 @@ from spendfuse.settings import Settings
 from spendfuse.silence_store import silences_path
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.observer import IngestObserver
-from spendfuse.streams.web.control_feed import register_alert_feed, register_control_feed
+from spendfuse.streams.web.control_feed import (
+    register_alert_feed,
+    register_control_feed,
+    register_rollup_feed,
+)
 from spendfuse.streams.web.health import register_lag_timer
 from spendfuse.streams.web.views import WebContext, register_web
 
@@ -26,7 +30,8 @@ def attach_operator_web(
     signer: Any = None,
     rules: Callable[[], RuleSet | None] | None = None,
 ) -> IngestObserver:
-    """Register the dashboard, ``/metrics``, health, the alert and control feeds, the lag timer.
+    """Register the dashboard, ``/metrics``, health, the alert, control and rollup feeds, the
+    lag timer.
 
     ``rules`` gives the running rule set (reloads included): the dashboard shows its budgets.
     Returns the observer the ingest handler reports to.
@@ -40,6 +45,7 @@ def attach_operator_web(
     state = DashboardState(config, verifier, rules)
     register_control_feed(app, state, signer)
     register_alert_feed(app, topic_map["alerts"], state)
+    register_rollup_feed(app, state)
     register_lag_timer(app, metrics)
     if settings.web_enabled:
         register_web(

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from spendfuse.dashboard_state import DashboardConfig, DashboardState, project_budget
+from spendfuse.finops.rollups import RollupAccumulator
 from spendfuse.rules.silences import new_silence
 from spendfuse.schemas.alert import Alert, Evidence
 from spendfuse.schemas.codec import parse_cost_event_obj
 from spendfuse.schemas.command import CommandKind, ControlCommand, Target, TargetType
+from spendfuse.schemas.pricing import price_event
 from tests.support.events import make_event
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -109,9 +111,13 @@ def test_a_spike_stands_above_the_band_it_did_not_shape() -> None:
 
 def test_budget_today_resets_at_midnight_and_projects_exhaustion() -> None:
     state = DashboardState(CFG)
-    state.add_event(_event("bot", 4.0, T0 - timedelta(days=1)))  # yesterday: month only
-    for minute in range(15):
-        state.add_event(_event("bot", 0.4, T0 + timedelta(minutes=minute)))  # $6 today
+    events = [_event("bot", 4.0, T0 - timedelta(days=1))]  # yesterday: month only
+    events += [_event("bot", 0.4, T0 + timedelta(minutes=m)) for m in range(15)]  # $6 today
+    acc = RollupAccumulator()
+    for event in events:
+        state.add_event(event)  # the chart's spend rate
+        acc.add(price_event(event))
+    state.add_rollups(acc.drain())  # the budget's spend
     now = T0 + timedelta(minutes=15)
     view = _view(state, now)
     day, month = view["budget_day"], view["budget_month"]

@@ -1,0 +1,165 @@
+"""The latest hourly rollup row of each key, for the dashboard's budget spend.
+
+The worker publishes each (hour, attribution) rollup with its full totals under a stable key on
+a compacted topic (:mod:`spendfuse.schemas.rollup`), and the dashboard reads that topic from the
+beginning on every start. Keeping the latest row per key and summing the rows in a budget's
+scope and period gives the budget's spend from durable data: a restarted worker shows what it
+showed before, not what it handled since it started. Revision rows (events later than their hour
+was kept for correction) have keys of their own and add to their event-time hour.
+
+Periods are whole UTC hours: a row counts in the period (the tenant's calendar day, month or
+quarter) its hour *starts* in. Whole-hour time zones align exactly; in a half-hour zone (e.g.
+Asia/Kolkata) the hour that straddles local midnight counts wholly in the period it starts in,
+so up to half an hour of spend shows in the neighbouring period (the row says so).
+
+Only what rollups carry can be summed: spend, tokens (input + output) and requests (events).
+Agent steps are not in rollups; a quota on them says so instead of showing a wrong number.
+
+Bounded: rows older than ``keep_ms`` before the newest hour are dropped, and at most
+``max_rows`` rows are kept (the row written least recently goes first; ``dropped`` counts them).
+Pure: no Kafka, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from spendfuse.rules.budgets import period_bounds
+from spendfuse.rules.model import BudgetSpec
+from spendfuse.schemas.common import to_epoch_ms
+from spendfuse.schemas.rollup import HOUR_MS, CostRollup, rollup_key
+
+MEASURE_FIELDS = {"spend_usd": 0, "total_tokens": 1, "calls": 2}
+"""The budget measures rollups carry, and where they sit in a row's sums."""
+
+NOT_IN_ROLLUPS = "not in rollups"
+
+_DAY_MS = 24 * HOUR_MS
+
+
+class LedgerRow(NamedTuple):
+    hour_ms: int
+    business_unit: str | None
+    cost_center: str | None
+    use_case_id: str
+    environment: str
+    risk_tier: str
+    sums: tuple[float, float, float]  # spend (USD), tokens (input + output), events
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSpend:
+    """What a budget's scope spent in its current period, summed from the rollups."""
+
+    spent: float
+    start: datetime  # the period's bounds (aware, the tenant's zone)
+    end: datetime
+    newest_hour_ms: int  # the newest hour with a row in scope: the period is the one it is in
+    hour_aligned: bool  # False in a half-hour zone: hours count in the period they start in
+
+
+class RollupLedger:
+    """The latest rollup row per key, per tenant, summed on demand per scope and period."""
+
+    def __init__(self, max_rows: int = 200_000, keep_ms: int = 100 * _DAY_MS) -> None:
+        self.max_rows = max_rows
+        self.keep_ms = keep_ms  # covers a quarter in any time zone behind the newest hour
+        self._rows: OrderedDict[bytes, tuple[str, LedgerRow]] = OrderedDict()
+        self._by_tenant: dict[str, dict[bytes, LedgerRow]] = {}
+        self.newest_ms = 0
+        self.dropped = 0
+        self.version = 0  # bumped on every change: views cache on it
+        self._since_prune = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, rows: Iterable[CostRollup]) -> None:
+        """Keep each row as its key's latest (a row carries its key's full totals)."""
+        for row in rows:
+            key = rollup_key(row)
+            hour_ms = to_epoch_ms(row.hour_start)
+            kept = LedgerRow(
+                hour_ms,
+                row.business_unit,
+                row.cost_center,
+                row.use_case_id,
+                row.environment,
+                row.risk_tier,
+                (row.cost_usd, float(row.input_tokens + row.output_tokens), float(row.events)),
+            )
+            self._rows.pop(key, None)
+            self._rows[key] = (row.tenant_id, kept)
+            self._by_tenant.setdefault(row.tenant_id, {})[key] = kept
+            self.newest_ms = max(self.newest_ms, hour_ms)
+            self._since_prune += 1
+            self.version += 1
+        if self._since_prune >= 1024 or len(self._rows) > self.max_rows:
+            self._prune()
+
+    def _prune(self) -> None:
+        self._since_prune = 0
+        oldest = self.newest_ms - self.keep_ms
+        for key in [k for k, (_t, r) in self._rows.items() if r.hour_ms < oldest]:
+            self._drop(key)
+        while len(self._rows) > self.max_rows:
+            self._drop(next(iter(self._rows)))
+            self.dropped += 1
+
+    def _drop(self, key: bytes) -> None:
+        tenant, _row = self._rows.pop(key)
+        rows = self._by_tenant[tenant]
+        del rows[key]
+        if not rows:
+            del self._by_tenant[tenant]
+        self.version += 1
+
+    def rows_of(self, tenant_id: str) -> Iterable[LedgerRow]:
+        return self._by_tenant.get(tenant_id, {}).values()
+
+    def period_spend(self, spec: BudgetSpec, tz: ZoneInfo | type[UTC] | None) -> PeriodSpend | None:
+        """The budget's scope summed over its current period: the tenant's calendar period that
+        holds the newest hour with spend in scope (event time). None: no rows in scope yet, or a
+        measure rollups do not carry (:data:`MEASURE_FIELDS`)."""
+        index = MEASURE_FIELDS.get(spec.measure)
+        if index is None:
+            return None
+        scope = [r for r in self.rows_of(spec.tenant_id) if in_scope(spec, r)]
+        if not scope:
+            return None
+        newest = max(r.hour_ms for r in scope)
+        start, end = period_bounds(_utc(newest), spec.period, tz or UTC)  # type: ignore[arg-type]
+        start_ms, end_ms = to_epoch_ms(start), to_epoch_ms(end)
+        spent = sum(r.sums[index] for r in scope if start_ms <= r.hour_ms < end_ms)
+        return PeriodSpend(spent, start, end, newest, start_ms % HOUR_MS == 0)
+
+    def use_case_spend(self, tenant_id: str, use_case_id: str, start_ms: int, end_ms: int) -> float:
+        """A use case's spend (USD) in the UTC hours that start in ``[start_ms, end_ms)``."""
+        return sum(
+            r.sums[0]
+            for r in self.rows_of(tenant_id)
+            if r.use_case_id == use_case_id and start_ms <= r.hour_ms < end_ms
+        )
+
+
+_SCOPE = ("use_case_id", "environment", "cost_center", "business_unit", "risk_tier")
+
+
+def in_scope(spec: BudgetSpec, row: LedgerRow) -> bool:
+    """Whether a rollup row (of the budget's tenant) is in the budget's scope."""
+    for name in _SCOPE:
+        want = getattr(spec, name)
+        if want is None:
+            continue
+        if getattr(row, name) != (want.value if hasattr(want, "value") else want):
+            return False
+    return True
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
