@@ -68,10 +68,11 @@ function renderBudgets(budgets) {
       <td><b>${esc(b.name)}</b><div class="meta">${esc(b.kind)} · ${esc(b.enforcement)} ·
         ${esc(b.owner)}</div></td>
       <td>${esc(b.scope)}</td>
-      <td>${esc(b.period)}</td>
+      <td>${esc(b.period)}${b.period_note ? `<div class="meta">${esc(b.period_note)}</div>` : ""}
+      </td>
       <td>${amount(b, b.limit)}</td>
-      <td>${amount(b, b.spent)}</td>
-      <td>${pct.toFixed(1)}%<div class="bar ${cls}"><div style="width:${Math.min(100, pct)}%">
+      <td>${b.spent === null ? '<span class="meta">not in rollups</span>' : amount(b, b.spent)}</td>
+      <td>${b.percent === null ? "—" : `${pct.toFixed(1)}%`}<div class="bar ${cls}"><div style="width:${Math.min(100, pct)}%">
         </div></div></td>
       <td>${b.forecast === null ? "—" : amount(b, b.forecast)}</td>
       <td>${esc(b.status)}${b.exhausted_at ? ` <span class="meta">${time(b.exhausted_at)}</span>`
