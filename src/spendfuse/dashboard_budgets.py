@@ -75,6 +75,7 @@ class BudgetBoard:
         counts as run to its end."""
         rows = []
         rs, specs = self._current()
+        self.ledger.retain(spec for _kind, spec in specs)
         for kind, spec in specs:
             limit = spec.cap
             row: dict[str, Any] = {

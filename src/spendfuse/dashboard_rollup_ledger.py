@@ -16,7 +16,8 @@ Only what rollups carry can be summed: spend, tokens (input + output) and reques
 Agent steps are not in rollups; a quota on them says so instead of showing a wrong number.
 
 Bounded: rows older than ``keep_ms`` before the newest hour are dropped, and at most
-``max_rows`` rows are kept (the row written least recently goes first; ``dropped`` counts them).
+``max_rows`` rows are kept (the row written least recently goes first; ``dropped`` counts them);
+the per-hour sums hold one entry per hour with rows, per configured budget and per use case.
 Pure: no Kafka, no clock.
 """
 
@@ -63,17 +64,45 @@ class PeriodSpend:
     hour_aligned: bool  # False in a half-hour zone: hours count in the period they start in
 
 
+class _Hours:
+    """Per-hour sums of the rows in one scope (a budget's, or a use case's): kept up to date as
+    rows are added and replaced, so a poll sums hours, not rows."""
+
+    __slots__ = ("hours",)
+
+    def __init__(self) -> None:
+        self.hours: dict[int, list[float]] = {}  # hour ms -> [spend, tokens, events, rows]
+
+    def apply(self, row: LedgerRow, sign: int) -> None:
+        entry = self.hours.get(row.hour_ms)
+        if entry is None:
+            entry = self.hours[row.hour_ms] = [0.0, 0.0, 0.0, 0]
+        for i, value in enumerate(row.sums):
+            entry[i] += sign * value
+        entry[3] += sign
+        if entry[3] <= 0:
+            del self.hours[row.hour_ms]
+
+    def total(self, index: int, start_ms: int, end_ms: int) -> float:
+        return sum(e[index] for h, e in self.hours.items() if start_ms <= h < end_ms)
+
+
 class RollupLedger:
-    """The latest rollup row per key, per tenant, summed on demand per scope and period."""
+    """The latest rollup row per key, per tenant, with per-hour sums per budget scope.
+
+    A budget's scope is summed once from the rows when first asked for (or when its spec
+    changed on a rule reload), then kept up to date as rows arrive, so a page poll costs the
+    hours of each budget's period rather than every row."""
 
     def __init__(self, max_rows: int = 200_000, keep_ms: int = 100 * _DAY_MS) -> None:
         self.max_rows = max_rows
         self.keep_ms = keep_ms  # covers a quarter in any time zone behind the newest hour
         self._rows: OrderedDict[bytes, tuple[str, LedgerRow]] = OrderedDict()
         self._by_tenant: dict[str, dict[bytes, LedgerRow]] = {}
+        self._scopes: dict[str, dict[str, tuple[BudgetSpec, _Hours]]] = {}  # tenant -> name ->
+        self._use_cases: dict[tuple[str, str], _Hours] = {}
         self.newest_ms = 0
         self.dropped = 0
-        self.version = 0  # bumped on every change: views cache on it
         self._since_prune = 0
 
     def __len__(self) -> int:
@@ -93,14 +122,28 @@ class RollupLedger:
                 row.risk_tier,
                 (row.cost_usd, float(row.input_tokens + row.output_tokens), float(row.events)),
             )
-            self._rows.pop(key, None)
+            if key in self._rows:
+                self._drop(key)
             self._rows[key] = (row.tenant_id, kept)
             self._by_tenant.setdefault(row.tenant_id, {})[key] = kept
+            self._apply(row.tenant_id, kept, 1)
             self.newest_ms = max(self.newest_ms, hour_ms)
             self._since_prune += 1
-            self.version += 1
         if self._since_prune >= 1024 or len(self._rows) > self.max_rows:
             self._prune()
+
+    def _apply(self, tenant: str, row: LedgerRow, sign: int) -> None:
+        for spec, hours in self._scopes.get(tenant, {}).values():
+            if in_scope(spec, row):
+                hours.apply(row, sign)
+        uc = self._use_cases.get((tenant, row.use_case_id))
+        if uc is None:
+            if sign < 0:
+                return
+            uc = self._use_cases[(tenant, row.use_case_id)] = _Hours()
+        uc.apply(row, sign)
+        if not uc.hours:
+            del self._use_cases[(tenant, row.use_case_id)]
 
     def _prune(self) -> None:
         self._since_prune = 0
@@ -112,15 +155,36 @@ class RollupLedger:
             self.dropped += 1
 
     def _drop(self, key: bytes) -> None:
-        tenant, _row = self._rows.pop(key)
+        tenant, row = self._rows.pop(key)
         rows = self._by_tenant[tenant]
         del rows[key]
         if not rows:
             del self._by_tenant[tenant]
-        self.version += 1
+        self._apply(tenant, row, -1)
 
     def rows_of(self, tenant_id: str) -> Iterable[LedgerRow]:
         return self._by_tenant.get(tenant_id, {}).values()
+
+    def retain(self, specs: Iterable[BudgetSpec]) -> None:
+        """Forget the per-hour sums of budgets no longer configured."""
+        keep = {(s.tenant_id, s.name) for s in specs}
+        for tenant, scopes in list(self._scopes.items()):
+            for name in [n for n in scopes if (tenant, n) not in keep]:
+                del scopes[name]
+            if not scopes:
+                del self._scopes[tenant]
+
+    def _hours_of(self, spec: BudgetSpec) -> _Hours:
+        scopes = self._scopes.setdefault(spec.tenant_id, {})
+        held = scopes.get(spec.name)
+        if held is not None and held[0] == spec:
+            return held[1]
+        hours = _Hours()
+        for row in self.rows_of(spec.tenant_id):
+            if in_scope(spec, row):
+                hours.apply(row, 1)
+        scopes[spec.name] = (spec, hours)
+        return hours
 
     def period_spend(self, spec: BudgetSpec, tz: ZoneInfo | type[UTC] | None) -> PeriodSpend | None:
         """The budget's scope summed over its current period: the tenant's calendar period that
@@ -129,22 +193,19 @@ class RollupLedger:
         index = MEASURE_FIELDS.get(spec.measure)
         if index is None:
             return None
-        scope = [r for r in self.rows_of(spec.tenant_id) if in_scope(spec, r)]
-        if not scope:
+        hours = self._hours_of(spec)
+        if not hours.hours:
             return None
-        newest = max(r.hour_ms for r in scope)
+        newest = max(hours.hours)
         start, end = period_bounds(_utc(newest), spec.period, tz or UTC)  # type: ignore[arg-type]
         start_ms, end_ms = to_epoch_ms(start), to_epoch_ms(end)
-        spent = sum(r.sums[index] for r in scope if start_ms <= r.hour_ms < end_ms)
+        spent = hours.total(index, start_ms, end_ms)
         return PeriodSpend(spent, start, end, newest, start_ms % HOUR_MS == 0)
 
     def use_case_spend(self, tenant_id: str, use_case_id: str, start_ms: int, end_ms: int) -> float:
         """A use case's spend (USD) in the UTC hours that start in ``[start_ms, end_ms)``."""
-        return sum(
-            r.sums[0]
-            for r in self.rows_of(tenant_id)
-            if r.use_case_id == use_case_id and start_ms <= r.hour_ms < end_ms
-        )
+        hours = self._use_cases.get((tenant_id, use_case_id))
+        return hours.total(0, start_ms, end_ms) if hours is not None else 0.0
 
 
 _SCOPE = ("use_case_id", "environment", "cost_center", "business_unit", "risk_tier")

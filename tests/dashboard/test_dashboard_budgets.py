@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from spendfuse.dashboard_rollup_ledger import RollupLedger
 from spendfuse.dashboard_state import DashboardConfig, DashboardState
 from spendfuse.finops.rollups import RollupAccumulator
 from spendfuse.rules.loader import load_rules
@@ -162,6 +163,8 @@ def test_budget_spend_sums_the_latest_rollup_per_key_in_scope_and_period(tmp_pat
         _event("bot", 256.0, now, tenant_id="other"),
     )
     state.add_rollups(first)
+    early = {b["name"]: b for b in state.snapshot(now)["budgets"]}
+    assert early["acme-day"]["spent"] == pytest.approx(2.0 + 1.0 + 8.0)
     # the 11:00 prod row published again with its full totals (a late event for 11:00):
     # it replaces the earlier row, it does not add to it
     eleven = next(r for r in first if r.hour_start.hour == 11 and r.environment == "prod")
@@ -223,3 +226,39 @@ def test_a_restarted_dashboard_shows_the_same_spend_from_the_rollups_alone(
     card = next(c for c in after.snapshot(T0)["use_cases"] if c["use_case_id"] == "helper")
     assert card["budget_day"]["source"] == "default"
     assert card["budget_day"]["used_usd"] == pytest.approx(3.0)  # from the rollups, not events
+
+
+def test_the_kept_sums_match_a_fresh_read_of_the_rows_after_replacements_and_drops(
+    tmp_path,
+) -> None:
+    (tmp_path / "b.yaml").write_text(SCOPED)
+    rules = load_rules(tmp_path, default_pack=False)
+    ledger = RollupLedger(max_rows=40)
+    specs = [*rules.budgets.values(), *rules.quotas.values()]
+    for spec in specs:  # asked for before any row: every later row updates the kept sums
+        assert ledger.period_spend(spec, rules.tz(spec.tenant_id)) is None
+    rows = []
+    for h in range(60):  # more rows than the ledger keeps: the oldest written go first
+        at = T0 - timedelta(hours=h)
+        rows += _rows(
+            _event("bot", 0.1 * (h % 5 + 1), at, environment="dev" if h % 3 else "prod"),
+            _event("fin", 1.0, at, cost_center="cc-9", business_unit="bu-1"),
+        )
+    ledger.add(rows[::2])
+    ledger.add(r.model_copy(update={"cost_usd": r.cost_usd + 1}) for r in rows)  # replaced
+    assert len(ledger) == 40 and ledger.dropped > 0
+    fresh = RollupLedger()
+    fresh.add(
+        ledger_rows := [r.model_copy(update={"cost_usd": r.cost_usd + 1}) for r in rows][-40:]
+    )
+    assert len(ledger_rows) == len(fresh) == 40
+    for spec in specs:
+        kept = ledger.period_spend(spec, rules.tz(spec.tenant_id))
+        read = fresh.period_spend(spec, rules.tz(spec.tenant_id))
+        assert (kept is None) == (read is None), spec.name
+        if kept is not None and read is not None:
+            assert kept.spent == pytest.approx(read.spent), spec.name
+            assert (kept.start, kept.newest_hour_ms) == (read.start, read.newest_hour_ms)
+    assert ledger.use_case_spend("acme", "bot", 0, 2**62) == pytest.approx(
+        fresh.use_case_spend("acme", "bot", 0, 2**62)
+    )
