@@ -77,8 +77,10 @@ class _Hours:
         entry = self.hours.get(row.hour_ms)
         if entry is None:
             entry = self.hours[row.hour_ms] = [0.0, 0.0, 0.0, 0]
-        for i, value in enumerate(row.sums):
-            entry[i] += sign * value
+        spend, tokens, events = row.sums
+        entry[0] += sign * spend
+        entry[1] += sign * tokens
+        entry[2] += sign * events
         entry[3] += sign
         if entry[3] <= 0:
             del self.hours[row.hour_ms]
@@ -103,7 +105,7 @@ class RollupLedger:
         self._use_cases: dict[tuple[str, str], _Hours] = {}
         self.newest_ms = 0
         self.dropped = 0
-        self._since_prune = 0
+        self._pruned_to = 0  # the cutoff of the last scan for rows too old
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -127,10 +129,13 @@ class RollupLedger:
             self._rows[key] = (row.tenant_id, kept)
             self._by_tenant.setdefault(row.tenant_id, {})[key] = kept
             self._apply(row.tenant_id, kept, 1)
-            self.newest_ms = max(self.newest_ms, hour_ms)
-            self._since_prune += 1
-        if self._since_prune >= 1024 or len(self._rows) > self.max_rows:
-            self._prune()
+            if hour_ms > self.newest_ms:
+                self.newest_ms = hour_ms
+        if self.newest_ms - self.keep_ms >= self._pruned_to + _DAY_MS:
+            self._drop_older_than(self.newest_ms - self.keep_ms)  # a scan a day of event time
+        while len(self._rows) > self.max_rows:
+            self._drop(next(iter(self._rows)))  # the row written least recently
+            self.dropped += 1
 
     def _apply(self, tenant: str, row: LedgerRow, sign: int) -> None:
         for spec, hours in self._scopes.get(tenant, {}).values():
@@ -145,14 +150,10 @@ class RollupLedger:
         if not uc.hours:
             del self._use_cases[(tenant, row.use_case_id)]
 
-    def _prune(self) -> None:
-        self._since_prune = 0
-        oldest = self.newest_ms - self.keep_ms
-        for key in [k for k, (_t, r) in self._rows.items() if r.hour_ms < oldest]:
+    def _drop_older_than(self, cutoff_ms: int) -> None:
+        self._pruned_to = cutoff_ms
+        for key in [k for k, (_t, r) in self._rows.items() if r.hour_ms < cutoff_ms]:
             self._drop(key)
-        while len(self._rows) > self.max_rows:
-            self._drop(next(iter(self._rows)))
-            self.dropped += 1
 
     def _drop(self, key: bytes) -> None:
         tenant, row = self._rows.pop(key)

@@ -262,3 +262,16 @@ def test_the_kept_sums_match_a_fresh_read_of_the_rows_after_replacements_and_dro
     assert ledger.use_case_spend("acme", "bot", 0, 2**62) == pytest.approx(
         fresh.use_case_spend("acme", "bot", 0, 2**62)
     )
+
+
+def test_rows_too_far_behind_the_newest_hour_are_dropped_with_their_sums(rules: RuleSet) -> None:
+    ledger = RollupLedger(keep_ms=3 * 24 * 3600 * 1000)
+    spec = rules.budgets["bot-daily"]
+    ledger.add(_rows(_event("bot", 5.0, T0 - timedelta(days=10))))
+    old = ledger.period_spend(spec, rules.tz("acme"))
+    assert old is not None and old.spent == pytest.approx(5.0)
+    ledger.add(_rows(_event("bot", 1.0, T0)))
+    assert len(ledger) == 1  # ten days behind the newest hour: gone
+    assert ledger.use_case_spend("acme", "bot", 0, 2**62) == pytest.approx(1.0)
+    now = ledger.period_spend(spec, rules.tz("acme"))
+    assert now is not None and now.spent == pytest.approx(1.0)
