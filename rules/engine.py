@@ -29,6 +29,7 @@ from spendfuse.rules.actions import fire as build_fire
 from spendfuse.rules.actions import refresh as build_refresh
 from spendfuse.rules.actions import resolve as build_resolve
 from spendfuse.rules.budgets import budget_metas, budget_verdicts
+from spendfuse.rules.can_hold import CanHold, budget_can_hold, can_hold
 from spendfuse.rules.conditions import EvalContext, Verdict, evaluate_condition
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.matchers import Matcher, matches_all
@@ -152,6 +153,7 @@ class CompiledRule:
     needs: frozenset[str] = ALL_PARTS  # the parts of its aggregates its conditions read
     anomaly: AnomalyCondition | None = None  # an anomaly watch: decides only as buckets close
     bucket_s: int = 0
+    can_hold: CanHold | None = None  # a cheap test that its condition cannot hold (can_hold.py)
 
     def applies(self, labels: dict[str, str]) -> bool:
         return not self.matchers or matches_all(self.matchers, labels)  # type: ignore[arg-type]
@@ -239,6 +241,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         needs=frozenset(_parts_read(spec.condition)),
         anomaly=anomaly,
         bucket_s=anomaly.bucket.seconds if anomaly is not None else 0,
+        can_hold=None if anomaly is not None else can_hold(spec.condition),
     )
 
 
@@ -263,6 +266,7 @@ def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
         budget=(kind, spec),
         exhausted_meta=exhausted,
         needs=frozenset({PERIOD_PARTS[spec.period]}),
+        can_hold=budget_can_hold(spec),
     )
 
 
@@ -425,7 +429,7 @@ class _Stage:
         due: dict[tuple[int, tuple[str, ...]], _Due] = {}
         minute = -1
         for event in events:
-            ts_ms = to_epoch_ms(event.event_time)
+            ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
             if due and ts_ms // 60_000 != minute:
                 self._flush(due, state, tenant, budget_lookup, out)
             minute = ts_ms // 60_000
@@ -439,7 +443,9 @@ class _Stage:
             scope = scope_of(event, riskiest)
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
             if shared or plan.uses_shared:
-                views[("", ())] = update_aggregates(state.setdefault(AGGREGATES_KEY, {}), event, tz)
+                views[("", ())] = update_aggregates(
+                    state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms
+                )
             self._buckets = {}  # closed anomaly buckets of this event, per bucket state
             self._contexts = {}  # one evaluation context per view of this event
             for rule in mine:
@@ -449,7 +455,7 @@ class _Stage:
                     view = views[vkey]
                 else:
                     view = views[vkey] = self._group_view(
-                        state, rule, group, event, tz, plan.needs.get(rule.sig, ALL_PARTS)
+                        state, rule, group, event, tz, plan.needs.get(rule.sig, ALL_PARTS), ts_ms
                     )
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
@@ -490,6 +496,7 @@ class _Stage:
         event: CostEvent,
         tz: ZoneInfo,
         needs: frozenset[str] = ALL_PARTS,
+        ts_ms: int | None = None,
     ) -> AggregateView | None:
         groups = state.setdefault(GROUPS_KEY, {}).setdefault(rule.sig, {})
         gkey = "\x1f".join(group)
@@ -499,7 +506,7 @@ class _Stage:
                 state[OVER_KEY] = state.get(OVER_KEY, 0) + 1
                 return None
             agg = groups[gkey] = {}
-        return update_aggregates(agg, event, tz, needs)
+        return update_aggregates(agg, event, tz, needs, ts_ms)
 
     def _flush(
         self,
@@ -539,10 +546,16 @@ class _Stage:
     ) -> None:
         """One rule instance at one event: verdicts -> lifecycle -> builder. An error in one
         rule is counted and logged with the rule's name; it never stops the other rules."""
-        instances = state.setdefault(rule.name, {})
+        instances = state.get(rule.name)
+        if instances is None:
+            instances = {}  # kept in the state only once it holds something
         gkey = "\x1f".join(group)
         now_ms = to_epoch_ms(event.event_time)
         try:
+            if rule.can_hold is not None and not rule.can_hold(view, budget_lookup):
+                idle = not instances if rule.budget is not None else gkey not in instances
+                if idle:
+                    return  # it cannot hold and nothing is pending or firing: no decision
             verdicts = self._verdicts(
                 rule, gkey, event, view, labels, now_ms, instances, budget_lookup, state
             )
@@ -565,7 +578,9 @@ class _Stage:
             errors = state.setdefault(ERRORS_KEY, {})
             errors[rule.name] = errors.get(rule.name, 0) + 1
             log.exception("rule %s failed on event %s; skipped", rule.name, event.cost_event_id)
-        if not instances:
+        if instances:
+            state[rule.name] = instances
+        else:
             state.pop(rule.name, None)
 
     def _verdicts(

@@ -167,12 +167,18 @@ WINDOW_PARTS = {
 
 
 def update_aggregates(
-    state: dict[str, Any], event: CostEvent, tz: ZoneInfo, needs: frozenset[str] = ALL_PARTS
+    state: dict[str, Any],
+    event: CostEvent,
+    tz: ZoneInfo,
+    needs: frozenset[str] = ALL_PARTS,
+    ts_ms: int | None = None,
 ) -> AggregateView:
     """Add one event to the windows in ``needs`` (all by default; a rule's own filtered
-    aggregates keep only what its conditions read); returns the view rules evaluate on."""
+    aggregates keep only what its conditions read); returns the view rules evaluate on.
+    ``ts_ms``: the event's time in epoch ms, when the caller has it already."""
     ext = parse_extensions(event)
-    ts_ms = to_epoch_ms(event.event_time)
+    if ts_ms is None:
+        ts_ms = to_epoch_ms(event.event_time)
     if needs is not ALL_PARTS:
         return _update_parts(state, event, ext, ts_ms, tz, needs)
     new_trace = False
@@ -340,16 +346,39 @@ class AggregateView:
             return out
         return self.hours_sums(list(range(first_hour, last_hour + 1)), f"{first_hour}:{last_hour}")
 
+    def field(self, window: str, name: str) -> float:
+        """One summed field over ``window``: what ``sums(window).get(name, 0.0)`` is, without
+        building every field's sum (conditions read one or two fields per evaluation)."""
+        if window == "1m":
+            return self.state.get("m", {}).get("s", {}).get(name, 0.0)
+        if window in PERIOD_PARTS:
+            return self.state.get(PERIOD_PARTS[window], {}).get("s", {}).get(name, 0.0)
+        hour = self.hour
+        vec = self.state.get("h", {}).get(str(hour))
+        current = vec[_FIELD_INDEX[name]] if vec else 0.0
+        if window == "1h":
+            return current if current else 0.0
+        first_hour = max(hour - {"24h": 24, "7d": RING_HOURS}[window] + 1, hour - RING_HOURS + 1)
+        if first_hour >= hour:
+            return current if current else 0.0
+        past = self.range_sums(first_hour, hour - 1).get(name, 0.0)
+        return past + current if current else past
+
     def value(self, metric_name: str, window: str) -> float | None:
         metric = METRICS[metric_name]
-        if metric.kind == "event":
+        kind = metric.kind
+        if kind == "event":
             return self._event_value(metric_name)
-        if metric.kind == "trace":
+        if kind == "trace":
             return self._trace_value(metric_name)
-        if metric.kind == "p95":
+        if kind == "p95":
             bucket = self.state.get("m" if window == "1m" else "hq", {})
             return _p95(bucket.get("q"))
-        return metric.value(self.sums(window))
+        num = float(self.field(window, metric.numerator))
+        if kind == "sum":
+            return num * metric.scale
+        den = float(self.field(window, metric.denominator))
+        return num * metric.scale / den if den > 0 else None
 
     def _event_value(self, name: str) -> float | None:
         if name == "step_number":
