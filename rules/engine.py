@@ -64,7 +64,7 @@ from spendfuse.rules.scope import Scope, event_labels, riskier
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
 from spendfuse.schemas.alert import TraceContribution
-from spendfuse.schemas.common import RiskTier, to_epoch_ms
+from spendfuse.schemas.common import RiskTier
 from spendfuse.schemas.cost_event import CostEvent
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ RISK_KEY = "__risk__"
 OVER_KEY = "__over_groups__"
 BUCKETS_KEY = "__buckets__"
 ERRORS_KEY = "__rule_errors__"
+_SHARED: tuple[str, tuple[str, ...]] = ("", ())  # the key's own aggregates, as a view key
 _SCOPE_FIELDS = (
     "tenant_id",
     "use_case_id",
@@ -319,6 +320,20 @@ class CompiledRules:
         return hit
 
 
+@dataclass(frozen=True, slots=True)
+class RuleStep:
+    """One rule as it applies to one label set, with what its per-event work needs worked out
+    once (its group, the key of its aggregates, its anomaly accumulator) instead of per event."""
+
+    rule: CompiledRule
+    group: tuple[str, ...]
+    gkey: str  # the group as the key of its instances and aggregates
+    vkey: tuple[str, tuple[str, ...]]  # the aggregates it measures in: (signature, group)
+    needs: frozenset[str]
+    bkey: str  # an anomaly watch's shared bucket accumulator; "" for other rules
+    due_key: tuple[int, tuple[str, ...]]
+
+
 @dataclass(slots=True)
 class Plan:
     """The rules one key runs, which aggregates each scope signature keeps, and which rules
@@ -328,7 +343,7 @@ class Plan:
     budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None]
     needs: dict[str, frozenset[str]] = field(default_factory=dict)
     uses_shared: bool = False
-    _applicable: dict[tuple[tuple[str, str], ...], list[CompiledRule]] = field(default_factory=dict)
+    _steps: dict[tuple[tuple[str, str], ...], list[RuleStep]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         needs: dict[str, set[str]] = {}
@@ -338,25 +353,40 @@ class Plan:
         self.uses_shared = "" in self.needs
 
     def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
+        return [step.rule for step in self.steps(labels)]
+
+    def steps(self, labels: dict[str, str]) -> list[RuleStep]:
+        """The rules that apply to ``labels``, in rule order, as :class:`RuleStep`."""
         key = tuple(labels.items())
-        hit = self._applicable.get(key)
+        hit = self._steps.get(key)
         if hit is None:
-            if len(self._applicable) > 4096:
-                self._applicable.clear()
-            hit = self._applicable[key] = [r for r in self.rules if r.applies(labels)]
+            if len(self._steps) > 4096:
+                self._steps.clear()
+            hit = self._steps[key] = [
+                self._step(rule, labels) for rule in self.rules if rule.applies(labels)
+            ]
         return hit
+
+    def _step(self, rule: CompiledRule, labels: dict[str, str]) -> RuleStep:
+        group = rule.group_of(labels)
+        gkey = "\x1f".join(group)
+        bkey = ""
+        if rule.anomaly is not None:
+            bkey = f"{rule.bucket_s}/{rule.anomaly.min_calls}|{rule.sig}|{gkey}"
+        needs = self.needs.get(rule.sig, ALL_PARTS)
+        return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, (id(rule), group))
 
 
 @dataclass(slots=True)
 class _Due:
     """A windowed rule instance to evaluate at the end of the clock minute (or the batch)."""
 
-    rule: CompiledRule
-    group: tuple[str, ...]
+    step: RuleStep
     event: CostEvent
     view: AggregateView
     labels: dict[str, str]
-    scope: Scope
+    riskiest: RiskTier
+    now_ms: int
 
 
 class _Stage:
@@ -428,85 +458,92 @@ class _Stage:
         riskiest = RiskTier(state.get(RISK_KEY, first.risk_tier.value))
         due: dict[tuple[int, tuple[str, ...]], _Due] = {}
         minute = -1
+        keep_shared = shared or plan.uses_shared
+        steps_of = plan.steps
         for event in events:
             ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
             if due and ts_ms // 60_000 != minute:
-                self._flush(due, state, tenant, budget_lookup, out)
+                self._flush(due, state, tenant, budget_lookup, scope_of, out)
             minute = ts_ms // 60_000
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
             state[RISK_KEY] = riskiest.value
             labels = event_labels(event)
-            mine = plan.applicable(labels)
-            if not mine and not shared:
+            steps = steps_of(labels)
+            if not steps and not shared:
                 continue
-            scope = scope_of(event, riskiest)
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
-            if shared or plan.uses_shared:
-                views[("", ())] = update_aggregates(
+            if keep_shared:
+                views[_SHARED] = update_aggregates(
                     state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms
                 )
             self._buckets = {}  # closed anomaly buckets of this event, per bucket state
             self._contexts = {}  # one evaluation context per view of this event
-            for rule in mine:
-                group = rule.group_of(labels)
-                vkey = (rule.sig, group)
+            for step in steps:
+                vkey = step.vkey
                 if vkey in views:
                     view = views[vkey]
                 else:
-                    view = views[vkey] = self._group_view(
-                        state, rule, group, event, tz, plan.needs.get(rule.sig, ALL_PARTS), ts_ms
-                    )
+                    view = views[vkey] = self._group_view(state, step, event, tz, ts_ms)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
-                if rule.anomaly is not None and not self._closed(rule, group, event, state):
+                rule = step.rule
+                if step.bkey and not self._closed(step, event, state):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
                 if rule.per_event:
                     self._evaluate(
-                        rule, group, event, view, labels, scope, state, tenant, budget_lookup, out
+                        step,
+                        event,
+                        view,
+                        labels,
+                        riskiest,
+                        scope_of,
+                        ts_ms,
+                        state,
+                        tenant,
+                        budget_lookup,
+                        out,
                     )
                 else:
-                    key = (id(rule), group)
+                    key = step.due_key
                     due.pop(key, None)
-                    due[key] = _Due(rule, group, event, view, labels, scope)
-        self._flush(due, state, tenant, budget_lookup, out)
+                    due[key] = _Due(step, event, view, labels, riskiest, ts_ms)
+        self._flush(due, state, tenant, budget_lookup, scope_of, out)
         return out
 
-    def _closed(
-        self, rule: CompiledRule, group: tuple[str, ...], event: CostEvent, state: dict[str, Any]
-    ) -> list[Any]:
+    def _closed(self, step: RuleStep, event: CostEvent, state: dict[str, Any]) -> list[Any]:
         """The buckets ``event`` closes for an anomaly watch; watches of one bucket size, scope
         and group share one accumulator (folded once per event)."""
-        cond = rule.anomaly
-        assert cond is not None
-        bkey = f"{rule.bucket_s}/{cond.min_calls}|{rule.sig}|{chr(31).join(group)}"
+        bkey = step.bkey
         closed = self._buckets.get(bkey)
         if closed is None:
             buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
             track_loop(buckets, event)
-            closed = self._buckets[bkey] = add_event(buckets, event, rule.bucket_s, cond.min_calls)
+            cond = step.rule.anomaly
+            assert cond is not None
+            closed = self._buckets[bkey] = add_event(
+                buckets, event, step.rule.bucket_s, cond.min_calls
+            )
             self._buckets["~" + bkey] = buckets  # type: ignore[assignment]
         return closed
 
     def _group_view(
         self,
         state: dict[str, Any],
-        rule: CompiledRule,
-        group: tuple[str, ...],
+        step: RuleStep,
         event: CostEvent,
         tz: ZoneInfo,
-        needs: frozenset[str] = ALL_PARTS,
         ts_ms: int | None = None,
     ) -> AggregateView | None:
+        rule = step.rule
         groups = state.setdefault(GROUPS_KEY, {}).setdefault(rule.sig, {})
-        gkey = "\x1f".join(group)
-        agg = groups.get(gkey)
+        agg = groups.get(step.gkey)
         if agg is None:
             if len(groups) >= rule.max_groups:
                 state[OVER_KEY] = state.get(OVER_KEY, 0) + 1
                 return None
-            agg = groups[gkey] = {}
-        return update_aggregates(agg, event, tz, needs, ts_ms)
+            agg = groups[step.gkey] = {}
+        return update_aggregates(agg, event, tz, step.needs, ts_ms)
 
     def _flush(
         self,
@@ -514,16 +551,18 @@ class _Stage:
         state: dict[str, Any],
         tenant: TenantSpec,
         budget_lookup: Callable[..., Any],
+        scope_of: Callable[[CostEvent, RiskTier], Scope],
         out: Decisions,
     ) -> None:
         for d in due.values():
             self._evaluate(
-                d.rule,
-                d.group,
+                d.step,
                 d.event,
                 d.view,
                 d.labels,
-                d.scope,
+                d.riskiest,
+                scope_of,
+                d.now_ms,
                 state,
                 tenant,
                 budget_lookup,
@@ -533,24 +572,26 @@ class _Stage:
 
     def _evaluate(
         self,
-        rule: CompiledRule,
-        group: tuple[str, ...],
+        step: RuleStep,
         event: CostEvent,
         view: AggregateView,
         labels: dict[str, str],
-        scope: Scope,
+        riskiest: RiskTier,
+        scope_of: Callable[[CostEvent, RiskTier], Scope],
+        now_ms: int,
         state: dict[str, Any],
         tenant: TenantSpec,
         budget_lookup: Callable[..., Any],
         out: Decisions,
     ) -> None:
         """One rule instance at one event: verdicts -> lifecycle -> builder. An error in one
-        rule is counted and logged with the rule's name; it never stops the other rules."""
+        rule is counted and logged with the rule's name; it never stops the other rules.
+        The scope (who a decision is about) is only worked out once there is one to make."""
+        rule = step.rule
         instances = state.get(rule.name)
         if instances is None:
             instances = {}  # kept in the state only once it holds something
-        gkey = "\x1f".join(group)
-        now_ms = to_epoch_ms(event.event_time)
+        gkey = step.gkey
         try:
             if rule.can_hold is not None and not rule.can_hold(view, budget_lookup):
                 idle = not instances if rule.budget is not None else gkey not in instances
@@ -559,10 +600,12 @@ class _Stage:
             verdicts = self._verdicts(
                 rule, gkey, event, view, labels, now_ms, instances, budget_lookup, state
             )
+            scope = scope_of(event, riskiest) if verdicts else None
             for verdict in verdicts:
+                assert scope is not None
                 self._advance(
                     rule,
-                    group,
+                    step.group,
                     gkey,
                     verdict,
                     scope,
