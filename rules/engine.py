@@ -491,6 +491,8 @@ class _Stage:
                 if step.bkey and not self._closed(step, event, state):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
                 if rule.per_event:
+                    if _idle(step, view, state, budget_lookup):
+                        continue
                     self._evaluate(
                         step,
                         event,
@@ -555,6 +557,8 @@ class _Stage:
         out: Decisions,
     ) -> None:
         for d in due.values():
+            if _idle(d.step, d.view, state, budget_lookup):
+                continue
             self._evaluate(
                 d.step,
                 d.event,
@@ -593,10 +597,6 @@ class _Stage:
             instances = {}  # kept in the state only once it holds something
         gkey = step.gkey
         try:
-            if rule.can_hold is not None and not rule.can_hold(view, budget_lookup):
-                idle = not instances if rule.budget is not None else gkey not in instances
-                if idle:
-                    return  # it cannot hold and nothing is pending or firing: no decision
             verdicts = self._verdicts(
                 rule, gkey, event, view, labels, now_ms, instances, budget_lookup, state
             )
@@ -740,6 +740,23 @@ class _Stage:
         ]
         if owners:
             alert.labels["owner"] = owners[0]
+
+
+def _idle(step: RuleStep, view: AggregateView, state: dict[str, Any], budget_lookup: Any) -> bool:
+    """Whether evaluating the rule now would decide nothing: nothing of it is pending or firing
+    for this group, and its condition cannot hold (see :mod:`~spendfuse.rules.can_hold`). A
+    test that fails says "evaluate": the full evaluation then counts and logs the error."""
+    rule = step.rule
+    test = rule.can_hold
+    if test is None:
+        return False
+    instances = state.get(rule.name)
+    if instances and (rule.budget is not None or step.gkey in instances):
+        return False
+    try:
+        return not test(view, budget_lookup)
+    except Exception:
+        return False
 
 
 def _attach_evidence(decided: Decisions, view: AggregateView) -> None:
