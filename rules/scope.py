@@ -38,25 +38,32 @@ LABELS = (
 
 def event_labels(event: CostEvent) -> dict[str, str]:
     """The labels scopes, matchers and ``group_by`` see (absent fields are left out)."""
-    tool = event.model_or_service if event.component is Component.TOOL_CALL else None
-    raw = {
+    component = event.component
+    labels = {
         "tenant_id": event.tenant_id,
         "use_case_id": event.use_case_id,
         "environment": event.environment.value,
         "risk_tier": event.risk_tier.value,
-        "component": event.component.value,
-        "model": event.model_or_service,
-        "tool": tool,
-        "route_policy": event.route_policy_version,
-        "provider": event.provider,
-        "workflow_step": event.workflow_step,
-        "business_unit": event.business_unit,
-        "cost_center": event.cost_center,
-        "user_role": event.user_role,
-        "prompt_version": event.prompt_version,
-        "cache_status": event.cache_status,
+        "component": component.value,
     }
-    return {k: v for k, v in raw.items() if v is not None}
+    model = event.model_or_service
+    if model is not None:
+        labels["model"] = model
+        if component is Component.TOOL_CALL:
+            labels["tool"] = model
+    for name, value in (
+        ("route_policy", event.route_policy_version),
+        ("provider", event.provider),
+        ("workflow_step", event.workflow_step),
+        ("business_unit", event.business_unit),
+        ("cost_center", event.cost_center),
+        ("user_role", event.user_role),
+        ("prompt_version", event.prompt_version),
+        ("cache_status", event.cache_status),
+    ):
+        if value is not None:
+            labels[name] = value
+    return labels
 
 
 def riskier(a: RiskTier, b: RiskTier) -> RiskTier:
