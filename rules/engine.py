@@ -60,7 +60,7 @@ from spendfuse.rules.model import (
     TenantSpec,
 )
 from spendfuse.rules.ruleset import RuleSet
-from spendfuse.rules.scope import Scope, event_labels, riskier
+from spendfuse.rules.scope import Scope, event_labels, label_reader, riskier
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
 from spendfuse.schemas.alert import TraceContribution
@@ -344,16 +344,33 @@ class Plan:
     needs: dict[str, frozenset[str]] = field(default_factory=dict)
     uses_shared: bool = False
     _steps: dict[tuple[tuple[str, str], ...], list[RuleStep]] = field(default_factory=dict)
+    _readers: tuple[Callable[[CostEvent], str | None], ...] = ()
+    _by_event: dict[tuple[str | None, ...], list[RuleStep]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         needs: dict[str, set[str]] = {}
+        read: set[str] = set()
         for rule in self.rules:
             needs.setdefault(rule.sig, set()).update(rule.needs)
+            read.update(m.name for m in rule.matchers)
+            read.update(rule.group_by)
         self.needs = {sig: frozenset(parts) for sig, parts in needs.items()}
         self.uses_shared = "" in self.needs
+        self._readers = tuple(label_reader(name) for name in sorted(read))
 
     def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
         return [step.rule for step in self.steps(labels)]
+
+    def steps_for(self, event: CostEvent) -> list[RuleStep]:
+        """:meth:`steps` of the event's labels, cached by just the labels the rules read (a
+        use case's events mostly share them, so most events build no label dict at all)."""
+        key = tuple(read(event) for read in self._readers)
+        hit = self._by_event.get(key)
+        if hit is None:
+            if len(self._by_event) > 4096:
+                self._by_event.clear()
+            hit = self._by_event[key] = self.steps(event_labels(event))
+        return hit
 
     def steps(self, labels: dict[str, str]) -> list[RuleStep]:
         """The rules that apply to ``labels``, in rule order, as :class:`RuleStep`."""
@@ -384,7 +401,6 @@ class _Due:
     step: RuleStep
     event: CostEvent
     view: AggregateView
-    labels: dict[str, str]
     riskiest: RiskTier
     now_ms: int
 
@@ -459,7 +475,7 @@ class _Stage:
         due: dict[tuple[int, tuple[str, ...]], _Due] = {}
         minute = -1
         keep_shared = shared or plan.uses_shared
-        steps_of = plan.steps
+        steps_of = plan.steps_for
         for event in events:
             ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
             if due and ts_ms // 60_000 != minute:
@@ -468,8 +484,7 @@ class _Stage:
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
             state[RISK_KEY] = riskiest.value
-            labels = event_labels(event)
-            steps = steps_of(labels)
+            steps = steps_of(event)
             if not steps and not shared:
                 continue
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
@@ -497,7 +512,6 @@ class _Stage:
                         step,
                         event,
                         view,
-                        labels,
                         riskiest,
                         scope_of,
                         ts_ms,
@@ -509,7 +523,7 @@ class _Stage:
                 else:
                     key = step.due_key
                     due.pop(key, None)
-                    due[key] = _Due(step, event, view, labels, riskiest, ts_ms)
+                    due[key] = _Due(step, event, view, riskiest, ts_ms)
         self._flush(due, state, tenant, budget_lookup, scope_of, out)
         return out
 
@@ -563,7 +577,6 @@ class _Stage:
                 d.step,
                 d.event,
                 d.view,
-                d.labels,
                 d.riskiest,
                 scope_of,
                 d.now_ms,
@@ -579,7 +592,6 @@ class _Stage:
         step: RuleStep,
         event: CostEvent,
         view: AggregateView,
-        labels: dict[str, str],
         riskiest: RiskTier,
         scope_of: Callable[[CostEvent, RiskTier], Scope],
         now_ms: int,
@@ -598,7 +610,7 @@ class _Stage:
         gkey = step.gkey
         try:
             verdicts = self._verdicts(
-                rule, gkey, event, view, labels, now_ms, instances, budget_lookup, state
+                rule, gkey, event, view, now_ms, instances, budget_lookup, state
             )
             scope = scope_of(event, riskiest) if verdicts else None
             for verdict in verdicts:
@@ -632,7 +644,6 @@ class _Stage:
         gkey: str,
         event: CostEvent,
         view: AggregateView,
-        labels: dict[str, str],
         now_ms: int,
         instances: dict[str, Any],
         budget_lookup: Callable[..., Any],
@@ -658,7 +669,7 @@ class _Stage:
             self.baselines,
             self.score_provider,
             lambda kind, period: budget_lookup(kind, period, event),
-            labels,
+            event_labels(event),
             now_ms,
         )
         return [evaluate_condition(cond, ctx)]
