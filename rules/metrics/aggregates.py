@@ -123,13 +123,21 @@ def _roll(bucket: dict[str, Any] | None, key: Any) -> tuple[dict[str, Any], bool
 _FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 
 
-def _vec_add(vec: list[float], sums: dict[str, float]) -> None:
+def _add_all(
+    targets: list[dict[str, float]], vec: list[float] | None, sums: dict[str, float]
+) -> None:
+    """One event's sums into every window it counts in, in one pass over its fields (each
+    target still gets exactly one addition per field, in event order: the same floats)."""
+    index = _FIELD_INDEX
     for key, val in sums.items():
         if val:
-            vec[_FIELD_INDEX[key]] += val
+            for target in targets:
+                target[key] = target.get(key, 0.0) + val
+            if vec is not None:
+                vec[index[key]] += val
 
 
-def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
+def _ring_bucket(state: dict[str, Any], hour: int) -> list[float] | None:
     """Sparse hourly ring ``{str(hour): [sum per FIELDS entry]}``; old hours are pruned.
 
     Hourly buckets are arrays in ``FIELDS`` order rather than name -> sum maps: the ring is most
@@ -142,11 +150,12 @@ def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
         for key in [k for k in ring if int(k) <= newest - RING_HOURS]:
             del ring[key]
     state.setdefault("now_h", newest)
-    if hour > newest - RING_HOURS:
-        bucket = ring.get(str(hour))
-        if bucket is None:
-            bucket = ring[str(hour)] = [0.0] * len(FIELDS)
-        _vec_add(bucket, sums)
+    if hour <= newest - RING_HOURS:
+        return None
+    bucket = ring.get(str(hour))
+    if bucket is None:
+        bucket = ring[str(hour)] = [0.0] * len(FIELDS)
+    return bucket
 
 
 #: the parts of the aggregates: per-trace and outcome ids, the minute, the hourly ring (with the
@@ -199,8 +208,7 @@ def update_aggregates(
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)
     state["m"] = m
-    if m_current:
-        _add(m["s"], sums)
+    targets = [m["s"]] if m_current else []
     hq, hq_current = _roll(state.get("hq"), hour)
     state["hq"] = hq
     if ext.queue_wait_ms is not None:
@@ -210,14 +218,15 @@ def update_aggregates(
             _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
     if hour < state.get("now_h", hour):
         state.pop("bl", None)  # a late event changed a past hour: drop the cached baseline
-    _ring_add(state, hour, sums)
+    vec = _ring_bucket(state, hour)
     state["first_h"] = min(state.get("first_h", hour), hour)
     day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
     for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
         bucket, current = _roll(state.get(name), key)
         state[name] = bucket
         if current:
-            _add(bucket["s"], sums)
+            targets.append(bucket["s"])
+    _add_all(targets, vec, sums)
     return AggregateView(state, event, ext, tz)
 
 
@@ -250,11 +259,13 @@ def _update_parts(
     if not needs - {"ids"}:
         return AggregateView(state, event, ext, tz)
     sums = event_sums(event, ext, new_trace, new_outcome)
+    targets: list[dict[str, float]] = []
+    vec = None
     if "m" in needs:
         m, m_current = _roll(state.get("m"), ts_ms // MINUTE_MS)
         state["m"] = m
         if m_current:
-            _add(m["s"], sums)
+            targets.append(m["s"])
             if ext.queue_wait_ms is not None:
                 _queue_add(m.setdefault("q", _new_hist()), ext.queue_wait_ms)
     if "h" in needs:
@@ -265,7 +276,7 @@ def _update_parts(
             _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
         if hour < state.get("now_h", hour):
             state.pop("bl", None)
-        _ring_add(state, hour, sums)
+        vec = _ring_bucket(state, hour)
         state["first_h"] = min(state.get("first_h", hour), hour)
     if needs & {"d", "mo", "qt"}:
         day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
@@ -274,7 +285,8 @@ def _update_parts(
                 bucket, current = _roll(state.get(name), key)
                 state[name] = bucket
                 if current:
-                    _add(bucket["s"], sums)
+                    targets.append(bucket["s"])
+    _add_all(targets, vec, sums)
     return AggregateView(state, event, ext, tz)
 
 
