@@ -76,6 +76,7 @@ OVER_KEY = "__over_groups__"
 BUCKETS_KEY = "__buckets__"
 ERRORS_KEY = "__rule_errors__"
 _SHARED: tuple[str, tuple[str, ...]] = ("", ())  # the key's own aggregates, as a view key
+_RISK_TIERS = {tier.value: tier for tier in RiskTier}
 _SCOPE_FIELDS = (
     "tenant_id",
     "use_case_id",
@@ -471,7 +472,8 @@ class _Stage:
         tenant = rs.tenant(first.tenant_id)
         tz = rs.tz(first.tenant_id)
         budget_lookup = plan.budget_lookup
-        riskiest = RiskTier(state.get(RISK_KEY, first.risk_tier.value))
+        risk_value = state.get(RISK_KEY) or first.risk_tier.value
+        riskiest = _RISK_TIERS.get(risk_value) or RiskTier(risk_value)
         due: dict[tuple[int, tuple[str, ...]], _Due] = {}
         minute = -1
         keep_shared = shared or plan.uses_shared
@@ -483,7 +485,8 @@ class _Stage:
             minute = ts_ms // 60_000
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
-            state[RISK_KEY] = riskiest.value
+                risk_value = riskiest.value
+            state[RISK_KEY] = risk_value
             steps = steps_of(event)
             if not steps and not shared:
                 continue
