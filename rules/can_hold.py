@@ -54,11 +54,11 @@ def can_hold(cond: Condition) -> CanHold | None:
 
 def _too_few(
     cond: ThresholdCondition | RatioToBaselineCondition,
-) -> Callable[[AggregateView], bool]:
-    """``min_samples`` as in :func:`~spendfuse.rules.conditions._too_few`."""
+) -> Callable[[AggregateView], bool] | None:
+    """``min_samples`` as in :func:`~spendfuse.rules.conditions._too_few` (None: no minimum)."""
     need = cond.min_samples
     if not need:
-        return lambda view: False
+        return None
     metric = METRICS[cond.metric]
     field = metric.denominator if metric.kind == "ratio" else "calls"
     window = cond.window
@@ -68,9 +68,17 @@ def _too_few(
 def _threshold(cond: ThresholdCondition) -> CanHold:
     op, metric, window, limit = _OPS[cond.op], cond.metric, cond.window, cond.value
     too_few = _too_few(cond)
+    spec = METRICS[metric]
+    if spec.kind == "sum" and too_few is None:
+        field, scale = spec.numerator, spec.scale
+
+        def summed(view: AggregateView, budget: BudgetLookup) -> bool:
+            return op(float(view.field(window, field)) * scale, limit)  # as view.value reads it
+
+        return summed
 
     def check(view: AggregateView, budget: BudgetLookup) -> bool:
-        if too_few(view):
+        if too_few is not None and too_few(view):
             return False
         value = view.value(metric, window)
         return value is not None and op(value, limit)
@@ -85,7 +93,9 @@ def _ratio(cond: RatioToBaselineCondition) -> CanHold:
     too_few = _too_few(cond)
 
     def check(view: AggregateView, budget: BudgetLookup) -> bool:
-        return view.history_hours() * 3600 >= history_s and not too_few(view)
+        if view.history_hours() * 3600 < history_s:
+            return False
+        return too_few is None or not too_few(view)
 
     return check
 

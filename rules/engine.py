@@ -332,6 +332,7 @@ class RuleStep:
     vkey: tuple[str, tuple[str, ...]]  # the aggregates it measures in: (signature, group)
     needs: frozenset[str]
     bkey: str  # an anomaly watch's shared bucket accumulator; "" for other rules
+    lkey: str  # where the engine keeps that accumulator's loop targets for this event
     due_key: tuple[int, tuple[str, ...]]
 
 
@@ -392,7 +393,8 @@ class Plan:
         if rule.anomaly is not None:
             bkey = f"{rule.bucket_s}/{rule.anomaly.min_calls}|{rule.sig}|{gkey}"
         needs = self.needs.get(rule.sig, ALL_PARTS)
-        return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, (id(rule), group))
+        due_key = (id(rule), group)
+        return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, "~" + bkey, due_key)
 
 
 @dataclass(slots=True)
@@ -543,7 +545,7 @@ class _Stage:
             closed = self._buckets[bkey] = add_event(
                 buckets, event, step.rule.bucket_s, cond.min_calls
             )
-            self._buckets["~" + bkey] = buckets  # type: ignore[assignment]
+            self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed
 
     def _group_view(
