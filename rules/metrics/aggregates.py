@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -305,7 +306,8 @@ class AggregateView:
 
     def history_hours(self) -> int:
         """Complete hours observed before the current one (at most the ring's length)."""
-        return min(self.hour - self.state.get("first_h", self.hour), RING_HOURS - 1)
+        hour = self.state["now_h"]
+        return min(hour - self.state.get("first_h", hour), RING_HOURS - 1)
 
     def hour_sums(self, hour: int) -> dict[str, float]:
         vec = self.state.get("h", {}).get(str(hour))
@@ -324,12 +326,13 @@ class AggregateView:
     def _past_cache(self) -> dict[str, Any]:
         """Sums over past hours, kept until the hour moves on or a late event lands in a past
         hour (``bl`` in the state): baselines read the same past at every event of an hour."""
+        hour = self.state["now_h"]
         cache = self.state.get("bl")
-        if cache is None or cache.get("h") != self.hour:
-            cache = self.state["bl"] = {"h": self.hour, "r": {}}
+        if cache is None or cache.get("h") != hour:
+            cache = self.state["bl"] = {"h": hour, "r": {}}
         return cache["r"]
 
-    def hours_sums(self, hours: list[int], key: str) -> dict[str, float]:
+    def hours_sums(self, hours: Iterable[int], key: str) -> dict[str, float]:
         """Sums over the given past hours (cached under ``key`` for the current hour)."""
         cache = self._past_cache()
         hit = cache.get(key)
@@ -350,13 +353,14 @@ class AggregateView:
         """Sums over whole hours. The part wholly in the past is cached in the state (``bl``,
         a few ranges) until the hour moves on or a late event lands in a past hour; a range
         ending now is that cached past plus the current hour."""
-        first_hour = max(first_hour, self.hour - RING_HOURS + 1)
-        if last_hour >= self.hour:
-            past = self.range_sums(first_hour, self.hour - 1) if first_hour < self.hour else {}
+        hour = self.state["now_h"]
+        first_hour = max(first_hour, hour - RING_HOURS + 1)
+        if last_hour >= hour:
+            past = self.range_sums(first_hour, hour - 1) if first_hour < hour else {}
             out = dict(past)
-            _add(out, self.hour_sums(self.hour))
+            _add(out, self.hour_sums(hour))
             return out
-        return self.hours_sums(list(range(first_hour, last_hour + 1)), f"{first_hour}:{last_hour}")
+        return self.hours_sums(range(first_hour, last_hour + 1), f"{first_hour}:{last_hour}")
 
     def field(self, window: str, name: str) -> float:
         """One summed field over ``window``: what ``sums(window).get(name, 0.0)`` is, without
