@@ -87,15 +87,22 @@ def _threshold(cond: ThresholdCondition) -> CanHold:
 
 
 def _ratio(cond: RatioToBaselineCondition) -> CanHold:
-    """Only the reasons for no verdict at all (a young key, too few samples): the ratio itself
-    needs the baseline, which is the full evaluation."""
+    """The reasons for no verdict (a young key, too few samples, no current value) and, for
+    ``>``/``>=`` against a positive ratio, a current value of zero or less (over a positive
+    baseline its ratio cannot reach it); the ratio itself needs the baseline, which is the full
+    evaluation."""
     history_s = cond.min_history.seconds
     too_few = _too_few(cond)
+    metric, window = cond.metric, cond.window
+    upward = cond.op in (">", ">=") and cond.value > 0
 
     def check(view: AggregateView, budget: BudgetLookup) -> bool:
         if view.history_hours() * 3600 < history_s:
             return False
-        return too_few is None or not too_few(view)
+        if too_few is not None and too_few(view):
+            return False
+        value = view.value(metric, window)
+        return value is not None and (value > 0 or not upward)
 
     return check
 
