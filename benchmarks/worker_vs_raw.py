@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from spendfuse.localkafka import LocalKafka
 from spendfuse.localkafka.broker import free_port
@@ -135,12 +135,20 @@ def committed_total(bootstrap: str, group: str, partitions: int) -> int:
 
 
 def end_total(bootstrap: str, partitions: int) -> int:
+    """Sum of the topic's end offsets; retried while a new topic's leaders are being elected."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
     try:
-        return sum(
-            c.get_watermark_offsets(TopicPartition(topics.COST_EVENTS, p), timeout=10)[1]
-            for p in range(partitions)
-        )
+        for attempt in range(30):
+            try:
+                return sum(
+                    c.get_watermark_offsets(TopicPartition(topics.COST_EVENTS, p), timeout=10)[1]
+                    for p in range(partitions)
+                )
+            except KafkaException:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
     finally:
         c.close()
 

@@ -1,10 +1,14 @@
 """The hourly cost rollup: priced spend summed per hour and attribution, for reports.
 
 One record holds the sums of the cost events of one UTC hour that share one attribution key
-(:data:`ROLLUP_DIMENSIONS`). Records are **additive**: a late event for an hour already emitted
-is emitted as another record for the same hour and key, and readers sum every record they see
-(the rollups topic is time-retained, never compacted, so none is lost). Published on
-:data:`spendfuse.schemas.topics.COST_ROLLUPS`; read by ``spendfuse report``.
+(:data:`ROLLUP_DIMENSIONS`). The worker publishes each (hour, key) with its **full totals** under
+a stable Kafka key (:func:`rollup_key`): a record published again (a late event corrected the
+hour, a restart re-handled its events, the open hour was refreshed) *replaces* the earlier one,
+so the rollups topic is compacted by that key and a reader keeps the latest record of each key,
+then sums across keys. An event later than the worker keeps an hour open for correction is
+counted in a *revision* record of its hour (``revision`` set: a key of its own), so nothing is
+lost or counted twice. Published on :data:`spendfuse.schemas.topics.COST_ROLLUPS`; read by
+``spendfuse report``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ class CostRollup(BaseModel):
     provider: str | None = None
     model_or_service: str | None = None
     allocation_method: str = "direct_metered"
+    revision: UtcDatetime | None = Field(
+        default=None,
+        description="Set on a record of events that arrived after their hour was no longer kept "
+        "for correction: the hour (UTC) they arrived in. Its own key; it adds to the hour.",
+    )
 
     cost_usd: Amount = 0.0
     events: Count = 0
@@ -90,5 +99,9 @@ class CostRollup(BaseModel):
 
 
 def rollup_key(record: CostRollup) -> bytes:
-    """Kafka key of a rollup record: its tenant and use case (the report sums every record)."""
-    return f"{record.tenant_id}/{record.use_case_id}".encode()
+    """Kafka key of a rollup record: its hour, attribution and revision, so a compacted topic
+    keeps one record (the latest, full totals) per key."""
+    parts = [record.hour_start.strftime("%Y-%m-%dT%H")]
+    parts += ["" if (v := getattr(record, d)) is None else str(v) for d in ROLLUP_DIMENSIONS]
+    parts.append(record.revision.strftime("%Y-%m-%dT%H") if record.revision else "")
+    return "|".join(parts).encode()

@@ -9,16 +9,18 @@ CONTROL = "spendfuse.control"
 TENANT_SPEND = "spendfuse.tenant-spend"  # accepted events re-keyed by tenant (tenant stage)
 COST_ROLLUPS = "spendfuse.cost-rollups"  # hourly cost rollups (schemas.rollup), read by reports
 OUTCOMES = "spendfuse.outcomes"  # business outcome events (schemas.outcome), keyed by use case
-# (not created yet: it joins ALL_TOPICS and PARTITIONED_TOPICS with the worker's outcome agent)
 
-ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND, COST_ROLLUPS)
-PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND})
+ALL_TOPICS = (COST_EVENTS, COST_EVENTS_DLQ, ALERTS, CONTROL, TENANT_SPEND, COST_ROLLUPS, OUTCOMES)
+PARTITIONED_TOPICS = frozenset({COST_EVENTS, TENANT_SPEND, OUTCOMES})
+"""Created with ``SPENDFUSE_PARTITIONS`` partitions: outcomes like cost events, so a use case's
+outcomes land on the partition (and worker) that holds its spend."""
 COMPACTED_TOPICS = frozenset({CONTROL})
 ROLLUP_RETENTION_MS = 400 * 24 * 3600 * 1000
-"""Rollups are kept 400 days (a year and a quarter, for quarterly and year-on-year reports);
-they are never compacted: records of one hour and key add up, none replaces another."""
+"""Rollups are kept 400 days (a year and a quarter, for quarterly and year-on-year reports),
+and compacted by rollup key: a record published again for the same hour and attribution
+carries the full totals and replaces the earlier one."""
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
-    COST_ROLLUPS: {"cleanup.policy": "delete", "retention.ms": str(ROLLUP_RETENTION_MS)},
+    COST_ROLLUPS: {"cleanup.policy": "compact,delete", "retention.ms": str(ROLLUP_RETENTION_MS)},
 }
 """Per-topic settings beyond the broker's defaults, applied when the topic is created."""
 

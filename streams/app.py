@@ -20,6 +20,8 @@ from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.outcomes import OutcomeBoard, register_outcome_agent
+from spendfuse.streams.rollups import RollupPublisher, register_outcome_refresh
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import (
     DeferredChangelog,
@@ -28,6 +30,9 @@ from spendfuse.streams.state_cache import (
 )
 from spendfuse.streams.tenant import register_tenant_agent, tenant_topic
 from spendfuse.streams.web import attach_operator_web
+
+OUTCOME_REFRESH_S = 2.0
+"""How often the dashboard's and the gauges' outcome economics are recomputed."""
 
 
 @dataclass
@@ -96,6 +101,8 @@ def create_app(settings: Settings) -> SpendfuseApp:
         "dlq": raw_topic(topics.COST_EVENTS_DLQ),
         "alerts": raw_topic(topics.ALERTS),
         "control": raw_topic(topics.CONTROL),
+        "rollups": raw_topic(topics.COST_ROLLUPS),
+        "outcomes": raw_topic(topics.OUTCOMES, settings.partitions),
     }
     store_options = (
         {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
@@ -131,10 +138,26 @@ def create_app(settings: Settings) -> SpendfuseApp:
             settings.data_dir / "keys",
         )
     )
-    observer = attach_operator_web(app, settings, topic_map, signer)
-    ingest = IngestHandler(pipeline, dedup, states, topic_map, signer, observer, outbox)
+    observer = attach_operator_web(
+        app, settings, topic_map, signer, rules=lambda: pipeline.engine.ruleset
+    )
+    outcome_board = OutcomeBoard(metrics, observer.dashboard)
+    rollups = RollupPublisher(
+        pipeline.rollups,
+        topic_map["rollups"],
+        outbox,
+        states,
+        on_rows=observer.rollups,
+        on_state=outcome_board.update if settings.outcome_ledger else None,
+    )
+    ingest = IngestHandler(
+        pipeline, dedup, states, topic_map, signer, observer, outbox, rollups=rollups
+    )
     batching = {"batch_max": settings.batch_max_records, "batch_within_s": settings.batch_within_s}
     register_ingest_agent(app, ingest, **batching)
+    register_outcome_agent(
+        app, pipeline, topic_map, states, outbox, metrics, touched=rollups.touched, **batching
+    )
     tenant_states = register_tenant_agent(
         app,
         pipeline,
@@ -152,11 +175,13 @@ def create_app(settings: Settings) -> SpendfuseApp:
         app,
         outbox,
         [states, dedup, tenant_states],
-        {topics.COST_EVENTS, topics.TENANT_SPEND},
+        {topics.COST_EVENTS, topics.TENANT_SPEND, topics.OUTCOMES},
         sink,
         metrics,
         changelog,
+        before=rollups.publish_open,  # open hours' rollups, acknowledged before their states
     )
+    register_outcome_refresh(app, rollups, OUTCOME_REFRESH_S)
     register_rules_reload(app, pipeline, settings)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])

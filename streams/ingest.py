@@ -33,6 +33,7 @@ from spendfuse.streams.commit_producer import MAX_MESSAGE_BYTES
 from spendfuse.streams.dedup_table import FaustDedupStore
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
+from spendfuse.streams.rollups import RollupPublisher
 from spendfuse.streams.state_cache import commit_now
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class IngestHandler:
         signer: CommandSigner,
         observer: NullObserver = NULL_OBSERVER,
         outbox: Outbox | None = None,
+        rollups: RollupPublisher | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.rollups = rollups  # hourly rollups to spendfuse.cost-rollups
         self.signer = signer
         self.observer = observer
         self.dedup = dedup
@@ -184,6 +187,11 @@ class IngestHandler:
             for command in result.decisions.commands:  # stamped at publish time, then signed
                 for ckey, cvalue, cheaders in self.signer.records(command):
                     self.outbox.add(self.topics["control"], ckey, cvalue, cheaders, urgent=True)
+            if self.rollups is not None:
+                if result.rollups:
+                    self.rollups.publish(result.rollups)
+                if result.outcome is Outcome.ACCEPTED and result.event is not None:
+                    self.rollups.touched(result.event.use_case_id, message.partition)
         if tenant_stage:  # the tenant stage (streams/tenant.py), one record per tenant
             for tenant, events in record.accepted_by_tenant().items():
                 body = encode_cost_events(events)

@@ -9,10 +9,12 @@ topic and partition; never a tenant or use case (unbounded cardinality).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -154,6 +156,36 @@ class SpendfuseMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.outcome_events = Counter(
+            "spendfuse_outcome_events",
+            "Outcome events handled, by status (success / resolved / failure), ignored (a "
+            "repeat, or older than the outcome known or the ledger's retention), rekeyed, or "
+            "off (valid, but SPENDFUSE_OUTCOME_LEDGER is false).",
+            ["status"],
+            registry=r,
+        )
+        self.outcome_spend = Gauge(
+            "spendfuse_outcome_spend_usd",
+            "Spend of the use cases with outcomes this worker holds, over each one's outcome "
+            "window (SPENDFUSE_OUTCOME_RETENTION_H of event time).",
+            registry=r,
+        )
+        self.outcome_successes = Gauge(
+            "spendfuse_outcome_successes",
+            "Successful outcomes (success or resolved) in the same windows.",
+            registry=r,
+        )
+        self.cost_per_success = Gauge(
+            "spendfuse_cost_per_success_usd",
+            "Spend over successful outcomes in the same windows (NaN with no success).",
+            registry=r,
+        )
+        self.outcome_roi = Gauge(
+            "spendfuse_outcome_roi",
+            "(value - spend) / spend over the use cases whose outcomes carry value_usd "
+            "(NaN with none).",
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "spendfuse_assigned_partitions",
             "Input partitions assigned to this worker.",
@@ -193,6 +225,23 @@ class SpendfuseMetrics:
 
     def record_rekeyed(self) -> None:
         self.events_rekeyed.inc()
+
+    def record_outcome(self, status: str) -> None:
+        self.outcome_events.labels(status=status).inc()
+
+    def set_outcome_totals(self, windows: Iterable[dict[str, Any]]) -> None:
+        """Worker-wide outcome economics from each use case's window (``ledger_view``)."""
+        spend = successes = valued_spend = value = 0.0
+        for w in windows:
+            spend += w["spend_usd"] or 0.0
+            successes += w["successes"]
+            if w["value_usd"] is not None:
+                valued_spend += w["spend_usd"] or 0.0
+                value += w["value_usd"]
+        self.outcome_spend.set(spend)
+        self.outcome_successes.set(successes)
+        self.cost_per_success.set(spend / successes if successes else math.nan)
+        self.outcome_roi.set((value - valued_spend) / valued_spend if valued_spend else math.nan)
 
     def record_alert(self, alert: Alert) -> None:
         self.alerts.labels(rule=alert.rule, status=alert.status).inc()

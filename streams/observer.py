@@ -7,7 +7,7 @@ observer does nothing, so the handler works alone in tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 
@@ -15,6 +15,7 @@ from spendfuse.dashboard_state import DashboardState
 from spendfuse.pipeline import Handled, Outcome
 from spendfuse.rules.decisions import Decisions
 from spendfuse.schemas.cost_event import PricingStatus
+from spendfuse.schemas.rollup import CostRollup
 from spendfuse.streams.metrics import SpendfuseMetrics
 
 
@@ -32,6 +33,8 @@ class NullObserver:
     def handled(self, handled: Handled) -> None: ...
 
     def decided(self, decisions: Decisions) -> None: ...
+
+    def rollups(self, rows: Iterable[CostRollup]) -> None: ...
 
     def processing(self) -> AbstractContextManager[None]:
         return nullcontext()
@@ -84,6 +87,10 @@ class IngestObserver(NullObserver):
         for command in decisions.commands:
             self.metrics.record_command(command)
             self.dashboard.add_decided_command(command)  # in force once the feed sees it
+
+    def rollups(self, rows: Iterable[CostRollup]) -> None:
+        """Rollup rows the worker publishes: the dashboard's showback reads them."""
+        self.dashboard.add_rollups(rows)
 
     @contextmanager
     def processing(self) -> Iterator[None]:

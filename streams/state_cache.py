@@ -47,6 +47,14 @@ class WriteBehindStates:
         value = store_get(self.table.data, self.partition, key)
         return default if value is None else value
 
+    def dirty_keys(self) -> list[str]:
+        """Keys changed since the last flush: what the next commit writes."""
+        return list(self._dirty)
+
+    def cached(self, key: str) -> Any:
+        """The in-memory state of ``key``, or None when it is only in the store."""
+        return self._cache.get(key)
+
     def __setitem__(self, key: str, value: Any) -> None:
         if self.partition is None:
             raise RuntimeError("set the record's partition before writing state")
@@ -191,7 +199,9 @@ class CommitSequence:
         sink: Any = None,
         metrics: Any = None,
         changelog: DeferredChangelog | None = None,
+        before: Callable[[], Any] | None = None,
     ) -> None:
+        self.before = before  # adds the outputs the states to be written imply (open rollups)
         self.outputs = outputs
         self.caches = caches
         self.sink = sink
@@ -216,6 +226,8 @@ class CommitSequence:
                 self.metrics.record_worker_error("changelog")
 
     def run(self) -> None:
+        if self.before is not None:
+            self._guard(self.before, "outputs of the states to write")
         if self.outputs is not None:
             self._guard(self.outputs.flush, "outputs")
             for _ in range(3):  # outputs, then their dead letters, then (rarely) theirs
@@ -266,10 +278,11 @@ def attach_write_behind(
     sink: Any = None,
     metrics: Any = None,
     changelog: DeferredChangelog | None = None,
+    before: Callable[[], Any] | None = None,
 ) -> CommitSequence:
     """Run a :class:`CommitSequence` before every offset commit and before a rebalance takes
     partitions away (revoked partitions' keys are then dropped from the caches)."""
-    sequence = CommitSequence(outputs, caches, sink, metrics, changelog)
+    sequence = CommitSequence(outputs, caches, sink, metrics, changelog, before)
     app.sensors.add(_FlushOnCommit(sequence))
 
     @app.on_partitions_revoked.connect

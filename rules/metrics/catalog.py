@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spendfuse.schemas.common import Component
-from spendfuse.schemas.cost_event import CostEvent
+from spendfuse.schemas.cost_event import CostEvent, PricingStatus
 
 FIELDS = (
     "spend_usd",
@@ -44,6 +44,7 @@ FIELDS = (
     "quality_n",
     "carbon_sum",
     "carbon_n",
+    "unpriced_events",
 )
 
 WINDOWS = ("event", "trace", "1m", "1h", "24h", "7d", "day", "month", "quarter")
@@ -126,6 +127,8 @@ def event_sums(
             sums["gpu_cost_usd"] = cost
         if ext.gpu_utilization:
             sums["gpu_busy_seconds"] = gpu_s * ext.gpu_utilization
+    if event.pricing_status is PricingStatus.UNPRICED:
+        sums["unpriced_events"] = 1
     if ext.human_rejected is not None:
         sums["human_reviews"] = 1
         if ext.human_rejected:
@@ -190,6 +193,8 @@ _CATALOG = [
     _s("outcomes", "outcomes", "outcomes", "distinct business outcomes (recent ids)"),
     _s("traces", "traces", "traces", "distinct traces (recent ids)"),
     _s("gpu_seconds", "gpu_seconds", "s", "provisioned GPU seconds"),
+    _s("unpriced_events", "unpriced_events", "events", "events nothing could price (at $0)"),
+    _r("unpriced_share", "unpriced_events", "calls", "ratio", "share of events left unpriced"),
     _r("tokens_per_request", "total_tokens", "calls", "tokens", "tokens per event"),
     _r("cost_per_request", "spend_usd", "calls", "USD", "spend per event"),
     _r("cost_per_1k_tokens", "spend_usd", "total_tokens", "USD", "spend per 1K tokens", 1000.0),

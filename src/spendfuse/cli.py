@@ -78,20 +78,40 @@ def worker() -> None:
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Directory for alerts.jsonl, commands.jsonl, dead_letters.jsonl.",
+    help="Directory for alerts.jsonl, commands.jsonl, dead_letters.jsonl, rollups.jsonl "
+    "(and outcomes.json with --outcomes).",
 )
-def replay(events: Path, out_dir: Path) -> None:
+@click.option(
+    "--outcomes",
+    "outcome_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL of outcome events (as published on spendfuse.outcomes): cost per successful "
+    "outcome and ROI per use case go to outcomes.json.",
+)
+def replay(events: Path, out_dir: Path, outcome_file: Path | None) -> None:
     """Run the worker's decisions over EVENTS.jsonl, with no broker."""
-    from spendfuse.replay import iter_records, replay_records, write_result
+    from spendfuse.replay import (
+        iter_records,
+        replay_records,
+        write_outcomes,
+        write_result,
+        write_rollups,
+    )
     from spendfuse.rules_runtime import build_pipeline
 
     settings = Settings()
     pipeline = build_pipeline(settings)
-    result = replay_records(iter_records(events), pipeline)
+    outcomes = iter_records(outcome_file) if outcome_file else ()
+    result = replay_records(iter_records(events), pipeline, outcomes=outcomes)
     write_result(result, out_dir)
+    rollups = write_rollups(result, out_dir / "rollups.jsonl")
+    if outcome_file:
+        write_outcomes(result, out_dir / "outcomes.json")
     counts = ", ".join(f"{k}={v}" for k, v in sorted(result.outcomes.items()))
     click.echo(
-        f"{counts}; {len(result.alerts)} alerts, {len(result.commands)} commands -> {out_dir}"
+        f"{counts}; {len(result.alerts)} alerts, {len(result.commands)} commands, "
+        f"{rollups} hourly rollups -> {out_dir}"
     )
 
 

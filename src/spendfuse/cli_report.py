@@ -31,8 +31,39 @@ _CHUNK_BYTES = 4 << 20
 def iter_rollups_topic(
     bootstrap_servers: str, topic: str, since: datetime | None = None, timeout_s: float = 30.0
 ) -> Iterator[bytes]:
-    """The rollups topic up to its end as of now, in JSONL chunks of about 4 MB (memory holds
-    a chunk, not the topic); from ``since`` minus :data:`TOPIC_SEEK_MARGIN` when given."""
+    """The rollups topic up to its end as of now, as JSONL chunks of about 4 MB; from ``since``
+    minus :data:`TOPIC_SEEK_MARGIN` when given.
+
+    The topic is compacted by rollup key and a record published again for a key carries that
+    key's full totals, so only the latest record of each key counts (compaction may not have
+    removed the older ones yet). Memory holds the latest record of each key read; records
+    without a key are taken as they are."""
+    latest: dict[bytes, bytes] = {}
+    chunk: list[bytes] = []
+    size = 0
+    for key, value in _topic_records(bootstrap_servers, topic, since, timeout_s):
+        if key is not None:
+            latest[key] = value
+            continue
+        chunk.append(value)
+        size += len(value)
+        if size >= _CHUNK_BYTES:
+            yield b"\n".join(chunk)
+            chunk, size = [], 0
+    for value in latest.values():
+        chunk.append(value)
+        size += len(value)
+        if size >= _CHUNK_BYTES:
+            yield b"\n".join(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield b"\n".join(chunk)
+
+
+def _topic_records(
+    bootstrap_servers: str, topic: str, since: datetime | None, timeout_s: float
+) -> Iterator[tuple[bytes | None, bytes]]:
+    """(key, value) of every record with a value, partition by partition up to the end."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
     conf = {
@@ -57,8 +88,6 @@ def iter_rollups_topic(
             if high > first and not (since is not None and tp.offset < 0):
                 ends[tp.partition] = high
         consumer.assign([tp for tp in starts if tp.partition in ends])
-        chunk: list[bytes] = []
-        size = 0
         deadline = time.monotonic() + timeout_s
         while ends:
             if time.monotonic() > deadline:
@@ -69,16 +98,10 @@ def iter_rollups_topic(
             if msg.error():
                 raise click.ClickException(f"reading {topic}: {msg.error()}")
             if msg.value():
-                chunk.append(msg.value())
-                size += len(msg.value())
+                yield msg.key(), msg.value()
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                 ends.pop(msg.partition(), None)
-            if size >= _CHUNK_BYTES:
-                yield b"\n".join(chunk)
-                chunk, size = [], 0
             deadline = time.monotonic() + timeout_s
-        if chunk:
-            yield b"\n".join(chunk)
     except KafkaException as exc:
         raise click.ClickException(f"cannot read {topic} from {bootstrap_servers}: {exc}") from exc
     finally:

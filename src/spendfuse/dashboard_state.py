@@ -16,8 +16,11 @@ Commands are ordered per key by their publisher-assigned version, as gateways or
 
 The baseline band is a *simple* one until seasonal baselines land: the mean ± 2σ of the use
 case's spend rate over the trailing ``band_window_s`` (the current bucket excluded). Budgets are
-a default daily and monthly budget per use case from settings; the projection extends the
-spend rate of the last ``projection_window_s``.
+the YAML budgets and quotas of the running rule set (:mod:`spendfuse.dashboard_budgets`); a use
+case's card shows its own daily and monthly budget when one is configured, else the default
+from settings. The card's projection extends the spend rate of the last
+``projection_window_s``. Showback (spend per cost center, business unit and use case, today and
+this month) comes from the hourly rollups the worker publishes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import calendar
 import math
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -36,12 +39,15 @@ from cachetools import LRUCache
 from pydantic import ValidationError
 
 from spendfuse.control.signing import Verifier, VerifyOutcome
+from spendfuse.dashboard_budgets import BudgetBoard, Showback
 from spendfuse.rules.routing import alert_labels
+from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.silences import Silence, silenced_by
 from spendfuse.schemas.alert import Alert
 from spendfuse.schemas.command import CommandKind, ControlCommand
 from spendfuse.schemas.common import format_rfc3339, to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
+from spendfuse.schemas.rollup import CostRollup
 
 
 @lru_cache(maxsize=1024)
@@ -94,10 +100,16 @@ class UseCaseSpend:
 
 class DashboardState:
     def __init__(
-        self, config: DashboardConfig | None = None, verifier: Verifier | None = None
+        self,
+        config: DashboardConfig | None = None,
+        verifier: Verifier | None = None,
+        rules: Callable[[], RuleSet | None] | None = None,
     ) -> None:
         self.config = config or DashboardConfig()
         self.verifier = verifier
+        self.budgets = BudgetBoard(rules or (lambda: None))  # the running rules' budgets
+        self.showback = Showback()
+        self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()  # use case -> economics
         self.control_refused: dict[str, int] = {}
         self._lifted: LRUCache[str, int] = LRUCache(maxsize=self.config.max_in_force)
         self.use_cases: OrderedDict[str, UseCaseSpend] = OrderedDict()
@@ -115,6 +127,7 @@ class DashboardState:
         cfg = self.config
         ts_ms = to_epoch_ms(event.event_time)
         self.events_seen += 1
+        self.budgets.add_event(event)
         self.watermark_ms = ts_ms if self.watermark_ms is None else max(self.watermark_ms, ts_ms)
         uc = self.use_cases.get(event.use_case_id)
         if uc is None:
@@ -149,6 +162,17 @@ class DashboardState:
             uc.day, uc.day_usd = day, 0.0
         if day == uc.day:
             uc.day_usd += cost
+
+    def set_outcomes(self, use_case: str, view: dict[str, Any]) -> None:
+        """A use case's cost per successful outcome and ROI (``finops.outcomes.ledger_view``)."""
+        self.outcomes.pop(use_case, None)
+        self.outcomes[use_case] = view
+        while len(self.outcomes) > self.config.max_use_cases:
+            self.outcomes.popitem(last=False)
+
+    def add_rollups(self, rows: Iterable[CostRollup]) -> None:
+        """Rollup rows the worker published (full totals per key): the showback view."""
+        self.showback.add(rows)
 
     def add_alert(self, alert: Alert) -> None:
         """Record a firing or resolved alert under its fingerprint (the latest state wins)."""
@@ -273,7 +297,13 @@ class DashboardState:
             "chart_end": _iso_ms(end_ms),
             "bucket_s": self.config.bucket_s,
             "band": BAND_LABEL,
-            "budget_source": "settings default per use case (SPENDFUSE_DASHBOARD__*_BUDGET_USD)",
+            "budget_source": (
+                "the YAML budgets and quotas of the running rules; a use case with none of its "
+                "own shows the default (SPENDFUSE_DASHBOARD__*_BUDGET_USD)"
+            ),
+            "budgets": self.budgets.view(),
+            "showback": self.showback.view(),
+            "outcomes": [{"use_case_id": uc, **view} for uc, view in self.outcomes.items()],
             "events_seen": self.events_seen,
             "use_cases_tracked": len(self.use_cases),
             "use_cases": charts,
@@ -318,13 +348,37 @@ class DashboardState:
             "band_lower": lower,
             "band_upper": upper,
             "incidents": incidents,
-            "budget_day": project_budget(
-                uc.day_usd, cfg.daily_budget_usd, usd_per_s, end, _end_of_day(end)
+            "budget_day": self._card_budget(
+                uc, name, "day", uc.day_usd, cfg.daily_budget_usd, usd_per_s, end
             ),
-            "budget_month": project_budget(
-                uc.month_usd, cfg.monthly_budget_usd, usd_per_s, end, _end_of_month(end)
+            "budget_month": self._card_budget(
+                uc, name, "month", uc.month_usd, cfg.monthly_budget_usd, usd_per_s, end
             ),
+            "outcomes": self.outcomes.get(name),
         }
+
+    def _card_budget(
+        self,
+        uc: UseCaseSpend,
+        name: str,
+        period: str,
+        used: float,
+        default: float,
+        usd_per_s: float,
+        end: datetime,
+    ) -> dict[str, Any]:
+        """The use case's own YAML budget for ``period`` if it has one, else the default."""
+        own = self.budgets.for_use_case(uc.tenant_id, name, period)
+        period_end = _end_of_day(end) if period == "day" else _end_of_month(end)
+        if own is None:
+            out = project_budget(used, default, usd_per_s, end, period_end)
+            out["source"] = "default"
+            return out
+        out = project_budget(
+            own["spent_usd"], own["limit_usd"], usd_per_s, end, own["period_end"] or period_end
+        )
+        out["source"] = own["name"]
+        return out
 
     def series(
         self, uc: UseCaseSpend, end_ms: int

@@ -4,20 +4,24 @@ Pure: no Kafka, no Faust. The Faust worker and ``spendfuse replay`` both call
 :meth:`Pipeline.decode_record` and :meth:`Pipeline.handle_batch` once per input record (one
 event, or an envelope of many); they differ only in where dedup ids and per-use-case state live
 (Faust tables vs dicts) and where results go (topics vs files). The record is the unit of
-decision in both, so both reach the same decisions on the same records.
+decision in both, so both reach the same decisions on the same records. The same pass keeps each
+use case's hourly rollups (and, when enabled, its outcome ledger) in its state, so replay and the
+worker publish the same rollup rows; :meth:`Pipeline.run_outcome` applies outcome events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from spendfuse.dedup import DedupStore
+from spendfuse.finops.outcomes import DEFAULT_RETENTION, OutcomeLedger
+from spendfuse.finops.rollups import RollupBook, RollupPolicy
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.engine import Engine, TenantEngine
 from spendfuse.schemas.codec import (
@@ -38,8 +42,10 @@ from spendfuse.schemas.envelope import (
     is_envelope,
 )
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.schemas.outcome import OutcomeEvent, decode_outcome_event
 from spendfuse.schemas.pricebook import PriceBook
 from spendfuse.schemas.pricing import price_event
+from spendfuse.schemas.rollup import CostRollup
 
 
 class Outcome(StrEnum):
@@ -56,6 +62,7 @@ class Handled:
     event: CostEvent | None = None
     dead_letter: DeadLetter | None = None
     decisions: Decisions = field(default_factory=Decisions)
+    rollups: list[CostRollup] = field(default_factory=list)  # rows to publish (full totals)
 
 
 OFFSET_KEY = "__offset__"
@@ -85,6 +92,23 @@ def _past_watermark(
     return fresh, seen
 
 
+OUTCOMES_KEY = "__outcomes__"
+"""In a use case's state: its outcome ledger (:class:`OutcomeLedger` data), created when the
+first event carrying a ``business_outcome_id`` or the first outcome event arrives."""
+
+
+@dataclass(slots=True)
+class OutcomeResult:
+    """What one outcome record led to: a dead letter, an outcome for another use case's
+    partition (``foreign``), or an outcome counted (``applied``: False for a repeat, or one
+    older than the outcome already known or than the ledger's retention)."""
+
+    dead_letter: DeadLetter | None = None
+    outcome: OutcomeEvent | None = None  # (not applied while outcome ledgers are off)
+    applied: bool = False
+    foreign: bool = False
+
+
 @dataclass(slots=True)
 class RecordResult:
     """Everything one input record led to in the use-case stage: the one result object replay,
@@ -98,6 +122,12 @@ class RecordResult:
     def accepted(self) -> list[CostEvent]:
         """The accepted, priced events, in order: what the tenant stage takes."""
         return [h.event for h in self.handled if h.outcome is Outcome.ACCEPTED and h.event]
+
+    @property
+    def rollups(self) -> list[CostRollup]:
+        """Hourly rollup rows this record closed or corrected (full totals; publish them under
+        :func:`~spendfuse.schemas.rollup.rollup_key`)."""
+        return [row for h in self.handled for row in h.rollups]
 
     @property
     def decisions(self) -> Decisions:
@@ -127,8 +157,14 @@ class Pipeline:
         tenant_engine: TenantEngine | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         price_book: PriceBook | None = None,
+        rollup_policy: RollupPolicy | None = None,
+        outcome_retention: timedelta = DEFAULT_RETENTION,
+        outcome_ledger: bool = False,
     ) -> None:
+        self.outcome_ledger = outcome_ledger  # keep outcome ledgers in use case states
+        self.outcome_retention = outcome_retention
         self.engine = engine
+        self.rollups = RollupBook(rollup_policy)  # hourly rollups, in each use case's state
         self.price_book = price_book  # internal and negotiated prices, before list prices
         self.max_event_bytes = max_event_bytes
         self.max_record_bytes = max(max_record_bytes, max_event_bytes)
@@ -174,6 +210,55 @@ class Pipeline:
                     state[OFFSET_KEY] = [partition, offset]
                     states[use_case] = state
         return out
+
+    def _ledger(self, state: dict[str, Any]) -> OutcomeLedger:
+        data = state.get(OUTCOMES_KEY)
+        if data is None:
+            data = state[OUTCOMES_KEY] = OutcomeLedger(self.outcome_retention).data
+        return OutcomeLedger.bind(data)
+
+    def _outcome_costs(self, events: Sequence[CostEvent], state: dict[str, Any]) -> None:
+        """Count accepted events in the use case's outcome ledger (once it has one)."""
+        if not self.outcome_ledger:
+            return
+        if OUTCOMES_KEY not in state and not any(e.business_outcome_id for e in events):
+            return
+        ledger = self._ledger(state)
+        for event in events:
+            ledger.add_cost(event)
+        _expire(ledger, max(e.event_time for e in events))
+
+    def run_outcome(
+        self,
+        raw: bytes,
+        now: datetime,
+        states: MutableMapping[str, Any],
+        *,
+        key: bytes | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        owns: Callable[[OutcomeEvent], bool] | None = None,
+    ) -> OutcomeResult:
+        """One outcome record into its use case's ledger; a bad one comes back as a dead letter
+        (reason codes as for cost events), never an exception. ``owns`` as in
+        :meth:`run_record`. Applying the same outcome event twice changes nothing, so a record
+        read again after a restart is harmless."""
+        try:
+            outcome = decode_outcome_event(raw, self.max_event_bytes)
+        except EventRejectedError as exc:
+            where = {"key": key, "topic": topic, "partition": partition, "offset": offset}
+            return OutcomeResult(dead_letter=make_dead_letter(raw, exc, now, **where))
+        if owns is not None and not owns(outcome):
+            return OutcomeResult(outcome=outcome, foreign=True)
+        if not self.outcome_ledger:
+            return OutcomeResult(outcome=outcome)
+        state = states.get(outcome.use_case_id) or {}
+        ledger = self._ledger(state)
+        applied = ledger.add_outcome(outcome)
+        _expire(ledger, outcome.event_time)
+        states[outcome.use_case_id] = state
+        return OutcomeResult(outcome=outcome, applied=applied)
 
     def run_tenant(
         self, events: Sequence[CostEvent], tenant_states: MutableMapping[str, Any]
@@ -328,9 +413,11 @@ class Pipeline:
             if not accepted:
                 continue
             state = states.get(use_case) or {}
-            out[accepted[-1]].decisions = self.engine.process_batch(
-                [events[i] for i in accepted], state
-            )
+            group = [events[i] for i in accepted]
+            last = out[accepted[-1]]
+            last.decisions = self.engine.process_batch(group, state)
+            last.rollups = self.rollups.add(group, state)
+            self._outcome_costs(group, state)
             states[use_case] = state
         return out
 
@@ -348,8 +435,10 @@ class Pipeline:
         price_event(event, self.price_book)
         state = states.get(event.use_case_id) or {}
         decisions = self.engine.process(event, state)
+        rollups = self.rollups.add((event,), state)
+        self._outcome_costs((event,), state)
         states[event.use_case_id] = state
-        return Handled(Outcome.ACCEPTED, event, decisions=decisions)
+        return Handled(Outcome.ACCEPTED, event, decisions=decisions, rollups=rollups)
 
     def handle_tenant(self, event: CostEvent, tenant_states: MutableMapping[str, Any]) -> Decisions:
         """The tenant stage for one accepted (priced) event; ``tenant_states`` maps tenant →
@@ -376,3 +465,12 @@ class Pipeline:
             out.extend(self.tenant_engine.process_batch(group, state))
             tenant_states[tenant] = state
         return out
+
+
+def _expire(ledger: OutcomeLedger, at: datetime) -> None:
+    """Let the ledger forget what is older than its retention before the newest event time it
+    has seen, on the hour (so the scan runs once an hour of event time, not per event)."""
+    wm = max(ledger.data.get("wm_ms", 0), int(at.timestamp() * 1000))
+    ledger.data["wm_ms"] = wm
+    hour = datetime.fromtimestamp(wm // 3_600_000 * 3600, tz=UTC)
+    ledger.expire(hour)

@@ -32,7 +32,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from spendfuse.schemas.codec import encode, parse_cost_event_obj
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import DEFAULT_MAX_RECORD_BYTES, encode_envelope
-from spendfuse.schemas.topics import COST_EVENTS, cost_event_key
+from spendfuse.schemas.outcome import OutcomeEvent
+from spendfuse.schemas.topics import COST_EVENTS, OUTCOMES, cost_event_key, outcome_key
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,24 @@ class CostEventPublisher:
                 value=value,
                 key=key,
                 timestamp=timestamp_ms,
+                on_delivery=self._on_delivery,
+            )
+        except BufferError:
+            self.dropped += 1
+            return False
+        return True
+
+    def publish_outcome(self, outcome: OutcomeEvent | Mapping[str, Any]) -> bool:
+        """Queue one outcome event on ``spendfuse.outcomes``, keyed by its use case with this
+        producer's partitioner, so it reaches the partition that holds the use case's spend."""
+        model = (
+            outcome if isinstance(outcome, OutcomeEvent) else OutcomeEvent.model_validate(outcome)
+        )
+        try:
+            self._producer.produce(
+                OUTCOMES,
+                value=encode(model),
+                key=outcome_key(model.use_case_id),
                 on_delivery=self._on_delivery,
             )
         except BufferError:

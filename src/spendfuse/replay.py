@@ -2,7 +2,9 @@
 
 Each line is one record's value exactly as a producer would publish it: one event, or an
 envelope of many (the record is the unit of decision, as in the worker). Alerts, commands and dead
-letters are written as JSONL with the same models (and bytes) as the topics carry.
+letters are written as JSONL with the same models (and bytes) as the topics carry. Hourly rollups
+are kept as a compacted topic keeps them (the latest record of each key), with the hours still
+open at the end of the file published last, as the worker's periodic flush does.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from spendfuse.dedup import MemoryDedupStore
-from spendfuse.pipeline import Outcome, Pipeline
+from spendfuse.finops.outcomes import ledger_view
+from spendfuse.pipeline import OUTCOMES_KEY, Outcome, Pipeline
 from spendfuse.schemas.codec import encode
+from spendfuse.schemas.rollup import CostRollup, rollup_key
 
 
 @dataclass
@@ -25,6 +31,9 @@ class ReplayResult:
     alerts: list[bytes] = field(default_factory=list)
     commands: list[bytes] = field(default_factory=list)
     dead_letters: list[bytes] = field(default_factory=list)
+    rollups: dict[bytes, CostRollup] = field(default_factory=dict)  # latest per rollup key
+    outcome_views: dict[str, Any] = field(default_factory=dict)  # use case -> cost per success
+    outcomes_dead_lettered: int = 0
 
 
 def iter_records(path: Path) -> Iterator[bytes]:
@@ -37,8 +46,13 @@ def iter_records(path: Path) -> Iterator[bytes]:
 
 
 def replay_records(
-    records: Iterable[bytes], pipeline: Pipeline, now: datetime | None = None
+    records: Iterable[bytes],
+    pipeline: Pipeline,
+    now: datetime | None = None,
+    outcomes: Iterable[bytes] = (),
 ) -> ReplayResult:
+    """Cost event records through both stages, then outcome records into the use cases'
+    ledgers (outcome economics do not depend on how the two streams interleave)."""
     now = now or datetime.now(UTC)
     dedup = MemoryDedupStore()
     states: dict[str, Any] = {}
@@ -53,11 +67,23 @@ def replay_records(
             result.outcomes[h.outcome.value] += 1
             result.alerts.extend(encode(a) for a in h.decisions.alerts)
             result.commands.extend(encode(c) for c in h.decisions.commands)
+            for row in h.rollups:
+                result.rollups[rollup_key(row)] = row
         accepted = record.accepted
         if accepted:
             tenant = pipeline.run_tenant(accepted, tenant_states)
             result.alerts.extend(encode(a) for a in tenant.alerts)
             result.commands.extend(encode(c) for c in tenant.commands)
+    for raw in outcomes:
+        handled = pipeline.run_outcome(raw, now, states)
+        if handled.dead_letter is not None:
+            result.outcomes_dead_lettered += 1
+            result.dead_letters.append(encode(handled.dead_letter))
+    for use_case, state in states.items():
+        for row in pipeline.rollups.open_rows(state):  # the hours still open, as the worker's
+            result.rollups[rollup_key(row)] = row  # flush publishes them
+        if OUTCOMES_KEY in state:
+            result.outcome_views[use_case] = ledger_view(state[OUTCOMES_KEY])
     return result
 
 
@@ -69,3 +95,19 @@ def write_result(result: ReplayResult, out_dir: Path) -> None:
         ("dead_letters.jsonl", result.dead_letters),
     ):
         (out_dir / name).write_bytes(b"".join(row + b"\n" for row in rows))
+
+
+def write_outcomes(result: ReplayResult, path: Path) -> None:
+    """Each use case's outcome economics (cost per success, ROI) as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        orjson.dumps(result.outcome_views, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    )
+
+
+def write_rollups(result: ReplayResult, path: Path) -> int:
+    """The rollups as JSONL, one record per key (what ``spendfuse report --rollups`` reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(result.rollups.items())
+    path.write_bytes(b"".join(encode(row) + b"\n" for _, row in rows))
+    return len(rows)

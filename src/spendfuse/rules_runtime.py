@@ -6,8 +6,10 @@ false) with ``SPENDFUSE_RULES_DIR`` merged on top, and which price book prices e
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from spendfuse.finops.rollups import RollupPolicy
 from spendfuse.pipeline import Pipeline
 from spendfuse.rules.engine import Engine, TenantEngine
 from spendfuse.rules.loader import load_rules
@@ -32,4 +34,10 @@ def build_pipeline(
         TenantEngine(ruleset),
         max_record_bytes=settings.max_record_bytes,
         price_book=book,
+        rollup_policy=RollupPolicy(
+            lateness=timedelta(seconds=settings.rollup_lateness_s),
+            keep=timedelta(hours=settings.rollup_keep_h),
+        ),
+        outcome_retention=timedelta(hours=settings.outcome_retention_h),
+        outcome_ledger=settings.outcome_ledger,
     )

@@ -107,6 +107,29 @@ class Settings(BaseSettings, KafkaAuthSettings):
         description="Largest input record (an envelope of events); one event is still capped "
         "by max_event_bytes.",
     )
+    rollup_lateness_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="An hour's rollups are published once a use case's event time is this far "
+        "past the hour's end.",
+    )
+    rollup_keep_h: float = Field(
+        default=6.0,
+        gt=0,
+        description="Hours a closed hour's rollups stay in state, corrected and re-published "
+        "for late events; later events go to a revision record.",
+    )
+    outcome_ledger: bool = Field(
+        default=False,
+        description="Keep an outcome ledger per use case (cost per successful outcome, ROI): "
+        "its state grows with the outcome ids of the retention window.",
+    )
+    outcome_retention_h: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long an outcome id's spend and status are kept (event time): an "
+        "outcome may arrive this late and still count.",
+    )
     commit_every: int = Field(
         default=10_000, gt=0, description="Also commit after this many processed records."
     )

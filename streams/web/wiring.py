@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
 
 from spendfuse.control.signing import Verifier
 from spendfuse.dashboard_state import DashboardConfig, DashboardState
+from spendfuse.rules.ruleset import RuleSet
 from spendfuse.settings import Settings
 from spendfuse.silence_store import silences_path
 from spendfuse.streams.metrics import default_metrics
@@ -18,10 +20,15 @@ from spendfuse.streams.web.views import WebContext, register_web
 
 
 def attach_operator_web(
-    app: faust.App, settings: Settings, topic_map: dict[str, faust.TopicT], signer: Any = None
+    app: faust.App,
+    settings: Settings,
+    topic_map: dict[str, faust.TopicT],
+    signer: Any = None,
+    rules: Callable[[], RuleSet | None] | None = None,
 ) -> IngestObserver:
     """Register the dashboard, ``/metrics``, health, the alert and control feeds, the lag timer.
 
+    ``rules`` gives the running rule set (reloads included): the dashboard shows its budgets.
     Returns the observer the ingest handler reports to.
     """
     metrics = default_metrics()
@@ -30,7 +37,7 @@ def attach_operator_web(
         daily_budget_usd=settings.dashboard.daily_budget_usd,
         monthly_budget_usd=settings.dashboard.monthly_budget_usd,
     )
-    state = DashboardState(config, verifier)
+    state = DashboardState(config, verifier, rules)
     register_control_feed(app, state, signer)
     register_alert_feed(app, topic_map["alerts"], state)
     register_lag_timer(app, metrics)

@@ -3,8 +3,10 @@
 A worker on the real broker is fed the demo's simulated traffic: 40 minutes of normal spend for
 five use cases and a runaway agent loop on ``research-agent`` for the last three. The test waits
 for the worker to decide (alert + command), then loads the page and checks that every chart has
-painted, that the incident shows in the alerts and commands tables, and saves a screenshot
-(also copied to ``tests/artifacts/dashboard.png`` for a reviewer).
+painted, that the incident shows in the alerts and commands tables, that the budgets table shows
+the YAML budgets of its rules directory (the demo pack and the demo fleet's budgets) with their
+spend, that the showback lists spend per cost center from the published rollups, and saves a
+screenshot (also copied to ``tests/artifacts/dashboard.png`` for a reviewer).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from spendfuse.demo.traffic import LOOP_USE_CASE, demo_fleet
-from spendfuse.rules.loader import DEMO_PACK
+from spendfuse.rules.loader import DEMO_PACK, EXAMPLES_PACK
 from tests.support.dashboard import get_json, incident_plan, publish_plan
 from tests.support.events import unique
 from tests.support.kafka import WorkerProcess
@@ -53,10 +55,13 @@ _PAINTED_PIXELS_JS = """() => [...document.querySelectorAll('.card')].map(card =
 def fed_worker(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[WorkerProcess, int]]:
+    rules = tmp_path_factory.mktemp("dashboard-rules")
+    for source in (DEMO_PACK / "spend.yaml", EXAMPLES_PACK / "budgets-demo-fleet.yaml"):
+        shutil.copyfile(source, rules / source.name)
     proc = WorkerProcess(
         kafka_bootstrap,
         tmp_path_factory.mktemp("dashboard-worker"),
-        SPENDFUSE_RULES_DIR=str(DEMO_PACK),
+        SPENDFUSE_RULES_DIR=str(rules),
     ).start()
     try:
         yield proc, publish_plan(kafka_bootstrap, incident_plan(unique("browser")))
@@ -66,6 +71,19 @@ def fed_worker(
 
 def _base(worker: WorkerProcess) -> str:
     return f"http://127.0.0.1:{worker.env['SPENDFUSE_WEB_PORT']}"
+
+
+def _showback_caught_up(snap: dict) -> bool:
+    """The rollups of the loop's use case (this month, from the topic's rows) add up to what
+    its card counted from the events (this UTC month; it has no monthly budget of its own)."""
+    rows = snap["showback"]["dimensions"].get("use_case_id", [])
+    rolled = next((r["month_usd"] for r in rows if r["name"] == LOOP_USE_CASE), None)
+    card = next((uc for uc in snap["use_cases"] if uc["use_case_id"] == LOOP_USE_CASE), None)
+    return (
+        rolled is not None
+        and card is not None
+        and abs(rolled - card["budget_month"]["used_usd"]) < 1e-3
+    )
 
 
 def _wait_for_incident(worker: WorkerProcess, sent: int, timeout_s: float = 120) -> dict:
@@ -84,7 +102,7 @@ def _wait_for_incident(worker: WorkerProcess, sent: int, timeout_s: float = 120)
         commanded = any(
             c["key"].startswith(f"use_case:{LOOP_USE_CASE}|") for c in snap["commands_in_force"]
         )
-        if alerted and commanded:
+        if alerted and commanded and _showback_caught_up(snap):
             return snap
         time.sleep(1)
     raise AssertionError(
@@ -126,6 +144,10 @@ def test_dashboard_shows_charts_and_the_incident(
             command_rows = page.locator(
                 f'.command-row[data-target^="use_case:{LOOP_USE_CASE}|"]'
             ).all_inner_texts()
+            budget_rows = page.locator(".budget-row").all_inner_texts()
+            showback_rows = page.locator(
+                '.showback-table[data-dimension="cost_center"] .showback-row'
+            ).all_inner_texts()
             loop_card_alerting = page.locator(
                 f'.card.alerting[data-use-case="{LOOP_USE_CASE}"]'
             ).count()
@@ -143,4 +165,14 @@ def test_dashboard_shows_charts_and_the_incident(
         command_rows
     )
     assert loop_card_alerting == 1
+    budgets = {b["name"]: b for b in snap["budgets"]}
+    assert budgets["support-bot-daily"]["limit"] == 50.0  # as the YAML says
+    assert budgets["support-bot-daily"]["spent"] > 0
+    assert budgets["acme-monthly"]["scope"] == "tenant acme"
+    assert any(row.startswith("support-bot-daily") for row in budget_rows), budget_rows
+    assert len(budget_rows) == len(budgets)
+    card = next(uc for uc in snap["use_cases"] if uc["use_case_id"] == "support-bot")
+    assert card["budget_day"]["source"] == "support-bot-daily"
+    assert showback_rows and "$" in showback_rows[0], showback_rows
+    assert _showback_caught_up(snap)
     assert shot.stat().st_size > 20_000

@@ -101,7 +101,7 @@ def test_roi_worked_example() -> None:
     ledger.add_outcome(outcome("project-1", "success", T0 + DAY, value=50_000.0))
     summary = ledger.summary(T0, T0 + 2 * DAY)
     assert summary.roi == pytest.approx(1.5)  # (50,000 - 20,000) / 20,000 = 150 %
-    assert ledger.entries["project-1"].roi == pytest.approx(1.5)
+    assert ledger.entry("project-1").roi == pytest.approx(1.5)
 
 
 def test_attributed_cost_is_exact_and_late_outcomes_count() -> None:
@@ -146,7 +146,7 @@ def test_bounded_by_time_not_by_count() -> None:
     assert len(ledger.entries) == 5000
     assert ledger.expire(T0 + DAY) == 0
     ledger.add_outcome(outcome("case-0", "resolved", T0 + DAY))  # a day late: still exact
-    assert ledger.entries["case-0"].status is OutcomeStatus.RESOLVED
+    assert ledger.entry("case-0").status is OutcomeStatus.RESOLVED
     ledger.add_cost(cost(0.01, "case-4999", T0 + 2 * DAY, n=1))  # still active two days on
     assert ledger.expire(T0 + 3 * DAY + timedelta(hours=6)) == 4999  # idle over 2 days: gone
     assert list(ledger.entries) == ["case-4999"]

@@ -1,5 +1,6 @@
 """``spendfuse report --from-kafka`` on the real broker: rollups published to a topic come back
-as the same chargeback; the rollups topic is created time-retained, never compacted."""
+as the same chargeback; the rollups topic is created time-retained and compacted by rollup
+key, and the report counts the latest record of each key."""
 
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ from tests.finops.worked import TOTAL, month_events
 pytestmark = pytest.mark.kafka
 
 
-def test_rollups_topic_is_retained_not_compacted(kafka_bootstrap: str) -> None:
+def test_rollups_topic_is_retained_and_compacted(kafka_bootstrap: str) -> None:
     ensure_topics(Settings(bootstrap_servers=kafka_bootstrap))
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     resource = ConfigResource(ResourceType.TOPIC, topics.COST_ROLLUPS)
     config = admin.describe_configs([resource])[resource].result(30)
-    assert config["cleanup.policy"].value == "delete"
+    assert config["cleanup.policy"].value == "compact,delete"
     assert int(config["retention.ms"].value) == topics.ROLLUP_RETENTION_MS
 
 
@@ -43,7 +44,9 @@ def test_report_from_the_rollups_topic(kafka_bootstrap: str, tmp_path: Path) -> 
         acc.add(parse_cost_event_obj(raw))
     records = acc.drain()
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for record in records:
+    for record in records:  # each published twice: first with half its cost, then in full
+        half = record.model_copy(update={"cost_usd": record.cost_usd / 2})
+        producer.produce(topic, key=rollup_key(record), value=half.model_dump_json().encode())
         producer.produce(topic, key=rollup_key(record), value=record.model_dump_json().encode())
     assert producer.flush(30) == 0
     out = tmp_path / "out"

@@ -43,6 +43,7 @@ def worker(
         # a tiny in-memory state cache: use cases are evicted after each commit and read back
         # from RocksDB on their next event, so every test here also checks that round trip
         SPENDFUSE_STATE_CACHE_MAX_KEYS="2",
+        SPENDFUSE_OUTCOME_LEDGER="true",  # cost per successful outcome (test_finops_stream)
     ).start()
     try:
         yield proc

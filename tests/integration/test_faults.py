@@ -7,6 +7,9 @@ The judge is what is durable on the broker once the worker's group has committed
   so sums are exact, and one missing or repeated event is off by a whole event's cost);
 * every bad record's source offset is in the dead-letter topic. A bad record handled again
   after a crash may be dead-lettered again: at-least-once, the source offset is its identity;
+* each use case's hourly rollups (the latest record of each key on the compacted rollups topic)
+  add up to that same exact sum after a kill -9: a state is never written before the rollup
+  rows it holds are acknowledged;
 * no command id twice on the control topic, one firing alert per use case; after kills
   mid-flush, every expected alert and command id is there (a copy may repeat: outputs are
   acknowledged before the ids and state that cover them, so a kill between the two re-issues
@@ -16,10 +19,12 @@ The judge is what is durable on the broker once the worker's group has committed
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from spendfuse.localkafka import LocalKafka
@@ -40,6 +45,7 @@ from tests.support.cluster import (
     output_marks,
     plan_stream,
     read_json,
+    read_topic,
     wait_caught_up,
     window_spend,
 )
@@ -99,6 +105,22 @@ def _processed_and_committed(
     seen = worker.events_in() or 0.0
     done = committed(bootstrap, app_id)
     return seen, sum(max(done.get(p, -1), s) - s for p, s in start.items())
+
+
+def _rollup_spend(bootstrap: str, use_cases: set[str]) -> dict[str, float]:
+    """Each use case's spend from the rollups topic, the latest record of each key counting
+    (as a compacted topic and ``spendfuse report`` keep it)."""
+    latest: dict[bytes, dict] = {}
+    for rec in read_topic(bootstrap, topics.COST_ROLLUPS):
+        if rec.value is None or rec.key is None:
+            continue
+        row = orjson.loads(rec.value)
+        if row.get("use_case_id") in use_cases:
+            latest[rec.key] = row
+    sums: dict[str, float] = defaultdict(float)
+    for row in latest.values():
+        sums[row["use_case_id"]] += row["cost_usd"]
+    return dict(sums)
 
 
 def _kill_with_uncommitted_work(
@@ -177,6 +199,7 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
         assert feed.produced == len(mixed)
         wait_caught_up(kafka_bootstrap, app_id, feed.ends(), "catch-up", 120, second)
         result = audit(kafka_bootstrap, app_id, feed, outputs_since=marks, summed=use_cases)
+        rolled = _rollup_spend(kafka_bootstrap, {*use_cases, steady})
 
         spike = Feed(kafka_bootstrap)  # 6x the learned spend: only a restored baseline sees it
         spike.publish(
@@ -192,6 +215,8 @@ def test_kill_9_under_load_then_restart_accounts_for_every_record(
 
     _assert_accounted(result, use_cases, copies_ok=True)
     assert result.good == 800 + len(history) and result.duplicates == 80
+    spent = {uc: total for uc, (total, _unit) in expected_spend(feed.sent).items()}
+    assert rolled == pytest.approx(spent, abs=1e-9)
     anomalies = [
         a
         for a in read_json(kafka_bootstrap, topics.ALERTS, marks[topics.ALERTS])

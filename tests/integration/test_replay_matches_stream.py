@@ -1,4 +1,4 @@
-"""``spendfuse replay`` and the live worker reach the same alerts and commands."""
+"""``spendfuse replay`` and the live worker reach the same alerts, commands and hourly rollups."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from spendfuse.cli import main
 from spendfuse.producer import CostEventPublisher
 from spendfuse.schemas import topics
 from spendfuse.schemas.command import ControlCommand
+from spendfuse.schemas.rollup import CostRollup, rollup_key
 from tests.integration.conftest import REPLAY_TENANT, WORKER_RULES
 from tests.support.fixture_stream import load_fixture
 from tests.support.kafka import WorkerProcess, consume_until
@@ -77,3 +78,23 @@ def test_replay_and_stream_agree(
     # the stream's commands carry what the publisher stamped (its clock, a version): compare
     # what the rule decided
     assert _canonical(_decided(stream_commands)) == _canonical(_decided(replay_commands))
+
+    # rollups: replay's rows are what the compacted topic keeps (the latest record per key)
+    replay_rollups = {
+        rollup_key(CostRollup.model_validate(r)).decode(): r
+        for r in map(orjson.loads, (out / "rollups.jsonl").read_bytes().splitlines())
+        if mine(r)
+    }
+    assert replay_rollups
+
+    def _view(rows: dict[str, dict]) -> dict[str, tuple[float, int]]:
+        return {k: (round(r["cost_usd"], 9), r["events"]) for k, r in rows.items()}
+
+    def caught_up(records: list[dict]) -> bool:
+        latest = {r["_key"]: r for r in records}
+        return _view(latest) == _view(replay_rollups)
+
+    stream_rollups = consume_until(
+        kafka_bootstrap, topics.COST_ROLLUPS, caught_up, match=mine, timeout_s=90
+    )
+    assert caught_up(stream_rollups)

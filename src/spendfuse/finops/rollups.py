@@ -1,24 +1,22 @@
 """Turn priced cost events into hourly rollup records (``schemas.rollup.CostRollup``).
 
-The worker adds each accepted, priced event and drains the hours it considers closed; a replay
-does the same over a file. Pure: event time decides the hour, the caller decides when an hour is
-closed (nothing here reads a clock).
+Two forms of the same sums:
 
-Records are additive (see :mod:`spendfuse.schemas.rollup`), which gives the caller two safe ways
-to run it:
+- :class:`RollupBook`, what the worker and ``spendfuse replay`` run: each use case's rows live
+  in its state as plain data, an hour closes when the use case's event time passes its end plus
+  a lateness allowance, a late event re-publishes its hour's row with the full total, and every
+  record carries full totals under a stable key (a compacted topic keeps the latest);
+- :class:`RollupAccumulator`, for tools that roll up a file of events at once
+  (``spendfuse report --events``): sums per (hour, key), drained when the caller says.
 
-- drain only closed hours (``drain(closed_before=watermark - lateness)``) and keep the open ones
-  as plain data in a table (:meth:`RollupAccumulator.to_state` / :meth:`from_state`); or
-- drain everything at each commit (``drain()``), so no state outlives a checkpoint: more,
-  smaller records for the same hour, which the report sums the same.
-
-An event that arrives after its hour was drained simply opens that hour again.
+Pure: event time decides the hour; nothing here reads a clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendfuse.schemas.cost_event import CostEvent, PricingStatus
@@ -75,20 +73,7 @@ class RollupAccumulator:
         sums = self._open.get(key)
         if sums is None:
             sums = self._open[key] = [0] * _N
-        cost = event.allocated_cost_usd or 0.0
-        sums[_COST] += cost
-        sums[_EVENTS] += 1
-        if event.pricing_status is PricingStatus.UNPRICED:
-            sums[_UNPRICED] += 1
-        sums[_IN] += event.input_tokens
-        sums[_OUT] += event.output_tokens
-        sums[_CACHED] += event.cached_tokens
-        sums[_REASONING] += event.reasoning_tokens
-        sums[_CALLS] += event.api_calls
-        sums[_GPU] += event.gpu_seconds
-        if event.is_retry:
-            sums[_RETRIES] += 1
-            sums[_RETRY_COST] += cost
+        _add(sums, event)
 
     def add_all(self, events: Iterable[CostEvent]) -> None:
         for event in events:
@@ -137,3 +122,130 @@ def _record(key: Key, sums: list[float]) -> CostRollup:
     fields["retry_cost_usd"] = round(fields["retry_cost_usd"], 10)
     fields["gpu_seconds"] = round(fields["gpu_seconds"], 9)
     return CostRollup(hour_start=_utc(key[0]), **fields)
+
+
+ROLLUPS_KEY = "__rollups__"
+"""In a use case's state: its hourly rollup rows still open or recently closed (plain data)."""
+_DIMS = len(ROLLUP_DIMENSIONS)
+# a row in state: [hour_ms, revision_ms, closed (0/1), *dimensions, *measures]
+_HOUR, _REV, _CLOSED, _D0 = 0, 1, 2, 3
+_M0 = _D0 + _DIMS
+
+
+@dataclass(frozen=True, slots=True)
+class RollupPolicy:
+    """When the hours of a use case close, and how long a closed hour can still be corrected.
+
+    An hour closes when the use case's event-time watermark (its latest event time) passes the
+    hour's end plus ``lateness``; its rows are published then, with their full totals. A late
+    event for a closed hour still kept (within ``keep`` of the watermark) updates the row and
+    publishes it again under the same key, so a compacted topic keeps the corrected total. An
+    event later than that opens a *revision* row (``revision`` = the watermark's hour): its own
+    key, published like an hour, so nothing is ever lost or counted twice.
+    """
+
+    lateness: timedelta = timedelta(minutes=5)
+    keep: timedelta = timedelta(hours=6)
+
+    @property
+    def lateness_ms(self) -> int:
+        return int(self.lateness.total_seconds() * 1000)
+
+    @property
+    def keep_ms(self) -> int:
+        return int(self.keep.total_seconds() * 1000)
+
+
+def _row_key(hour_ms: int, rev_ms: int, dims: tuple[Any, ...]) -> str:
+    return "\x1f".join((str(hour_ms), str(rev_ms), *("" if d is None else str(d) for d in dims)))
+
+
+def _row_record(row: list[Any]) -> CostRollup:
+    record = _record((row[_HOUR], *row[_D0:_M0]), row[_M0:])
+    if row[_REV]:
+        return record.model_copy(update={"revision": _utc(row[_REV])})
+    return record
+
+
+class RollupBook:
+    """Hourly rollups kept in a use case's state as plain data, closed by event time.
+
+    Pure and deterministic: the same records in the same order give the same rows, in the
+    worker and in ``spendfuse replay``. Every row published carries the *full* totals of its key
+    (:func:`~spendfuse.schemas.rollup.rollup_key`), so publishing one again (after a restart,
+    a late event, a periodic flush of open hours) replaces rather than adds.
+    """
+
+    def __init__(self, policy: RollupPolicy | None = None) -> None:
+        self.policy = policy or RollupPolicy()
+
+    def add(self, events: Iterable[CostEvent], state: dict[str, Any]) -> list[CostRollup]:
+        """Count a use case's accepted, priced events; return the rows to publish now: hours
+        the watermark closed, and closed rows a late event corrected."""
+        book = state.get(ROLLUPS_KEY)
+        if book is None:
+            book = state[ROLLUPS_KEY] = {"wm": 0, "rows": {}}
+        rows: dict[str, list[Any]] = book["rows"]
+        late_ms, keep_ms = self.policy.lateness_ms, self.policy.keep_ms
+        corrected: dict[str, list[Any]] = {}
+        for event in events:
+            key = event_key(event)
+            hour, dims = key[0], key[1:]
+            wm = book["wm"] = max(book["wm"], int(event.event_time.timestamp() * 1000))
+            rev = 0
+            if hour + HOUR_MS + late_ms < book["wm"] - keep_ms:  # its hour is forgotten
+                rev = wm // HOUR_MS * HOUR_MS
+            rk = _row_key(hour, rev, dims)
+            row = rows.get(rk)
+            if row is None:
+                row = rows[rk] = [hour, rev, 0, *dims, *([0] * _N)]
+            _add(row, event, _M0)
+            if row[_CLOSED]:
+                corrected[rk] = row
+        out = [_row_record(row) for row in corrected.values()]
+        out.extend(self._close(book))
+        return out
+
+    def _close(self, book: dict[str, Any]) -> list[CostRollup]:
+        """Close the rows the watermark passed; forget closed rows older than ``keep``."""
+        wm, late_ms, keep_ms = book["wm"], self.policy.lateness_ms, self.policy.keep_ms
+        rows: dict[str, list[Any]] = book["rows"]
+        closing: list[list[Any]] = []
+        gone: list[str] = []
+        for rk, row in rows.items():
+            ends = max(row[_HOUR], row[_REV]) + HOUR_MS + late_ms
+            if not row[_CLOSED] and ends <= wm:
+                row[_CLOSED] = 1
+                closing.append(row)
+            if row[_CLOSED] and ends < wm - keep_ms:
+                gone.append(rk)
+        for rk in gone:
+            del rows[rk]
+        closing.sort(key=lambda r: _sort_key((r[_HOUR], r[_REV], *r[_D0:_M0])))
+        return [_row_record(row) for row in closing]
+
+    @staticmethod
+    def open_rows(state: dict[str, Any]) -> list[CostRollup]:
+        """The rows of hours not closed yet, with their totals so far: published periodically by
+        the worker (and at the end of a replay), so reports and dashboards see the current hour.
+        A later publication of the same key replaces them."""
+        book = state.get(ROLLUPS_KEY) or {}
+        return [_row_record(r) for r in (book.get("rows") or {}).values() if not r[_CLOSED]]
+
+
+def _add(row: list[Any], event: CostEvent, base: int = 0) -> None:
+    """Add one event to the measures that start at ``row[base]`` (in ROLLUP_MEASURES order)."""
+    cost = event.allocated_cost_usd or 0.0
+    row[base + _COST] += cost
+    row[base + _EVENTS] += 1
+    if event.pricing_status is PricingStatus.UNPRICED:
+        row[base + _UNPRICED] += 1
+    row[base + _IN] += event.input_tokens
+    row[base + _OUT] += event.output_tokens
+    row[base + _CACHED] += event.cached_tokens
+    row[base + _REASONING] += event.reasoning_tokens
+    row[base + _CALLS] += event.api_calls
+    row[base + _GPU] += event.gpu_seconds
+    if event.is_retry:
+        row[base + _RETRIES] += 1
+        row[base + _RETRY_COST] += cost

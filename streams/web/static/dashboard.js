@@ -55,12 +55,67 @@ function renderLogs(data) {
     `resolved ${time(a.resolved_at)}</li>`).join("");
 }
 
+const amount = (b, v) => (b.measure === "spend_usd" ? usd(v)
+  : `${Number(v || 0).toLocaleString()} ${b.measure.replace("_", " ")}`);
+
+function renderBudgets(budgets) {
+  const body = document.querySelector("#budgets tbody");
+  body.innerHTML = budgets.map((b) => {
+    const cls = b.status === "exhausted" ? "over" : b.status === "projected" ? "warn" : "";
+    const pct = b.percent ?? 0;
+    return `
+    <tr class="budget-row" data-budget="${esc(b.name)}" data-kind="${esc(b.kind)}">
+      <td><b>${esc(b.name)}</b><div class="meta">${esc(b.kind)} · ${esc(b.enforcement)} ·
+        ${esc(b.owner)}</div></td>
+      <td>${esc(b.scope)}</td>
+      <td>${esc(b.period)}</td>
+      <td>${amount(b, b.limit)}</td>
+      <td>${amount(b, b.spent)}</td>
+      <td>${pct.toFixed(1)}%<div class="bar ${cls}"><div style="width:${Math.min(100, pct)}%">
+        </div></div></td>
+      <td>${b.forecast === null ? "—" : amount(b, b.forecast)}</td>
+      <td>${esc(b.status)}${b.exhausted_at ? ` <span class="meta">${time(b.exhausted_at)}</span>`
+        : ""}</td>
+    </tr>`;
+  }).join("");
+  document.getElementById("budgets-empty").hidden = budgets.length > 0;
+}
+
+const SHOWBACK_TITLES = { cost_center: "cost center", business_unit: "business unit",
+  use_case_id: "use case" };
+
+function renderShowback(sb) {
+  const dims = Object.entries(sb.dimensions || {});
+  document.getElementById("showback").innerHTML = dims.map(([dim, rows]) => `
+    <table class="showback-table" data-dimension="${esc(dim)}"><thead><tr>
+      <th>${esc(SHOWBACK_TITLES[dim] || dim)}</th><th>today</th><th>this month</th>
+    </tr></thead><tbody>${rows.map((r) => `<tr class="showback-row">
+      <td>${esc(r.name)}</td><td>${usd(r.day_usd)}</td><td>${usd(r.month_usd)}</td></tr>`)
+      .join("")}</tbody></table>`).join("");
+  document.getElementById("showback-period").textContent = sb.day
+    ? `· ${sb.day} and ${sb.month} (UTC, event time), from the hourly rollups` : "";
+  document.getElementById("showback-empty").hidden = dims.length > 0;
+}
+
+// Cost per successful outcome and ROI over the outcome window (event time).
+function outcomeLine(o) {
+  if (!o) return "";
+  const w = o.window;
+  const cps = w.cost_per_success_usd === null ? "no success yet"
+    : `${usd(w.cost_per_success_usd)} per successful outcome`;
+  const roi = w.roi === null ? "" : ` · ROI ${(100 * w.roi).toFixed(0)}%`;
+  return `outcomes: ${w.successes} ok, ${w.failures} failed · ${cps}${roi}` +
+    (o.pending_outcomes ? ` · ${o.pending_outcomes} pending` : "");
+}
+
 function budgetRow(label, b) {
   const pct = Math.min(100, b.used_pct || 0);
   const cls = b.status === "exhausted" ? "over" : b.status === "projected" ? "warn" : "";
   const when = b.status === "exhausted" ? "exhausted"
     : b.status === "projected" ? `runs out ${time(b.exhausted_at)}` : "on track";
-  return `<div>${label}</div><div>${usd(b.used_usd)} of ${usd(b.budget_usd)} ` +
+  const src = b.source && b.source !== "default" ? ` <span class="meta">${esc(b.source)}</span>`
+    : ' <span class="meta">default</span>';
+  return `<div>${label}</div><div>${usd(b.used_usd)} of ${usd(b.budget_usd)}${src} ` +
     `(${(b.used_pct || 0).toFixed(1)}%) · ${when}<div class="bar ${cls}">` +
     `<div style="width:${pct}%"></div></div></div>`;
 }
@@ -124,7 +179,7 @@ function renderCharts(data, alerting) {
       card.innerHTML = `<h3><span>${esc(uc.use_case_id)}</span><span class="meta"></span></h3>` +
         `<div class="legend"><i class="k-rate"></i>spend $/min <i class="k-band"></i>baseline ` +
         `band <i class="k-inc"></i>alert firing</div>` +
-        `<div class="chart"></div><div class="budget"></div>`;
+        `<div class="chart"></div><div class="budget"></div><div class="outcomes meta"></div>`;
       root.appendChild(card);
       entry = { card, plot: makePlot(card.querySelector(".chart"), uc) };
       charts.set(uc.use_case_id, entry);
@@ -138,6 +193,7 @@ function renderCharts(data, alerting) {
       `${uc.tenant_id} · ${uc.risk_tier} risk · ${uc.events} events`;
     entry.card.querySelector(".budget").innerHTML =
       budgetRow("today", uc.budget_day) + budgetRow("month", uc.budget_month);
+    entry.card.querySelector(".outcomes").innerHTML = outcomeLine(uc.outcomes);
   });
   for (const [name, entry] of charts) {
     if (!seen.has(name)) { entry.plot.destroy(); entry.card.remove(); charts.delete(name); }
@@ -148,6 +204,8 @@ function render(data) {
   const alerting = new Set(data.alerts_active.map((a) => a.use_case_id));
   renderAlerts(data.alerts_active);
   renderCommands(data.commands_in_force);
+  renderBudgets(data.budgets);
+  renderShowback(data.showback);
   renderCharts(data, alerting);
   renderLogs(data);
   document.getElementById("band-label").textContent = "· band: " + data.band;
