@@ -72,10 +72,12 @@ def _too_few(cond: Condition, ctx: EvalContext) -> bool:
         return False
     metric = METRICS[cond.metric]  # type: ignore[union-attr]
     field = metric.denominator if metric.kind == "ratio" else "calls"
-    return ctx.view.sums(cond.window).get(field, 0.0) < need  # type: ignore[union-attr]
+    return ctx.view.field(cond.window, field) < need  # type: ignore[union-attr]
 
 
 def evaluate_condition(cond: Condition, ctx: EvalContext) -> Verdict:
+    if isinstance(cond, RatioToBaselineCondition) and _young(cond, ctx):
+        return _TOO_EARLY  # checked first: the cheapest reason a young key has no verdict
     if _too_few(cond, ctx):
         return _TOO_EARLY
     if isinstance(cond, ThresholdCondition):
@@ -104,9 +106,11 @@ def evaluate_condition(cond: Condition, ctx: EvalContext) -> Verdict:
     )
 
 
+def _young(cond: RatioToBaselineCondition, ctx: EvalContext) -> bool:
+    return ctx.view.history_hours() * 3600 < cond.min_history.seconds
+
+
 def _ratio(cond: RatioToBaselineCondition, ctx: EvalContext) -> Verdict:
-    if ctx.view.history_hours() * 3600 < cond.min_history.seconds:
-        return _TOO_EARLY  # the common case for a young key: skip the work
     name = f"{cond.metric}[{cond.window}]/baseline[{cond.baseline}]"
     over_h = max(1, cond.baseline.seconds // 3600)
     base = ctx.baselines.baseline(ctx.view, cond.metric, cond.window, over_h)

@@ -29,6 +29,7 @@ from spendfuse.rules.actions import fire as build_fire
 from spendfuse.rules.actions import refresh as build_refresh
 from spendfuse.rules.actions import resolve as build_resolve
 from spendfuse.rules.budgets import budget_metas, budget_verdicts
+from spendfuse.rules.can_hold import CanHold, budget_can_hold, can_hold
 from spendfuse.rules.conditions import EvalContext, Verdict, evaluate_condition
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.matchers import Matcher, matches_all
@@ -59,11 +60,11 @@ from spendfuse.rules.model import (
     TenantSpec,
 )
 from spendfuse.rules.ruleset import RuleSet
-from spendfuse.rules.scope import Scope, event_labels, riskier
+from spendfuse.rules.scope import Scope, event_labels, label_reader, riskier
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
 from spendfuse.schemas.alert import TraceContribution
-from spendfuse.schemas.common import RiskTier, to_epoch_ms
+from spendfuse.schemas.common import RiskTier
 from spendfuse.schemas.cost_event import CostEvent
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ RISK_KEY = "__risk__"
 OVER_KEY = "__over_groups__"
 BUCKETS_KEY = "__buckets__"
 ERRORS_KEY = "__rule_errors__"
+_SHARED: tuple[str, tuple[str, ...]] = ("", ())  # the key's own aggregates, as a view key
+_RISK_TIERS = {tier.value: tier for tier in RiskTier}
 _SCOPE_FIELDS = (
     "tenant_id",
     "use_case_id",
@@ -152,6 +155,7 @@ class CompiledRule:
     needs: frozenset[str] = ALL_PARTS  # the parts of its aggregates its conditions read
     anomaly: AnomalyCondition | None = None  # an anomaly watch: decides only as buckets close
     bucket_s: int = 0
+    can_hold: CanHold | None = None  # a cheap test that its condition cannot hold (can_hold.py)
 
     def applies(self, labels: dict[str, str]) -> bool:
         return not self.matchers or matches_all(self.matchers, labels)  # type: ignore[arg-type]
@@ -239,6 +243,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         needs=frozenset(_parts_read(spec.condition)),
         anomaly=anomaly,
         bucket_s=anomaly.bucket.seconds if anomaly is not None else 0,
+        can_hold=None if anomaly is not None else can_hold(spec.condition),
     )
 
 
@@ -263,6 +268,7 @@ def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
         budget=(kind, spec),
         exhausted_meta=exhausted,
         needs=frozenset({PERIOD_PARTS[spec.period]}),
+        can_hold=budget_can_hold(spec),
     )
 
 
@@ -315,6 +321,21 @@ class CompiledRules:
         return hit
 
 
+@dataclass(frozen=True, slots=True)
+class RuleStep:
+    """One rule as it applies to one label set, with what its per-event work needs worked out
+    once (its group, the key of its aggregates, its anomaly accumulator) instead of per event."""
+
+    rule: CompiledRule
+    group: tuple[str, ...]
+    gkey: str  # the group as the key of its instances and aggregates
+    vkey: tuple[str, tuple[str, ...]]  # the aggregates it measures in: (signature, group)
+    needs: frozenset[str]
+    bkey: str  # an anomaly watch's shared bucket accumulator; "" for other rules
+    lkey: str  # where the engine keeps that accumulator's loop targets for this event
+    due_key: tuple[int, tuple[str, ...]]
+
+
 @dataclass(slots=True)
 class Plan:
     """The rules one key runs, which aggregates each scope signature keeps, and which rules
@@ -324,35 +345,67 @@ class Plan:
     budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None]
     needs: dict[str, frozenset[str]] = field(default_factory=dict)
     uses_shared: bool = False
-    _applicable: dict[tuple[tuple[str, str], ...], list[CompiledRule]] = field(default_factory=dict)
+    _steps: dict[tuple[tuple[str, str], ...], list[RuleStep]] = field(default_factory=dict)
+    _readers: tuple[Callable[[CostEvent], str | None], ...] = ()
+    _by_event: dict[tuple[str | None, ...], list[RuleStep]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         needs: dict[str, set[str]] = {}
+        read: set[str] = set()
         for rule in self.rules:
             needs.setdefault(rule.sig, set()).update(rule.needs)
+            read.update(m.name for m in rule.matchers)
+            read.update(rule.group_by)
         self.needs = {sig: frozenset(parts) for sig, parts in needs.items()}
         self.uses_shared = "" in self.needs
+        self._readers = tuple(label_reader(name) for name in sorted(read))
 
     def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
-        key = tuple(labels.items())
-        hit = self._applicable.get(key)
+        return [step.rule for step in self.steps(labels)]
+
+    def steps_for(self, event: CostEvent) -> list[RuleStep]:
+        """:meth:`steps` of the event's labels, cached by just the labels the rules read (a
+        use case's events mostly share them, so most events build no label dict at all)."""
+        key = tuple(read(event) for read in self._readers)
+        hit = self._by_event.get(key)
         if hit is None:
-            if len(self._applicable) > 4096:
-                self._applicable.clear()
-            hit = self._applicable[key] = [r for r in self.rules if r.applies(labels)]
+            if len(self._by_event) > 4096:
+                self._by_event.clear()
+            hit = self._by_event[key] = self.steps(event_labels(event))
         return hit
+
+    def steps(self, labels: dict[str, str]) -> list[RuleStep]:
+        """The rules that apply to ``labels``, in rule order, as :class:`RuleStep`."""
+        key = tuple(labels.items())
+        hit = self._steps.get(key)
+        if hit is None:
+            if len(self._steps) > 4096:
+                self._steps.clear()
+            hit = self._steps[key] = [
+                self._step(rule, labels) for rule in self.rules if rule.applies(labels)
+            ]
+        return hit
+
+    def _step(self, rule: CompiledRule, labels: dict[str, str]) -> RuleStep:
+        group = rule.group_of(labels)
+        gkey = "\x1f".join(group)
+        bkey = ""
+        if rule.anomaly is not None:
+            bkey = f"{rule.bucket_s}/{rule.anomaly.min_calls}|{rule.sig}|{gkey}"
+        needs = self.needs.get(rule.sig, ALL_PARTS)
+        due_key = (id(rule), group)
+        return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, "~" + bkey, due_key)
 
 
 @dataclass(slots=True)
 class _Due:
     """A windowed rule instance to evaluate at the end of the clock minute (or the batch)."""
 
-    rule: CompiledRule
-    group: tuple[str, ...]
+    step: RuleStep
     event: CostEvent
     view: AggregateView
-    labels: dict[str, str]
-    scope: Scope
+    riskiest: RiskTier
+    now_ms: int
 
 
 class _Stage:
@@ -421,85 +474,97 @@ class _Stage:
         tenant = rs.tenant(first.tenant_id)
         tz = rs.tz(first.tenant_id)
         budget_lookup = plan.budget_lookup
-        riskiest = RiskTier(state.get(RISK_KEY, first.risk_tier.value))
+        risk_value = state.get(RISK_KEY) or first.risk_tier.value
+        riskiest = _RISK_TIERS.get(risk_value) or RiskTier(risk_value)
         due: dict[tuple[int, tuple[str, ...]], _Due] = {}
         minute = -1
+        keep_shared = shared or plan.uses_shared
+        steps_of = plan.steps_for
         for event in events:
-            ts_ms = to_epoch_ms(event.event_time)
+            ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
             if due and ts_ms // 60_000 != minute:
-                self._flush(due, state, tenant, budget_lookup, out)
+                self._flush(due, state, tenant, budget_lookup, scope_of, out)
             minute = ts_ms // 60_000
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
-            state[RISK_KEY] = riskiest.value
-            labels = event_labels(event)
-            mine = plan.applicable(labels)
-            if not mine and not shared:
+                risk_value = riskiest.value
+            state[RISK_KEY] = risk_value
+            steps = steps_of(event)
+            if not steps and not shared:
                 continue
-            scope = scope_of(event, riskiest)
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
-            if shared or plan.uses_shared:
-                views[("", ())] = update_aggregates(state.setdefault(AGGREGATES_KEY, {}), event, tz)
+            if keep_shared:
+                views[_SHARED] = update_aggregates(
+                    state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms
+                )
             self._buckets = {}  # closed anomaly buckets of this event, per bucket state
             self._contexts = {}  # one evaluation context per view of this event
-            for rule in mine:
-                group = rule.group_of(labels)
-                vkey = (rule.sig, group)
+            for step in steps:
+                vkey = step.vkey
                 if vkey in views:
                     view = views[vkey]
                 else:
-                    view = views[vkey] = self._group_view(
-                        state, rule, group, event, tz, plan.needs.get(rule.sig, ALL_PARTS)
-                    )
+                    view = views[vkey] = self._group_view(state, step, event, tz, ts_ms)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
-                if rule.anomaly is not None and not self._closed(rule, group, event, state):
+                rule = step.rule
+                if step.bkey and not self._closed(step, event, state):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
                 if rule.per_event:
+                    if _idle(step, view, state, budget_lookup):
+                        continue
                     self._evaluate(
-                        rule, group, event, view, labels, scope, state, tenant, budget_lookup, out
+                        step,
+                        event,
+                        view,
+                        riskiest,
+                        scope_of,
+                        ts_ms,
+                        state,
+                        tenant,
+                        budget_lookup,
+                        out,
                     )
                 else:
-                    key = (id(rule), group)
+                    key = step.due_key
                     due.pop(key, None)
-                    due[key] = _Due(rule, group, event, view, labels, scope)
-        self._flush(due, state, tenant, budget_lookup, out)
+                    due[key] = _Due(step, event, view, riskiest, ts_ms)
+        self._flush(due, state, tenant, budget_lookup, scope_of, out)
         return out
 
-    def _closed(
-        self, rule: CompiledRule, group: tuple[str, ...], event: CostEvent, state: dict[str, Any]
-    ) -> list[Any]:
+    def _closed(self, step: RuleStep, event: CostEvent, state: dict[str, Any]) -> list[Any]:
         """The buckets ``event`` closes for an anomaly watch; watches of one bucket size, scope
         and group share one accumulator (folded once per event)."""
-        cond = rule.anomaly
-        assert cond is not None
-        bkey = f"{rule.bucket_s}/{cond.min_calls}|{rule.sig}|{chr(31).join(group)}"
+        bkey = step.bkey
         closed = self._buckets.get(bkey)
         if closed is None:
             buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
             track_loop(buckets, event)
-            closed = self._buckets[bkey] = add_event(buckets, event, rule.bucket_s, cond.min_calls)
-            self._buckets["~" + bkey] = buckets  # type: ignore[assignment]
+            cond = step.rule.anomaly
+            assert cond is not None
+            closed = self._buckets[bkey] = add_event(
+                buckets, event, step.rule.bucket_s, cond.min_calls
+            )
+            self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed
 
     def _group_view(
         self,
         state: dict[str, Any],
-        rule: CompiledRule,
-        group: tuple[str, ...],
+        step: RuleStep,
         event: CostEvent,
         tz: ZoneInfo,
-        needs: frozenset[str] = ALL_PARTS,
+        ts_ms: int | None = None,
     ) -> AggregateView | None:
+        rule = step.rule
         groups = state.setdefault(GROUPS_KEY, {}).setdefault(rule.sig, {})
-        gkey = "\x1f".join(group)
-        agg = groups.get(gkey)
+        agg = groups.get(step.gkey)
         if agg is None:
             if len(groups) >= rule.max_groups:
                 state[OVER_KEY] = state.get(OVER_KEY, 0) + 1
                 return None
-            agg = groups[gkey] = {}
-        return update_aggregates(agg, event, tz, needs)
+            agg = groups[step.gkey] = {}
+        return update_aggregates(agg, event, tz, step.needs, ts_ms)
 
     def _flush(
         self,
@@ -507,16 +572,19 @@ class _Stage:
         state: dict[str, Any],
         tenant: TenantSpec,
         budget_lookup: Callable[..., Any],
+        scope_of: Callable[[CostEvent, RiskTier], Scope],
         out: Decisions,
     ) -> None:
         for d in due.values():
+            if _idle(d.step, d.view, state, budget_lookup):
+                continue
             self._evaluate(
-                d.rule,
-                d.group,
+                d.step,
                 d.event,
                 d.view,
-                d.labels,
-                d.scope,
+                d.riskiest,
+                scope_of,
+                d.now_ms,
                 state,
                 tenant,
                 budget_lookup,
@@ -526,30 +594,35 @@ class _Stage:
 
     def _evaluate(
         self,
-        rule: CompiledRule,
-        group: tuple[str, ...],
+        step: RuleStep,
         event: CostEvent,
         view: AggregateView,
-        labels: dict[str, str],
-        scope: Scope,
+        riskiest: RiskTier,
+        scope_of: Callable[[CostEvent, RiskTier], Scope],
+        now_ms: int,
         state: dict[str, Any],
         tenant: TenantSpec,
         budget_lookup: Callable[..., Any],
         out: Decisions,
     ) -> None:
         """One rule instance at one event: verdicts -> lifecycle -> builder. An error in one
-        rule is counted and logged with the rule's name; it never stops the other rules."""
-        instances = state.setdefault(rule.name, {})
-        gkey = "\x1f".join(group)
-        now_ms = to_epoch_ms(event.event_time)
+        rule is counted and logged with the rule's name; it never stops the other rules.
+        The scope (who a decision is about) is only worked out once there is one to make."""
+        rule = step.rule
+        instances = state.get(rule.name)
+        if instances is None:
+            instances = {}  # kept in the state only once it holds something
+        gkey = step.gkey
         try:
             verdicts = self._verdicts(
-                rule, gkey, event, view, labels, now_ms, instances, budget_lookup, state
+                rule, gkey, event, view, now_ms, instances, budget_lookup, state
             )
+            scope = scope_of(event, riskiest) if verdicts else None
             for verdict in verdicts:
+                assert scope is not None
                 self._advance(
                     rule,
-                    group,
+                    step.group,
                     gkey,
                     verdict,
                     scope,
@@ -565,7 +638,9 @@ class _Stage:
             errors = state.setdefault(ERRORS_KEY, {})
             errors[rule.name] = errors.get(rule.name, 0) + 1
             log.exception("rule %s failed on event %s; skipped", rule.name, event.cost_event_id)
-        if not instances:
+        if instances:
+            state[rule.name] = instances
+        else:
             state.pop(rule.name, None)
 
     def _verdicts(
@@ -574,7 +649,6 @@ class _Stage:
         gkey: str,
         event: CostEvent,
         view: AggregateView,
-        labels: dict[str, str],
         now_ms: int,
         instances: dict[str, Any],
         budget_lookup: Callable[..., Any],
@@ -600,7 +674,7 @@ class _Stage:
             self.baselines,
             self.score_provider,
             lambda kind, period: budget_lookup(kind, period, event),
-            labels,
+            event_labels(event),
             now_ms,
         )
         return [evaluate_condition(cond, ctx)]
@@ -682,6 +756,23 @@ class _Stage:
         ]
         if owners:
             alert.labels["owner"] = owners[0]
+
+
+def _idle(step: RuleStep, view: AggregateView, state: dict[str, Any], budget_lookup: Any) -> bool:
+    """Whether evaluating the rule now would decide nothing: nothing of it is pending or firing
+    for this group, and its condition cannot hold (see :mod:`~spendfuse.rules.can_hold`). A
+    test that fails says "evaluate": the full evaluation then counts and logs the error."""
+    rule = step.rule
+    test = rule.can_hold
+    if test is None:
+        return False
+    instances = state.get(rule.name)
+    if instances and (rule.budget is not None or step.gkey in instances):
+        return False
+    try:
+        return not test(view, budget_lookup)
+    except Exception:
+        return False
 
 
 def _attach_evidence(decided: Decisions, view: AggregateView) -> None:

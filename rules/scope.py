@@ -7,6 +7,7 @@ matcher or a route then trusts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spendfuse.schemas.command import TargetType
@@ -38,25 +39,62 @@ LABELS = (
 
 def event_labels(event: CostEvent) -> dict[str, str]:
     """The labels scopes, matchers and ``group_by`` see (absent fields are left out)."""
-    tool = event.model_or_service if event.component is Component.TOOL_CALL else None
-    raw = {
+    component = event.component
+    labels = {
         "tenant_id": event.tenant_id,
         "use_case_id": event.use_case_id,
         "environment": event.environment.value,
         "risk_tier": event.risk_tier.value,
-        "component": event.component.value,
-        "model": event.model_or_service,
-        "tool": tool,
-        "route_policy": event.route_policy_version,
-        "provider": event.provider,
-        "workflow_step": event.workflow_step,
-        "business_unit": event.business_unit,
-        "cost_center": event.cost_center,
-        "user_role": event.user_role,
-        "prompt_version": event.prompt_version,
-        "cache_status": event.cache_status,
+        "component": component.value,
     }
-    return {k: v for k, v in raw.items() if v is not None}
+    model = event.model_or_service
+    if model is not None:
+        labels["model"] = model
+        if component is Component.TOOL_CALL:
+            labels["tool"] = model
+    for name, value in (
+        ("route_policy", event.route_policy_version),
+        ("provider", event.provider),
+        ("workflow_step", event.workflow_step),
+        ("business_unit", event.business_unit),
+        ("cost_center", event.cost_center),
+        ("user_role", event.user_role),
+        ("prompt_version", event.prompt_version),
+        ("cache_status", event.cache_status),
+    ):
+        if value is not None:
+            labels[name] = value
+    return labels
+
+
+def _tool(event: CostEvent) -> str | None:
+    return event.model_or_service if event.component is Component.TOOL_CALL else None
+
+
+#: one label of an event, read on its own: what :func:`event_labels` puts under that name (None
+#: where it leaves the label out), for a cache key of just the labels a rule set reads
+LABEL_READERS: dict[str, Callable[[CostEvent], str | None]] = {
+    "tenant_id": lambda e: e.tenant_id,
+    "use_case_id": lambda e: e.use_case_id,
+    "environment": lambda e: e.environment.value,
+    "risk_tier": lambda e: e.risk_tier.value,
+    "component": lambda e: e.component.value,
+    "model": lambda e: e.model_or_service,
+    "tool": _tool,
+    "route_policy": lambda e: e.route_policy_version,
+    "provider": lambda e: e.provider,
+    "workflow_step": lambda e: e.workflow_step,
+    "business_unit": lambda e: e.business_unit,
+    "cost_center": lambda e: e.cost_center,
+    "user_role": lambda e: e.user_role,
+    "prompt_version": lambda e: e.prompt_version,
+    "cache_status": lambda e: e.cache_status,
+}
+
+
+def label_reader(name: str) -> Callable[[CostEvent], str | None]:
+    """How to read label ``name`` off an event (a name no event carries reads as absent)."""
+    return LABEL_READERS.get(name, lambda e: None)
 
 
 def riskier(a: RiskTier, b: RiskTier) -> RiskTier:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,13 +124,21 @@ def _roll(bucket: dict[str, Any] | None, key: Any) -> tuple[dict[str, Any], bool
 _FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 
 
-def _vec_add(vec: list[float], sums: dict[str, float]) -> None:
+def _add_all(
+    targets: list[dict[str, float]], vec: list[float] | None, sums: dict[str, float]
+) -> None:
+    """One event's sums into every window it counts in, in one pass over its fields (each
+    target still gets exactly one addition per field, in event order: the same floats)."""
+    index = _FIELD_INDEX
     for key, val in sums.items():
         if val:
-            vec[_FIELD_INDEX[key]] += val
+            for target in targets:
+                target[key] = target.get(key, 0.0) + val
+            if vec is not None:
+                vec[index[key]] += val
 
 
-def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
+def _ring_bucket(state: dict[str, Any], hour: int) -> list[float] | None:
     """Sparse hourly ring ``{str(hour): [sum per FIELDS entry]}``; old hours are pruned.
 
     Hourly buckets are arrays in ``FIELDS`` order rather than name -> sum maps: the ring is most
@@ -142,11 +151,12 @@ def _ring_add(state: dict[str, Any], hour: int, sums: dict[str, float]) -> None:
         for key in [k for k in ring if int(k) <= newest - RING_HOURS]:
             del ring[key]
     state.setdefault("now_h", newest)
-    if hour > newest - RING_HOURS:
-        bucket = ring.get(str(hour))
-        if bucket is None:
-            bucket = ring[str(hour)] = [0.0] * len(FIELDS)
-        _vec_add(bucket, sums)
+    if hour <= newest - RING_HOURS:
+        return None
+    bucket = ring.get(str(hour))
+    if bucket is None:
+        bucket = ring[str(hour)] = [0.0] * len(FIELDS)
+    return bucket
 
 
 #: the parts of the aggregates: per-trace and outcome ids, the minute, the hourly ring (with the
@@ -167,12 +177,18 @@ WINDOW_PARTS = {
 
 
 def update_aggregates(
-    state: dict[str, Any], event: CostEvent, tz: ZoneInfo, needs: frozenset[str] = ALL_PARTS
+    state: dict[str, Any],
+    event: CostEvent,
+    tz: ZoneInfo,
+    needs: frozenset[str] = ALL_PARTS,
+    ts_ms: int | None = None,
 ) -> AggregateView:
     """Add one event to the windows in ``needs`` (all by default; a rule's own filtered
-    aggregates keep only what its conditions read); returns the view rules evaluate on."""
+    aggregates keep only what its conditions read); returns the view rules evaluate on.
+    ``ts_ms``: the event's time in epoch ms, when the caller has it already."""
     ext = parse_extensions(event)
-    ts_ms = to_epoch_ms(event.event_time)
+    if ts_ms is None:
+        ts_ms = to_epoch_ms(event.event_time)
     if needs is not ALL_PARTS:
         return _update_parts(state, event, ext, ts_ms, tz, needs)
     new_trace = False
@@ -193,8 +209,7 @@ def update_aggregates(
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)
     state["m"] = m
-    if m_current:
-        _add(m["s"], sums)
+    targets = [m["s"]] if m_current else []
     hq, hq_current = _roll(state.get("hq"), hour)
     state["hq"] = hq
     if ext.queue_wait_ms is not None:
@@ -204,14 +219,15 @@ def update_aggregates(
             _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
     if hour < state.get("now_h", hour):
         state.pop("bl", None)  # a late event changed a past hour: drop the cached baseline
-    _ring_add(state, hour, sums)
+    vec = _ring_bucket(state, hour)
     state["first_h"] = min(state.get("first_h", hour), hour)
     day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
     for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
         bucket, current = _roll(state.get(name), key)
         state[name] = bucket
         if current:
-            _add(bucket["s"], sums)
+            targets.append(bucket["s"])
+    _add_all(targets, vec, sums)
     return AggregateView(state, event, ext, tz)
 
 
@@ -244,11 +260,13 @@ def _update_parts(
     if not needs - {"ids"}:
         return AggregateView(state, event, ext, tz)
     sums = event_sums(event, ext, new_trace, new_outcome)
+    targets: list[dict[str, float]] = []
+    vec = None
     if "m" in needs:
         m, m_current = _roll(state.get("m"), ts_ms // MINUTE_MS)
         state["m"] = m
         if m_current:
-            _add(m["s"], sums)
+            targets.append(m["s"])
             if ext.queue_wait_ms is not None:
                 _queue_add(m.setdefault("q", _new_hist()), ext.queue_wait_ms)
     if "h" in needs:
@@ -259,7 +277,7 @@ def _update_parts(
             _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
         if hour < state.get("now_h", hour):
             state.pop("bl", None)
-        _ring_add(state, hour, sums)
+        vec = _ring_bucket(state, hour)
         state["first_h"] = min(state.get("first_h", hour), hour)
     if needs & {"d", "mo", "qt"}:
         day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
@@ -268,7 +286,8 @@ def _update_parts(
                 bucket, current = _roll(state.get(name), key)
                 state[name] = bucket
                 if current:
-                    _add(bucket["s"], sums)
+                    targets.append(bucket["s"])
+    _add_all(targets, vec, sums)
     return AggregateView(state, event, ext, tz)
 
 
@@ -287,7 +306,8 @@ class AggregateView:
 
     def history_hours(self) -> int:
         """Complete hours observed before the current one (at most the ring's length)."""
-        return min(self.hour - self.state.get("first_h", self.hour), RING_HOURS - 1)
+        hour = self.state["now_h"]
+        return min(hour - self.state.get("first_h", hour), RING_HOURS - 1)
 
     def hour_sums(self, hour: int) -> dict[str, float]:
         vec = self.state.get("h", {}).get(str(hour))
@@ -306,12 +326,13 @@ class AggregateView:
     def _past_cache(self) -> dict[str, Any]:
         """Sums over past hours, kept until the hour moves on or a late event lands in a past
         hour (``bl`` in the state): baselines read the same past at every event of an hour."""
+        hour = self.state["now_h"]
         cache = self.state.get("bl")
-        if cache is None or cache.get("h") != self.hour:
-            cache = self.state["bl"] = {"h": self.hour, "r": {}}
+        if cache is None or cache.get("h") != hour:
+            cache = self.state["bl"] = {"h": hour, "r": {}}
         return cache["r"]
 
-    def hours_sums(self, hours: list[int], key: str) -> dict[str, float]:
+    def hours_sums(self, hours: Iterable[int], key: str) -> dict[str, float]:
         """Sums over the given past hours (cached under ``key`` for the current hour)."""
         cache = self._past_cache()
         hit = cache.get(key)
@@ -332,24 +353,48 @@ class AggregateView:
         """Sums over whole hours. The part wholly in the past is cached in the state (``bl``,
         a few ranges) until the hour moves on or a late event lands in a past hour; a range
         ending now is that cached past plus the current hour."""
-        first_hour = max(first_hour, self.hour - RING_HOURS + 1)
-        if last_hour >= self.hour:
-            past = self.range_sums(first_hour, self.hour - 1) if first_hour < self.hour else {}
+        hour = self.state["now_h"]
+        first_hour = max(first_hour, hour - RING_HOURS + 1)
+        if last_hour >= hour:
+            past = self.range_sums(first_hour, hour - 1) if first_hour < hour else {}
             out = dict(past)
-            _add(out, self.hour_sums(self.hour))
+            _add(out, self.hour_sums(hour))
             return out
-        return self.hours_sums(list(range(first_hour, last_hour + 1)), f"{first_hour}:{last_hour}")
+        return self.hours_sums(range(first_hour, last_hour + 1), f"{first_hour}:{last_hour}")
+
+    def field(self, window: str, name: str) -> float:
+        """One summed field over ``window``: what ``sums(window).get(name, 0.0)`` is, without
+        building every field's sum (conditions read one or two fields per evaluation)."""
+        if window == "1m":
+            return self.state.get("m", {}).get("s", {}).get(name, 0.0)
+        if window in PERIOD_PARTS:
+            return self.state.get(PERIOD_PARTS[window], {}).get("s", {}).get(name, 0.0)
+        hour = self.hour
+        vec = self.state.get("h", {}).get(str(hour))
+        current = vec[_FIELD_INDEX[name]] if vec else 0.0
+        if window == "1h":
+            return current if current else 0.0
+        first_hour = max(hour - {"24h": 24, "7d": RING_HOURS}[window] + 1, hour - RING_HOURS + 1)
+        if first_hour >= hour:
+            return current if current else 0.0
+        past = self.range_sums(first_hour, hour - 1).get(name, 0.0)
+        return past + current if current else past
 
     def value(self, metric_name: str, window: str) -> float | None:
         metric = METRICS[metric_name]
-        if metric.kind == "event":
+        kind = metric.kind
+        if kind == "event":
             return self._event_value(metric_name)
-        if metric.kind == "trace":
+        if kind == "trace":
             return self._trace_value(metric_name)
-        if metric.kind == "p95":
+        if kind == "p95":
             bucket = self.state.get("m" if window == "1m" else "hq", {})
             return _p95(bucket.get("q"))
-        return metric.value(self.sums(window))
+        num = float(self.field(window, metric.numerator))
+        if kind == "sum":
+            return num * metric.scale
+        den = float(self.field(window, metric.denominator))
+        return num * metric.scale / den if den > 0 else None
 
     def _event_value(self, name: str) -> float | None:
         if name == "step_number":

@@ -11,6 +11,7 @@ excluding the current hour (the one being judged).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Protocol
 
 from spendfuse.rules.metrics.aggregates import RING_HOURS, AggregateView
@@ -47,13 +48,7 @@ class RollingMeanBaseline:
         self.seasonal = seasonal
 
     def _hours(self, view: AggregateView, window: str, hours: int) -> list[int]:
-        first = view.hour - hours
-        if self.seasonal and window in ("1m", "1h"):
-            daily = [view.hour - 24 * k + d for k in range(1, 8) for d in (-1, 0, 1)]
-            same_time = [h for h in daily if first <= h < view.hour]
-            if len(same_time) >= 3:
-                return same_time
-        return list(range(first, view.hour))
+        return _chosen_hours(view.hour, window, hours, self.seasonal)
 
     def baseline(self, view: AggregateView, metric: str, window: str, over_h: int) -> float | None:
         hours = min(over_h, view.history_hours(), RING_HOURS - 1)
@@ -69,6 +64,19 @@ class RollingMeanBaseline:
             value = spec.value(sums)
             return None if value is None else value / len(chosen) * _WINDOW_HOURS.get(window, 1.0)
         return spec.value(sums)
+
+
+@lru_cache(maxsize=4096)
+def _chosen_hours(hour: int, window: str, hours: int, seasonal: bool) -> list[int]:
+    """The past hours a baseline averages (see :class:`RollingMeanBaseline`); the same for
+    every event of an hour, so worked out once (callers only read the list)."""
+    first = hour - hours
+    if seasonal and window in ("1m", "1h"):
+        daily = [hour - 24 * k + d for k in range(1, 8) for d in (-1, 0, 1)]
+        same_time = [h for h in daily if first <= h < hour]
+        if len(same_time) >= 3:
+            return same_time
+    return list(range(first, hour))
 
 
 class ZScoreFromHourly:

@@ -88,38 +88,60 @@ def parse_extensions(event: CostEvent) -> EventExtensions:
 def event_sums(
     event: CostEvent, ext: EventExtensions, new_trace: bool, new_outcome: bool
 ) -> dict[str, float]:
-    """What one event adds to each summed field."""
+    """What one event adds to each summed field (only the non-zero ones, in ``FIELDS`` order)."""
     cost = event.cost_usd
     is_tool = event.component is Component.TOOL_CALL
+    retry = event.is_retry
     gpu_s = event.gpu_seconds
-    sums: dict[str, float] = {
-        "spend_usd": cost,
-        "calls": 1,
-        "input_tokens": event.input_tokens,
-        "output_tokens": event.output_tokens,
-        "cached_tokens": event.cached_tokens,
-        "total_tokens": event.total_tokens,
-        "cache_hits": 1 if event.cache_status == "hit" else 0,
-        "cache_lookups": 1 if event.cache_status is not None else 0,
-        "retry_cost_usd": cost if event.is_retry else 0.0,
-        "tool_cost_usd": cost if is_tool else 0.0,
-        "loop_cost_usd": cost if (event.is_retry or is_tool) else 0.0,
-        "step_events": 1 if event.step_number is not None else 0,
-        "traces": 1 if new_trace else 0,
-        "outcomes": 1 if new_outcome else 0,
-        "gpu_seconds": gpu_s,
-        "gpu_cost_usd": cost if gpu_s else 0.0,
-        "gpu_busy_seconds": gpu_s * ext.gpu_utilization if ext.gpu_utilization is not None else 0.0,
-        "unpriced_events": 1 if event.pricing_status is PricingStatus.UNPRICED else 0,
-    }
+    sums: dict[str, float] = {"spend_usd": cost} if cost else {}
+    sums["calls"] = 1
+    for name, value in (
+        ("input_tokens", event.input_tokens),
+        ("output_tokens", event.output_tokens),
+        ("cached_tokens", event.cached_tokens),
+        ("total_tokens", event.total_tokens),
+    ):
+        if value:
+            sums[name] = value
+    cache = event.cache_status
+    if cache == "hit":
+        sums["cache_hits"] = 1
+    if cache is not None:
+        sums["cache_lookups"] = 1
+    if cost:
+        if retry:
+            sums["retry_cost_usd"] = cost
+        if is_tool:
+            sums["tool_cost_usd"] = cost
+        if retry or is_tool:
+            sums["loop_cost_usd"] = cost
+    if event.step_number is not None:
+        sums["step_events"] = 1
+    if new_trace:
+        sums["traces"] = 1
+    if new_outcome:
+        sums["outcomes"] = 1
+    if gpu_s:
+        sums["gpu_seconds"] = gpu_s
+        if cost:
+            sums["gpu_cost_usd"] = cost
+        if ext.gpu_utilization:
+            sums["gpu_busy_seconds"] = gpu_s * ext.gpu_utilization
+    if event.pricing_status is PricingStatus.UNPRICED:
+        sums["unpriced_events"] = 1
     if ext.human_rejected is not None:
         sums["human_reviews"] = 1
-        sums["human_rejections"] = 1 if ext.human_rejected else 0
+        if ext.human_rejected:
+            sums["human_rejections"] = 1
+    if ext.quality_score:
+        sums["quality_sum"] = ext.quality_score
     if ext.quality_score is not None:
-        sums["quality_sum"], sums["quality_n"] = ext.quality_score, 1
+        sums["quality_n"] = 1
+    if ext.carbon_intensity:
+        sums["carbon_sum"] = ext.carbon_intensity
     if ext.carbon_intensity is not None:
-        sums["carbon_sum"], sums["carbon_n"] = ext.carbon_intensity, 1
-    return {k: v for k, v in sums.items() if v}
+        sums["carbon_n"] = 1
+    return sums
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,132 @@
+"""Whether a rule's condition can hold at one evaluation, decided with a few dict reads.
+
+Most evaluations decide nothing: the condition does not hold and the rule instance has no
+state (nothing pending, nothing firing), so the lifecycle has nothing to do. The engine asks
+these predicates first and skips the full evaluation (the verdict, its numbers, the lifecycle)
+when they say the condition cannot hold. A predicate is *sound*: it says ``False`` only where
+:func:`~spendfuse.rules.conditions.evaluate_condition` would return a verdict that does not
+hold, reading the same aggregates the same way, so skipping changes no decision. A condition
+without a cheap test (a detector score) has no predicate and is always evaluated in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spendfuse.rules.conditions import _OPS
+from spendfuse.rules.metrics.aggregates import AggregateView
+from spendfuse.rules.metrics.catalog import METRICS
+from spendfuse.rules.model import (
+    AllCondition,
+    AnyCondition,
+    BudgetPercentCondition,
+    BudgetSpec,
+    Condition,
+    RatioToBaselineCondition,
+    ThresholdCondition,
+)
+
+BudgetLookup = Callable[[str, str, object], BudgetSpec | None]
+CanHold = Callable[[AggregateView, BudgetLookup], bool]
+
+
+def can_hold(cond: Condition) -> CanHold | None:
+    """A predicate for ``cond``, or None when it has no cheap sound test."""
+    if isinstance(cond, ThresholdCondition):
+        return _threshold(cond)
+    if isinstance(cond, RatioToBaselineCondition):
+        return _ratio(cond)
+    if isinstance(cond, BudgetPercentCondition):
+        return _budget(cond)
+    if isinstance(cond, AllCondition):
+        known = [p for p in (can_hold(c) for c in cond.conditions) if p is not None]
+        if not known:
+            return None
+        return lambda view, budget: all(p(view, budget) for p in known)
+    if isinstance(cond, AnyCondition):
+        parts = [can_hold(c) for c in cond.conditions]
+        if any(p is None for p in parts):
+            return None
+        every = [p for p in parts if p is not None]
+        return lambda view, budget: any(p(view, budget) for p in every)
+    return None
+
+
+def _too_few(
+    cond: ThresholdCondition | RatioToBaselineCondition,
+) -> Callable[[AggregateView], bool] | None:
+    """``min_samples`` as in :func:`~spendfuse.rules.conditions._too_few` (None: no minimum)."""
+    need = cond.min_samples
+    if not need:
+        return None
+    metric = METRICS[cond.metric]
+    field = metric.denominator if metric.kind == "ratio" else "calls"
+    window = cond.window
+    return lambda view: view.field(window, field) < need
+
+
+def _threshold(cond: ThresholdCondition) -> CanHold:
+    op, metric, window, limit = _OPS[cond.op], cond.metric, cond.window, cond.value
+    too_few = _too_few(cond)
+    spec = METRICS[metric]
+    if spec.kind == "sum" and too_few is None:
+        field, scale = spec.numerator, spec.scale
+
+        def summed(view: AggregateView, budget: BudgetLookup) -> bool:
+            return op(float(view.field(window, field)) * scale, limit)  # as view.value reads it
+
+        return summed
+
+    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+        if too_few is not None and too_few(view):
+            return False
+        value = view.value(metric, window)
+        return value is not None and op(value, limit)
+
+    return check
+
+
+def _ratio(cond: RatioToBaselineCondition) -> CanHold:
+    """The reasons for no verdict (a young key, too few samples, no current value) and, for
+    ``>``/``>=`` against a positive ratio, a current value of zero or less (over a positive
+    baseline its ratio cannot reach it); the ratio itself needs the baseline, which is the full
+    evaluation."""
+    history_s = cond.min_history.seconds
+    too_few = _too_few(cond)
+    metric, window = cond.metric, cond.window
+    upward = cond.op in (">", ">=") and cond.value > 0
+
+    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+        if view.history_hours() * 3600 < history_s:
+            return False
+        if too_few is not None and too_few(view):
+            return False
+        value = view.value(metric, window)
+        return value is not None and (value > 0 or not upward)
+
+    return check
+
+
+def _budget(cond: BudgetPercentCondition) -> CanHold:
+    op, kind, period, limit = _OPS[cond.op], cond.budget_kind, cond.period, cond.value
+
+    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+        spec = budget(kind, period, view.event)
+        if spec is None:
+            return False
+        return op(view.field(period, spec.measure) * 100.0 / spec.cap, limit)
+
+    return check
+
+
+def budget_can_hold(spec: BudgetSpec) -> CanHold | None:
+    """A budget or quota's thresholds, for a budget with no instance state: none of them holds
+    below the lowest. A forecast needs the period's bounds: no cheap test."""
+    if spec.forecast or not spec.thresholds:
+        return None
+    lowest, period, measure = min(spec.thresholds), spec.period, spec.measure
+
+    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+        return view.field(period, measure) * 100.0 / spec.cap >= lowest
+
+    return check
