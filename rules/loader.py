@@ -123,6 +123,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         "ratio_to_baseline": m.RatioToBaselineCondition,
         "detector_score": m.DetectorScoreCondition,
         "budget_percent": m.BudgetPercentCondition,
+        "anomaly": m.AnomalyCondition,
+        "session_outlier": m.SessionOutlierCondition,
         "degrade": m.DegradeAction,
         "kill_switch": m.KillSwitchAction,
         "alert": m.AlertAction,

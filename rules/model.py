@@ -188,6 +188,32 @@ class AnomalyCondition(_Strict):
         return value
 
 
+class SessionOutlierCondition(_Strict):
+    """A running session (trace) costlier than nearly every finished session of its use case.
+
+    Decided at every event of a trace (:mod:`spendfuse.rules.sessions`): the use case learns
+    the ``quantile`` of its finished sessions' cost online, and a session is flagged once, at
+    the event whose cost carries it past that quantile (and past ``min_cost_usd``), after
+    ``min_sessions`` sessions have finished. One alert per flagged session.
+    """
+
+    type: Literal["session_outlier"]
+    quantile: float = Field(default=0.999, ge=0.5, lt=1, description="e.g. 0.999 = P99.9")
+    min_sessions: int = Field(default=500, ge=1, description="finished sessions before a flag")
+    min_cost_usd: float = Field(default=0.05, ge=0, description="never flag a cheaper session")
+    idle: DurationField = Field(
+        default=Duration(15, "m"), description="a session with no event for this long finished"
+    )
+    max_open: int = Field(default=5000, gt=0, le=100_000, description="running sessions held")
+
+    @field_validator("idle")
+    @classmethod
+    def _clock_duration(cls, value: Duration) -> Duration:
+        if value.business_days is not None or value.seconds < 1:
+            raise ValueError("idle: use a duration of at least 1s, e.g. 15m")
+        return value
+
+
 class BudgetPercentCondition(_Strict):
     """Percent used of the budget (or quota) that covers this scope for ``period``."""
 
@@ -214,6 +240,7 @@ Condition = Annotated[
     | DetectorScoreCondition
     | BudgetPercentCondition
     | AnomalyCondition
+    | SessionOutlierCondition
     | AllCondition
     | AnyCondition,
     Field(discriminator="type"),
@@ -325,12 +352,15 @@ class RuleSpec(_Strict):
     def _anomaly_at_top(self) -> RuleSpec:
         def nested(cond: Any) -> bool:
             return any(
-                isinstance(c, AnomalyCondition) or nested(c)
+                isinstance(c, AnomalyCondition | SessionOutlierCondition) or nested(c)
                 for c in getattr(cond, "conditions", [])
             )
 
         if nested(self.condition):
-            raise ValueError("an anomaly condition cannot be nested in all/any; give it a rule")
+            raise ValueError(
+                "an anomaly or session_outlier condition cannot be nested in all/any;"
+                " give it a rule of its own"
+            )
         return self
 
     @model_validator(mode="after")

@@ -48,6 +48,7 @@ def test_default_pack_loads_with_every_domain_rule() -> None:
         "unit_cost_anomaly",
         "token_bloat_anomaly",
         "cache_collapse_anomaly",
+        "session_cost_outlier",
     }
     assert rs.route is not None and rs.inhibit_rules
 
