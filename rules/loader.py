@@ -124,6 +124,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         "detector_score": m.DetectorScoreCondition,
         "budget_percent": m.BudgetPercentCondition,
         "anomaly": m.AnomalyCondition,
+        "prior": m.ColdStartPrior,
         "session_outlier": m.SessionOutlierCondition,
         "degrade": m.DegradeAction,
         "kill_switch": m.KillSwitchAction,

@@ -160,6 +160,20 @@ Signal = Literal[
 ]
 
 
+class ColdStartPrior(_Strict):
+    """``prior: {spread: 0.2, weight: 12}``: arm a new use case's baseline from its first
+    bucket instead of waiting out the detector's grace period.
+
+    The first bucket with a value becomes a :class:`~spendfuse.detectors.seasonal_baseline.Prior`
+    (level: that bucket's value; ``spread``: the deviation assumed, in the detector's transformed
+    units, e.g. log units for ``transform: log``; ``weight``: how many buckets it is worth), so
+    the watch judges from the second bucket on; its own buckets blend the prior out.
+    """
+
+    spread: float = Field(gt=0, description="assumed deviation, in the detector's units")
+    weight: int = Field(default=12, ge=1, le=10_000, description="buckets the prior is worth")
+
+
 class AnomalyCondition(_Strict):
     """A signal bucketed in event time, judged against a registry detector's baseline.
 
@@ -179,6 +193,9 @@ class AnomalyCondition(_Strict):
     min_drop: float = Field(default=0.0, ge=0, description="baseline - value needed (down)")
     min_value: float = Field(default=0.0, ge=0, description="values below this never count")
     min_calls: int = Field(default=10, gt=0, description="calls a bucket needs for unit signals")
+    prior: ColdStartPrior | None = Field(
+        default=None, description="a new use case's first bucket arms the baseline"
+    )
 
     @field_validator("bucket")
     @classmethod
@@ -186,6 +203,17 @@ class AnomalyCondition(_Strict):
         if value.business_days is not None or value.seconds < 10:
             raise ValueError("bucket: use a duration of at least 10s, e.g. 1m or 5m")
         return value
+
+    @model_validator(mode="after")
+    def _prior_needs_a_baseline(self) -> AnomalyCondition:
+        from spendfuse.detectors import create
+
+        if self.prior is not None and not hasattr(create(self.detector.spec()), "start_from"):
+            raise ValueError(
+                f"prior: detector {self.detector.name!r} cannot start from a prior;"
+                " use seasonal_baseline or drop prior"
+            )
+        return self
 
 
 class SessionOutlierCondition(_Strict):
