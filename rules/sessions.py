@@ -23,12 +23,14 @@ from typing import Any
 
 from spendfuse.detectors.session_outliers import SessionOutliers
 from spendfuse.rules.conditions import Verdict
+from spendfuse.rules.metrics.aggregates import id_key
 from spendfuse.rules.model import SessionOutlierCondition
 from spendfuse.schemas.common import to_epoch_ms
 from spendfuse.schemas.cost_event import CostEvent
 
-_FIRING_KEY = "firing"  # flagged sessions whose alert may still be open: trace -> flagged ms
+_FIRING_KEY = "firing"  # flagged sessions whose alert may still be open: key -> [ms, shown id]
 _MAX_FIRING = 256  # at most this many flagged sessions awaiting their resolution per use case
+_MAX_SHOWN = 256  # longer trace ids are shown as their digest (the evidence's bound)
 
 
 def session_verdicts(
@@ -42,7 +44,7 @@ def session_verdicts(
     non-holding ones for flagged sessions still alerting. ``state`` is the rule instance's
     tracker state (plain data, updated in place); ``open_instances`` the rule's lifecycle
     instances (a flagged session's instance is ``gkey@trace``)."""
-    firing: dict[str, int] = state.setdefault(_FIRING_KEY, {})
+    firing: dict[str, list[Any]] = state.setdefault(_FIRING_KEY, {})
     out = _clearing(firing, event, open_instances, gkey) if firing else []
     if not event.trace_id:
         return out
@@ -54,12 +56,15 @@ def session_verdicts(
         min_cost_usd=cond.min_cost_usd,
         grace_period=cond.min_sessions,
     )
-    flag = tracker.observe(event.trace_id, event.event_time, event.cost_usd)
+    key = id_key(event.trace_id)  # a long id is kept as a digest: state stays small
+    flag = tracker.observe(key, event.event_time, event.cost_usd)
     if flag is None:
         return out
     if len(firing) >= _MAX_FIRING:
         firing.pop(next(iter(firing)))
-    firing[flag.trace_id] = to_epoch_ms(flag.flagged_at)
+    # the kill names the trace as gateways see it; alert and evidence a bounded id
+    trace = event.trace_id if len(event.trace_id) <= _MAX_SHOWN else key
+    firing[key] = [to_epoch_ms(flag.flagged_at), trace]
     pct = f"P{flag.q * 100:g}"
     out.append(
         Verdict(
@@ -67,38 +72,37 @@ def session_verdicts(
             metric=f"trace_cost_usd[{pct} of sessions]",
             value=flag.cost_usd,
             threshold=flag.threshold_usd,
-            instance=flag.trace_id,
-            labels={"trace_id": flag.trace_id},
+            instance=key,
+            labels={"trace_id": trace},
             annotations={
-                "trace_id": flag.trace_id,
+                "trace_id": trace,
                 "session_started_at": flag.started_at.isoformat(),
                 "sessions_learned": str(flag.sessions_learned),
             },
             fields={
-                "trace_id": flag.trace_id,
+                "trace_id": trace,
                 "steps": flag.steps,
                 "quantile": pct,
                 "sessions_learned": flag.sessions_learned,
                 "ratio": flag.cost_usd / flag.threshold_usd if flag.threshold_usd else 0.0,
             },
-            targets={"trace": flag.trace_id},
-            traces=[(flag.trace_id, flag.cost_usd, flag.steps)],
+            targets={"trace": event.trace_id},
+            traces=[(trace, flag.cost_usd, flag.steps)],
         )
     )
     return out
 
 
 def _clearing(
-    firing: dict[str, int], event: CostEvent, open_instances: dict[str, Any], gkey: str
+    firing: dict[str, list[Any]], event: CostEvent, open_instances: dict[str, Any], gkey: str
 ) -> list[Verdict]:
     """Non-holding verdicts for flagged sessions whose alert is still open (the lifecycle
     resolves each after ``keep_firing_for``); sessions already resolved are forgotten."""
     out = []
-    for trace in list(firing):
-        if f"{gkey}@{trace}" not in open_instances and firing[trace] < to_epoch_ms(
-            event.event_time
-        ):
-            del firing[trace]  # resolved (or never opened, e.g. a silenced rule)
+    now_ms = to_epoch_ms(event.event_time)
+    for key, (flagged_ms, shown) in list(firing.items()):
+        if f"{gkey}@{key}" not in open_instances and flagged_ms < now_ms:
+            del firing[key]  # resolved (or never opened)
             continue
-        out.append(Verdict(False, "trace_cost_usd", instance=trace, labels={"trace_id": trace}))
+        out.append(Verdict(False, "trace_cost_usd", instance=key, labels={"trace_id": shown}))
     return out
