@@ -182,15 +182,20 @@ class SessionFlag:
     sessions_learned: int  # how many finished sessions the quantile was learned from
     started_at: datetime  # event time of the session's first event
     flagged_at: datetime  # event time of the event that crossed the threshold
+    steps: int = 0  # events of the session so far, the crossing one included
 
 
 class SessionOutliers:
     """Per-use-case running session costs against the learned session-cost quantile.
 
     Bounded: at most ``max_open`` sessions are tracked (the least recently active one is
-    finished early when a new one would exceed it). State is plain data (:meth:`to_state`).
-    ``min_cost_usd`` keeps cheap sessions from ever being flagged, however odd they are:
-    the flag may stop a user's session, and a few cents never justify that.
+    finished early when a new one would exceed it). ``min_cost_usd`` keeps cheap sessions from
+    ever being flagged, however odd they are: the flag may stop a user's session, and a few
+    cents never justify that.
+
+    State is plain data, and :meth:`bind` works on it *in place*: a rule that observes every
+    event keeps the tracker's state in its use case's state dict, and only a finished session
+    (which teaches the quantile) rewrites the histogram; an ordinary event touches one list.
     """
 
     def __init__(
@@ -209,50 +214,72 @@ class SessionOutliers:
         )
         self.max_open = check_int("max_open", max_open, min_value=1)
         self.min_cost_usd = check_float("min_cost_usd", min_cost_usd, min_value=0.0)
-        self.quantile = SessionQuantile(q=q, grace_period=grace_period, half_life=half_life)
-        # trace -> [first_ms, last_ms, cost, flagged]; insertion order = least recently active
-        self._open: dict[str, list[Any]] = {}
-        self._flag_rate = 0.0  # share of recently finished sessions that were flagged
+        self._q_params = {"q": q, "grace_period": grace_period, "half_life": half_life}
+        quantile = SessionQuantile(**self._q_params)  # validates q, grace_period, half_life
+        self._quantile: SessionQuantile | None = quantile
+        # trace -> [first_ms, last_ms, cost, flagged, steps]; order = least recently active
+        self._state: dict[str, Any] = {
+            "params": self.params(),
+            "quantile": quantile.to_state(),
+            "thr": None,  # the quantile's threshold, kept so an event never loads the histogram
+            "open": {},
+            "flag_rate": 0.0,  # share of recently finished sessions that were flagged
+        }
+
+    @classmethod
+    def bind(cls, state: dict[str, Any], **params: Any) -> SessionOutliers:
+        """A tracker working on ``state`` in place (filled in when empty, with ``params``)."""
+        if not state:
+            state.update(cls(**params).to_state())
+        return cls.from_state(state)
 
     def params(self) -> dict[str, Any]:
-        qp = self.quantile.params()
         return {
-            "q": qp["q"],
+            "q": self._q_params["q"],
             "idle_s": self.idle_s,
             "max_open": self.max_open,
             "min_cost_usd": self.min_cost_usd,
-            "grace_period": qp["grace_period"],
-            "half_life": qp["half_life"],
+            "grace_period": self._q_params["grace_period"],
+            "half_life": self._q_params["half_life"],
             "max_flag_rate": self.max_flag_rate,
         }
 
     @property
+    def quantile(self) -> SessionQuantile:
+        """The learned quantile (loaded from the state only when a session finishes)."""
+        if self._quantile is None:
+            self._quantile = SessionQuantile.from_state(self._state["quantile"])
+        return self._quantile
+
+    @property
     def paused(self) -> bool:
         """Flags are paused while too many recent sessions were flagged (costs shifted)."""
-        return self._flag_rate > self.max_flag_rate
+        return self._state["flag_rate"] > self.max_flag_rate
 
     def threshold(self) -> float | None:
         """The session cost (USD) above which a session is flagged (None while learning)."""
-        t = self.quantile.threshold()
+        t = self._state["thr"]
         return None if t is None else max(t, self.min_cost_usd)
 
     @property
     def open_sessions(self) -> int:
-        return len(self._open)
+        return len(self._state["open"])
 
     def observe(self, trace_id: str, t: datetime, cost_usd: float) -> SessionFlag | None:
         """Add one event's cost to its session; a flag the first time the session passes."""
         ms = int(t.timestamp() * 1000)
         self._finish_idle(ms)
+        opened = self._state["open"]
         cost = cost_usd if math.isfinite(cost_usd) and cost_usd > 0.0 else 0.0
-        entry = self._open.pop(trace_id, None)
+        entry = opened.pop(trace_id, None)
         if entry is None:
-            entry = [ms, ms, 0.0, False]
-            while len(self._open) >= self.max_open:
-                self._finish(next(iter(self._open)))
+            entry = [ms, ms, 0.0, False, 0]
+            while len(opened) >= self.max_open:
+                self._finish(next(iter(opened)))
         entry[1] = max(entry[1], ms)
         entry[2] += cost
-        self._open[trace_id] = entry  # re-inserted: now the most recently active
+        entry[4] += 1
+        opened[trace_id] = entry  # re-inserted: now the most recently active
         limit = self.threshold()
         if entry[3] or limit is None or entry[2] <= limit or self.paused:
             return None
@@ -261,48 +288,50 @@ class SessionOutliers:
             trace_id=trace_id,
             cost_usd=entry[2],
             threshold_usd=limit,
-            q=self.quantile.q,
+            q=self._q_params["q"],
             sessions_learned=self.quantile.sessions,
             started_at=datetime.fromtimestamp(entry[0] / 1000, tz=t.tzinfo),
             flagged_at=t,
+            steps=int(entry[4]),
         )
 
     def running_cost(self, trace_id: str) -> float | None:
-        entry = self._open.get(trace_id)
+        entry = self._state["open"].get(trace_id)
         return None if entry is None else entry[2]
 
     def _finish_idle(self, now_ms: int) -> None:
         horizon = now_ms - self.idle_s * 1000
-        while self._open:
-            trace, entry = next(iter(self._open.items()))
+        opened = self._state["open"]
+        while opened:
+            trace, entry = next(iter(opened.items()))
             if entry[1] > horizon:
                 break
             self._finish(trace)
 
     def _finish(self, trace: str) -> None:
-        first_ms, _, cost, flagged = self._open.pop(trace)
-        self._flag_rate += (float(flagged) - self._flag_rate) * _FLAG_RATE_ALPHA
-        limit = self.quantile.threshold()
+        first_ms, _, cost, flagged, *_ = self._state["open"].pop(trace)
+        st = self._state
+        st["flag_rate"] += (float(flagged) - st["flag_rate"]) * _FLAG_RATE_ALPHA
+        quantile = self.quantile
+        limit = quantile.threshold()
         if limit is not None and not self.paused:
             # capped just past the threshold: it still counts as one session above the quantile
             # (the quantile depends on counts, so it stays unbiased), but never drags it up to
             # the runaway's own cost
             cost = min(cost, _CAP_FACTOR * limit)
-        self.quantile.learn_one({"t": first_ms, "value": cost})
+        quantile.learn_one({"t": first_ms, "value": cost})
+        st["quantile"] = quantile.to_state()
+        st["thr"] = quantile.threshold()
 
     # -- plain-data state ----------------------------------------------------------------------
     def to_state(self) -> State:
-        return {
-            "params": self.params(),
-            "quantile": self.quantile.to_state(),
-            "open": [[k, *v] for k, v in self._open.items()],
-            "flag_rate": self._flag_rate,
-        }
+        """The tracker's state: the very dict it works on (see :meth:`bind`)."""
+        return self._state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SessionOutliers:
+        """A tracker over ``state`` (no copy: it keeps working on that dict)."""
         obj = cls(**state["params"])
-        obj.quantile = SessionQuantile.from_state(state["quantile"])
-        obj._open = {str(k): [int(a), int(b), float(c), bool(f)] for k, a, b, c, f in state["open"]}
-        obj._flag_rate = float(state["flag_rate"])
+        obj._state = state
+        obj._quantile = None
         return obj

@@ -25,7 +25,7 @@ from spendfuse.rules.guardrail import check_action
 from spendfuse.rules.ids import stable_id
 from spendfuse.rules.model import DegradeAction, KillSwitchAction
 from spendfuse.rules.scope import Scope
-from spendfuse.schemas.alert import Alert, Evidence
+from spendfuse.schemas.alert import Alert, Evidence, TraceContribution
 from spendfuse.schemas.command import (
     CommandKind,
     ControlCommand,
@@ -74,6 +74,10 @@ def evidence_of(verdict: Verdict, rule: RuleMeta) -> Evidence:
         baseline=None if verdict.baseline is None else round(verdict.baseline, 8),
         window_s=verdict.window_s,
         window_start=verdict.window_start,
+        top_traces=[
+            TraceContribution(trace_id=t, cost_usd=round(c, 8), steps=n)
+            for t, c, n in verdict.traces
+        ],
     )
 
 

@@ -51,6 +51,9 @@ class Verdict:
     annotations: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)  # extra values for the summary
     targets: dict[str, str] = field(default_factory=dict)  # target type -> id overrides
+    #: evidence traces (id, cost, steps) when the verdict is about given traces; else the
+    #: engine names the costliest open traces of the rule's window
+    traces: list[tuple[str, float, int | None]] = field(default_factory=list)
 
 
 _TOO_EARLY = Verdict(False, "not enough history")

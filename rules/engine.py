@@ -57,10 +57,12 @@ from spendfuse.rules.model import (
     KillSwitchAction,
     RatioToBaselineCondition,
     RuleSpec,
+    SessionOutlierCondition,
     TenantSpec,
 )
 from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.scope import Scope, event_labels, label_reader, riskier
+from spendfuse.rules.sessions import session_verdicts
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
 from spendfuse.schemas.alert import TraceContribution
@@ -94,7 +96,7 @@ def _reads_one_event(cond: Any) -> bool:
     ``trace``), is an anomaly watch (which must see every event to fill its buckets), or only
     reads the clock minute (cheap, and then a limit trips at the very event that crosses it,
     however events are batched into records, so replays and restarts decide the same ids)."""
-    if isinstance(cond, AnomalyCondition):
+    if isinstance(cond, AnomalyCondition | SessionOutlierCondition):
         return True
     if hasattr(cond, "conditions"):
         parts = cond.conditions
@@ -191,8 +193,8 @@ def _signature(matchers: list[Matcher | OneOf], group_by: Sequence[str], stage_k
 def _parts_read(cond: Any) -> set[str]:
     """The parts of the aggregates a condition reads (its rule's own aggregates keep only
     those: a minute-window rule scoped to some steps keeps a minute, not a week of hours)."""
-    if isinstance(cond, AnomalyCondition):
-        return set()  # it keeps its own buckets
+    if isinstance(cond, AnomalyCondition | SessionOutlierCondition):
+        return set()  # it keeps its own buckets, or sessions
     if hasattr(cond, "conditions"):
         return set().union(*(_parts_read(c) for c in cond.conditions))
     if isinstance(cond, BudgetPercentCondition):
@@ -666,6 +668,10 @@ class _Stage:
             closed = self._buckets.get(bkey) or []
             loop = self._buckets.get("~" + bkey) or {}
             return anomaly_verdicts(cond, closed, cstate, loop)  # type: ignore[arg-type]
+        if isinstance(cond, SessionOutlierCondition):
+            return session_verdicts(
+                cond, event, instances.setdefault("~" + gkey, {}), instances, gkey
+            )
         ctx = self._contexts.get(id(view))
         if ctx is not None:
             return [evaluate_condition(cond, ctx)]
@@ -779,7 +785,7 @@ def _attach_evidence(decided: Decisions, view: AggregateView) -> None:
     """Where to look: the costliest open traces and the latest events the rule measured
     (``spendfuse explain ALERT_ID`` fetches them)."""
     for alert in decided.alerts:
-        alert.evidence.top_traces = [
+        alert.evidence.top_traces = alert.evidence.top_traces or [
             TraceContribution(trace_id=trace, cost_usd=cost) for trace, cost in view.top_traces()
         ]
         alert.evidence.sample_event_ids = view.sample_event_ids()

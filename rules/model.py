@@ -160,6 +160,20 @@ Signal = Literal[
 ]
 
 
+class ColdStartPrior(_Strict):
+    """``prior: {spread: 0.2, weight: 12}``: arm a new use case's baseline from its first
+    bucket instead of waiting out the detector's grace period.
+
+    The first bucket with a value becomes a :class:`~spendfuse.detectors.seasonal_baseline.Prior`
+    (level: that bucket's value; ``spread``: the deviation assumed, in the detector's transformed
+    units, e.g. log units for ``transform: log``; ``weight``: how many buckets it is worth), so
+    the watch judges from the second bucket on; its own buckets blend the prior out.
+    """
+
+    spread: float = Field(gt=0, description="assumed deviation, in the detector's units")
+    weight: int = Field(default=12, ge=1, le=10_000, description="buckets the prior is worth")
+
+
 class AnomalyCondition(_Strict):
     """A signal bucketed in event time, judged against a registry detector's baseline.
 
@@ -179,12 +193,52 @@ class AnomalyCondition(_Strict):
     min_drop: float = Field(default=0.0, ge=0, description="baseline - value needed (down)")
     min_value: float = Field(default=0.0, ge=0, description="values below this never count")
     min_calls: int = Field(default=10, gt=0, description="calls a bucket needs for unit signals")
+    prior: ColdStartPrior | None = Field(
+        default=None, description="a new use case's first bucket arms the baseline"
+    )
 
     @field_validator("bucket")
     @classmethod
     def _whole_seconds(cls, value: Duration) -> Duration:
         if value.business_days is not None or value.seconds < 10:
             raise ValueError("bucket: use a duration of at least 10s, e.g. 1m or 5m")
+        return value
+
+    @model_validator(mode="after")
+    def _prior_needs_a_baseline(self) -> AnomalyCondition:
+        from spendfuse.detectors import create
+
+        if self.prior is not None and not hasattr(create(self.detector.spec()), "start_from"):
+            raise ValueError(
+                f"prior: detector {self.detector.name!r} cannot start from a prior;"
+                " use seasonal_baseline or drop prior"
+            )
+        return self
+
+
+class SessionOutlierCondition(_Strict):
+    """A running session (trace) costlier than nearly every finished session of its use case.
+
+    Decided at every event of a trace (:mod:`spendfuse.rules.sessions`): the use case learns
+    the ``quantile`` of its finished sessions' cost online, and a session is flagged once, at
+    the event whose cost carries it past that quantile (and past ``min_cost_usd``), after
+    ``min_sessions`` sessions have finished. One alert per flagged session.
+    """
+
+    type: Literal["session_outlier"]
+    quantile: float = Field(default=0.999, ge=0.5, lt=1, description="e.g. 0.999 = P99.9")
+    min_sessions: int = Field(default=500, ge=1, description="finished sessions before a flag")
+    min_cost_usd: float = Field(default=0.05, ge=0, description="never flag a cheaper session")
+    idle: DurationField = Field(
+        default=Duration(15, "m"), description="a session with no event for this long finished"
+    )
+    max_open: int = Field(default=5000, gt=0, le=100_000, description="running sessions held")
+
+    @field_validator("idle")
+    @classmethod
+    def _clock_duration(cls, value: Duration) -> Duration:
+        if value.business_days is not None or value.seconds < 1:
+            raise ValueError("idle: use a duration of at least 1s, e.g. 15m")
         return value
 
 
@@ -214,6 +268,7 @@ Condition = Annotated[
     | DetectorScoreCondition
     | BudgetPercentCondition
     | AnomalyCondition
+    | SessionOutlierCondition
     | AllCondition
     | AnyCondition,
     Field(discriminator="type"),
@@ -325,12 +380,15 @@ class RuleSpec(_Strict):
     def _anomaly_at_top(self) -> RuleSpec:
         def nested(cond: Any) -> bool:
             return any(
-                isinstance(c, AnomalyCondition) or nested(c)
+                isinstance(c, AnomalyCondition | SessionOutlierCondition) or nested(c)
                 for c in getattr(cond, "conditions", [])
             )
 
         if nested(self.condition):
-            raise ValueError("an anomaly condition cannot be nested in all/any; give it a rule")
+            raise ValueError(
+                "an anomaly or session_outlier condition cannot be nested in all/any;"
+                " give it a rule of its own"
+            )
         return self
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from spendfuse.detectors import create, from_state
+from spendfuse.detectors.seasonal_baseline import Prior
 from spendfuse.detectors.spend_signals import ClosedBucket
 from spendfuse.rules.conditions import Verdict
 from spendfuse.rules.model import AnomalyCondition
@@ -61,6 +62,8 @@ def _judge(
     if value is None:
         return None
     spec = cond.detector.spec()
+    if "det" not in state and cond.prior is not None:
+        return _arm(cond, bucket, state, value, size_s)
     det = from_state(state["det"]) if "det" in state else create(spec)
     point = {"t": bucket.start, "value": value}
     warmed = getattr(det, "warmed_up", True)
@@ -95,6 +98,26 @@ def _judge(
         window_start=bucket.start,
         labels=labels,
         fields={"ratio": ratio, "driver": _driver_text(labels["driver"], bucket)},
+    )
+
+
+def _arm(
+    cond: AnomalyCondition, bucket: ClosedBucket, state: dict[str, Any], value: float, size_s: int
+) -> Verdict:
+    """A new use case's first bucket: the prior its baseline starts from (judged from the next
+    bucket on, instead of after the detector's grace period)."""
+    assert cond.prior is not None
+    det = create(cond.detector.spec())
+    det.start_from(Prior(level=value, spread=cond.prior.spread, weight=cond.prior.weight))  # type: ignore[attr-defined]
+    state["det"] = det.to_state()
+    return Verdict(
+        holds=False,
+        metric=cond.signal,
+        value=value,
+        baseline=value,
+        at_ms=int(bucket.start.timestamp() * 1000) + size_s * 1000,
+        window_s=size_s,
+        window_start=bucket.start,
     )
 
 

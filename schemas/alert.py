@@ -24,6 +24,7 @@ class TraceContribution(BaseModel):
 
     trace_id: str = Field(max_length=256)
     cost_usd: float
+    steps: int | None = Field(default=None, ge=0, description="the trace's events so far")
 
 
 class Evidence(BaseModel):

@@ -171,7 +171,7 @@ def test_pooled_prior_is_robust_to_one_odd_sibling() -> None:
 
 def test_start_from_is_only_for_a_cold_baseline_and_priors_are_validated() -> None:
     det = _baseline("unit_cost_anomaly")
-    for x in _unit_cost(40, 0.0004, seed=6):
+    for x in _unit_cost(det.grace_period + 4, 0.0004, seed=6):
         det.learn_one(x)
     with pytest.raises(ValueError, match="warmed up"):
         det.start_from(Prior(0.0004, 0.3))

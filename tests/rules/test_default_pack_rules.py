@@ -49,6 +49,7 @@ def test_default_pack_loads_with_every_domain_rule() -> None:
         "token_bloat_anomaly",
         "cache_collapse_anomaly",
         "unpriced_spend",
+        "session_cost_outlier",
     }
     assert rs.route is not None and rs.inhibit_rules
 

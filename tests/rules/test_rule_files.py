@@ -27,7 +27,7 @@ def test_every_shipped_rule_file_loads() -> None:
     ]
     default = load_rule_dir(DEFAULT_PACK)
     merged = load_rule_dir(EXAMPLES_PACK, default)
-    assert len(merged.rules) == 22 and merged.budgets and merged.quotas
+    assert len(merged.rules) == 23 and merged.budgets and merged.quotas
     assert all(b.owner for b in [*merged.budgets.values(), *merged.quotas.values()])
     assert str(merged.tz("acme")) == "Europe/Berlin" and str(merged.tz("initech")) == "Asia/Tokyo"
 
@@ -52,7 +52,7 @@ def test_rules_check_reports_every_error_with_location_and_hint() -> None:
         " (hint: did you mean 'Europe/Berlin'?)",
         "typos.yaml:4:16 rules[0].condition: unknown type 'thresold' (hint: did you mean"
         " 'threshold'? one of threshold, ratio_to_baseline, detector_score, budget_percent,"
-        " anomaly, all, any)",
+        " anomaly, session_outlier, all, any)",
         "typos.yaml:6:5 rules[0].labls: Extra inputs are not permitted"
         " (hint: did you mean 'labels'?)",
     ]
@@ -61,7 +61,7 @@ def test_rules_check_reports_every_error_with_location_and_hint() -> None:
 def test_rules_check_ok_on_the_default_pack() -> None:
     result = CliRunner().invoke(main, ["rules", "check", str(DEFAULT_PACK)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok: 4 file(s), 22 rule(s)")
+    assert result.output.startswith("ok: 4 file(s), 23 rule(s)")
 
 
 @pytest.mark.parametrize(
