@@ -7,7 +7,7 @@ observer does nothing, so the handler works alone in tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 
@@ -28,6 +28,8 @@ class NullObserver:
     def rekeyed(self) -> None: ...
 
     def worker_error(self, stage: str) -> None: ...
+
+    def state_sized(self, sizes: Iterable[int], trimmed: dict[str, int]) -> None: ...
 
     def handled(self, handled: Handled) -> None: ...
 
@@ -64,6 +66,12 @@ class IngestObserver(NullObserver):
 
     def worker_error(self, stage: str) -> None:
         self.metrics.record_worker_error(stage)
+
+    def state_sized(self, sizes: Iterable[int], trimmed: dict[str, int]) -> None:
+        for size in sizes:
+            self.metrics.record_state_measured(size)
+        if trimmed:
+            self.metrics.record_state_trimmed(trimmed)
 
     def handled(self, handled: Handled) -> None:
         if handled.outcome is Outcome.DUPLICATE or handled.event is None:

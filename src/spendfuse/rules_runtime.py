@@ -32,4 +32,5 @@ def build_pipeline(
         TenantEngine(ruleset),
         max_record_bytes=settings.max_record_bytes,
         price_book=book,
+        max_state_bytes=settings.state_max_bytes,
     )
