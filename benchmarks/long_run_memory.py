@@ -1,6 +1,6 @@
 """Worker memory over a simulated 4-day run at 1,500 events/s: RSS, heap and disk every 6 hours.
 
-    python benchmarks/long_run_memory.py [--days 4] [--eps 1500] [--use-cases 750] [--every 960]
+    python benchmarks/long_run_memory.py [--days 4] [--eps 1500] [--use-cases 1500] [--every 1920]
 
 Four days at 1,500 events/s is 518 million events; the pure core handles a few thousand a
 second here, so this run processes a stated part of them through the real components and
@@ -119,11 +119,11 @@ def main() -> None:
     )
     ap.add_argument("--days", type=float, default=4.0)
     ap.add_argument("--eps", type=int, default=1_500)
-    ap.add_argument("--use-cases", type=int, default=750)
-    ap.add_argument("--every", type=int, default=960, help="process every N-th second fully")
+    ap.add_argument("--use-cases", type=int, default=1500)
+    ap.add_argument("--every", type=int, default=1920, help="process every N-th second fully")
     ap.add_argument("--report-hours", type=float, default=6.0)
     ap.add_argument(
-        "--hot-batch-s", type=int, default=20, help="seconds of the full-rate use case per record"
+        "--hot-batch-s", type=int, default=30, help="seconds of the full-rate use case per record"
     )
     args = ap.parse_args()
 
