@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from spendfuse.schemas.columnar import validate_event, validate_events
-from spendfuse.schemas.cost_event import SUPPORTED_SCHEMA_VERSIONS, CostEvent
+from spendfuse.schemas.cost_event import STRING_KINDS, SUPPORTED_SCHEMA_VERSIONS, CostEvent
 from spendfuse.schemas.dead_letter import DeadLetter, SourcePosition
 from spendfuse.schemas.envelope import ENVELOPE_VERSION
 from spendfuse.schemas.errors import EventRejectedError
@@ -41,6 +41,8 @@ REJECTION_REASONS: dict[str, str] = {
     "negative_value": "a negative count or amount",
     "number_out_of_range": "a count over 2**53 or an amount over 1e9",
     "event_time_out_of_range": "event_time before 2000-01-01 or from 2100-01-01 on",
+    "string_too_long": "a string field over its maximum length (ids 256 characters, labels 128, "
+    "names 512)",
     "validation": "any other field that does not match the contract",
 }
 """Every reason a cost event is refused for, with what it means."""
@@ -52,6 +54,7 @@ _REASON_BY_ERROR_TYPE = {
     "int_parsing_size": "number_out_of_range",
     "datetime_out_of_range": "event_time_out_of_range",
     "event_time_out_of_range": "event_time_out_of_range",
+    "string_too_long": "string_too_long",
 }
 _DEFAULT_HINT = "send what the cost event contract says (README: The cost event)"
 _TIME_FIX = "send the time the spend happened, RFC 3339 UTC, e.g. 2026-11-23T16:20:00Z"
@@ -60,7 +63,6 @@ _FIX_HINTS = {
     "missing": "add the field",
     "int_parsing": "send a whole number",
     "int_from_float": "send a whole number",
-    "string_too_long": "send a shorter string (ids are at most 200 characters)",
     "int_type": "send a whole number",
     "float_parsing": "send a number",
     "float_type": "send a number",
@@ -114,6 +116,13 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     return field, message
 
 
+def describe_rejection(exc: ValidationError) -> EventRejectedError:
+    """The refusal of a model's validation error: the first error's reason code and field,
+    every error's text (what :func:`parse_cost_event_obj` raises; the outcome event too)."""
+    field, message, reason = _describe(exc)
+    return EventRejectedError(reason, message, field=field)
+
+
 def _describe(exc: ValidationError) -> tuple[str, str, str]:
     """``(field, message, reason)``: the first error's field and reason, every error's text."""
     parts = []
@@ -122,10 +131,26 @@ def _describe(exc: ValidationError) -> tuple[str, str, str]:
         field = ".".join(str(p) for p in err["loc"]) or "<event>"
         first_field = first_field or field
         first_reason = first_reason or _REASON_BY_ERROR_TYPE.get(err["type"], "validation")
+        if err["type"] == "string_too_long":
+            parts.append(_too_long(field, err))
+            continue
         hint = _FIX_HINTS.get(err["type"], _DEFAULT_HINT)
         given = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
         parts.append(f"{field}: {err['msg']}{given}; {hint}")
     return first_field, "; ".join(parts), first_reason
+
+
+def _too_long(field: str, err: Any) -> str:
+    """A string over its field's limit: the field, its length, the limit and the fix (the
+    value itself is left out: it is long by definition, and the dead letter keeps it)."""
+    limit = err["ctx"]["max_length"]
+    given = err.get("input")
+    length = len(given) if isinstance(given, str) else "?"
+    kind, hint = STRING_KINDS.get(limit, ("this field", "shorten it"))
+    return (
+        f"{field}: {length} characters, over the limit of {limit} for {kind}; send at most "
+        f"{limit} characters ({hint})"
+    )
 
 
 def _short(value: Any) -> str:

@@ -55,7 +55,9 @@ _STR = frozenset({str})
 _OPT_STR = frozenset({str, _NONE})
 _INT = frozenset({int})
 _NUMBER = frozenset({int, float})
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
+_RFC3339 = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:[0-5]\d)", re.ASCII
+)
 """The ``event_time`` shapes read here; on these ``datetime.fromisoformat`` and pydantic agree."""
 _RFC3339_LINES = re.compile(f"(?:{_RFC3339.pattern}\n)*{_RFC3339.pattern}", re.ASCII)
 

@@ -14,6 +14,11 @@ NaN or infinity (one ``inf`` turns every later mean into NaN), no negatives, no 
 :data:`LATEST_EVENT_TIME`): a time outside that range is a producer bug (an unset clock, seconds
 read as milliseconds), and one event from year 9999 would move every event-time window past all
 real traffic.
+
+Every string field has a maximum length (:data:`MAX_ID_CHARS` for ids, :data:`MAX_LABEL_CHARS`
+for labels, :data:`MAX_NAME_CHARS` for free-form names); a longer one is refused as
+``string_too_long``, naming the field, its length and the limit. Without it a single 60 KB
+``trace_id`` rides into every structure keyed by trace, and into alerts' evidence.
 """
 
 from __future__ import annotations
@@ -40,6 +45,22 @@ MAX_COUNT = 2**53
 """Largest token, call or step count: integers above it are not exact in float64 aggregates."""
 MAX_AMOUNT = 1e9
 """Largest USD amount (cost, unit price) or GPU seconds in one event; keeps sums finite."""
+MAX_ID_CHARS = 256
+"""Longest id (``cost_event_id``, ``tenant_id``, ``use_case_id``, ``trace_id``,
+``business_outcome_id``): four times a W3C trace id written out, room for composite ids; state
+keeps ids over 64 characters as a fixed-size digest, so an id at this limit costs no more."""
+MAX_LABEL_CHARS = 128
+"""Longest label (``business_unit``, ``cost_center``, ``user_role``, ``provider``, versions,
+``retention_class``): a short name that rules group by and the dashboard shows."""
+MAX_NAME_CHARS = 512
+"""Longest free-form name (``workflow_step``, ``model_or_service``: a model ARN or a deployment
+path can run to a few hundred characters)."""
+STRING_KINDS = {
+    MAX_ID_CHARS: ("an id", "a hash of a longer id fits"),
+    MAX_LABEL_CHARS: ("a label", "a code, not a description"),
+    MAX_NAME_CHARS: ("a name", "shorten it or move detail to an extra field"),
+}
+"""What a string field with each limit holds, and the fix a refusal names."""
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -94,7 +115,9 @@ class CostEvent(BaseModel):
     schema_version: Literal[1] = Field(
         description="Version of this contract; events with an unknown version are dead-lettered."
     )
-    cost_event_id: str = Field(min_length=1, max_length=200, description="Unique id, for dedup.")
+    cost_event_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="Unique id, for dedup."
+    )
     event_time: EventTime = Field(
         description="When the spend happened, RFC 3339 with a zone (normalized to UTC), from "
         "2000-01-01 (inclusive) to 2100-01-01 (exclusive); outside that it is refused as "
@@ -103,19 +126,19 @@ class CostEvent(BaseModel):
     )
 
     # Request-level attribution
-    tenant_id: str = Field(min_length=1, max_length=200)
-    use_case_id: str = Field(min_length=1, max_length=200)
+    tenant_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    use_case_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     risk_tier: RiskTier
     environment: Environment
-    trace_id: str | None = None
-    business_unit: str | None = None
-    cost_center: str | None = None
-    workflow_step: str | None = None
-    user_role: str | None = None
-    route_policy_version: str | None = None
+    trace_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    business_unit: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    cost_center: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    workflow_step: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    user_role: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    route_policy_version: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     cache_status: Literal["hit", "miss", "partial", "bypass"] | None = None
-    business_outcome_id: str | None = None
-    prompt_version: str | None = None
+    business_outcome_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    prompt_version: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
 
     # Agent events
     step_number: Count | None = Field(
@@ -125,8 +148,8 @@ class CostEvent(BaseModel):
 
     # Cost-level attribution
     component: Component
-    provider: str | None = None
-    model_or_service: str | None = None
+    provider: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    model_or_service: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     input_tokens: Count = 0
     output_tokens: Count = Field(
         default=0, description="Output tokens, reasoning tokens included (as providers bill them)."
@@ -142,8 +165,8 @@ class CostEvent(BaseModel):
     unit_price: Amount | None = None
     allocated_cost_usd: Amount | None = None
     allocation_method: AllocationMethod = AllocationMethod.DIRECT_METERED
-    pricing_version: str | None = None
-    retention_class: str | None = None
+    pricing_version: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    retention_class: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
 
     pricing_status: PricingStatus = PricingStatus.PROVIDED
 

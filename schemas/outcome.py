@@ -24,8 +24,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES, describe_validation_error
-from spendfuse.schemas.cost_event import Amount, EventTime
+from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES, describe_rejection
+from spendfuse.schemas.cost_event import MAX_ID_CHARS, MAX_LABEL_CHARS, Amount, EventTime
 from spendfuse.schemas.errors import EventRejectedError
 
 
@@ -47,17 +47,19 @@ class OutcomeEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     schema_version: Literal[1]
-    outcome_event_id: str = Field(min_length=1, max_length=200, description="Unique, for dedup.")
+    outcome_event_id: str = Field(
+        min_length=1, max_length=MAX_ID_CHARS, description="Unique, for dedup."
+    )
     event_time: EventTime = Field(description="When the outcome was recorded (RFC 3339, UTC).")
-    tenant_id: str = Field(min_length=1, max_length=200)
-    use_case_id: str = Field(min_length=1, max_length=200)
+    tenant_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    use_case_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     business_outcome_id: str = Field(
-        min_length=1, max_length=200, description="The id the cost events carry."
+        min_length=1, max_length=MAX_ID_CHARS, description="The id the cost events carry."
     )
     status: OutcomeStatus
     outcome_type: str | None = Field(
         default=None,
-        max_length=100,
+        max_length=MAX_LABEL_CHARS,
         description="What the outcome is: successful_answer, resolved_case, accepted_action...",
     )
     value_usd: Amount | None = Field(
@@ -80,5 +82,4 @@ def decode_outcome_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -
     try:
         return OutcomeEvent.model_validate(obj)
     except ValidationError as exc:
-        field, message = describe_validation_error(exc)
-        raise EventRejectedError("validation", message, field=field) from None
+        raise describe_rejection(exc) from None

@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     dedup_options = {**store_options, **DEDUP_ROCKSDB_OPTIONS} if store_options else None
     dedup = FaustDedupStore(app, options=dedup_options, sink=changelog)
     metrics = default_metrics()
+    metrics.state_max_bytes.set(settings.state_max_bytes)
     outbox = Outbox(sink, dead_letter_topic=topic_map["dlq"], metrics=metrics)
     pipeline = build_pipeline(settings)
     topic_map["tenant_spend"] = tenant_topic(app, settings.partitions)

@@ -151,6 +151,8 @@ class IngestHandler:
                 offset=message.offset,
                 owns=lambda event: cost_event_key(event.use_case_id) == key,
             )
+        if record.state_bytes or record.trimmed:
+            self.observer.state_sized(record.state_bytes.values(), record.trimmed)
         for dead in record.dead_letters:
             self.observer.record_in()
             self._dead_letter(key, dead)

@@ -150,6 +150,26 @@ class SpendfuseMetrics:
             buckets=(1024, 4096, 16384, 65536, 262144, 1048576),
             registry=r,
         )
+        self.state_trimmed = Counter(
+            "spendfuse_state_trimmed",
+            "Entries trimmed from use-case or tenant states over SPENDFUSE_STATE_MAX_BYTES, "
+            "by reason: outcome_ids / trace_ids (the oldest by event time), evidence (alert "
+            "sample ids), over_cap (a state still over the cap with nothing left to trim).",
+            ["reason"],
+            registry=r,
+        )
+        self.state_measured_bytes = Histogram(
+            "spendfuse_state_measured_bytes",
+            "Size of a use-case or tenant state as persisted, each time the pipeline measures "
+            "it against SPENDFUSE_STATE_MAX_BYTES (after trimming).",
+            buckets=(4096, 16384, 65536, 131072, 262144, 524288, 1048576),
+            registry=r,
+        )
+        self.state_max_bytes = Gauge(
+            "spendfuse_state_max_bytes",
+            "The cap on one state (SPENDFUSE_STATE_MAX_BYTES).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "spendfuse_consumer_lag",
             "Records not yet processed (highwater - committed).",
@@ -222,6 +242,13 @@ class SpendfuseMetrics:
 
     def record_state_bytes(self, size: int) -> None:
         self.state_bytes.observe(size)
+
+    def record_state_trimmed(self, trimmed: dict[str, int]) -> None:
+        for reason, count in trimmed.items():
+            self.state_trimmed.labels(reason=reason).inc(count)
+
+    def record_state_measured(self, size: int) -> None:
+        self.state_measured_bytes.observe(size)
 
     def record_rekeyed(self) -> None:
         self.events_rekeyed.inc()

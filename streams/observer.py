@@ -30,6 +30,8 @@ class NullObserver:
 
     def worker_error(self, stage: str) -> None: ...
 
+    def state_sized(self, sizes: Iterable[int], trimmed: dict[str, int]) -> None: ...
+
     def handled(self, handled: Handled) -> None: ...
 
     def decided(self, decisions: Decisions) -> None: ...
@@ -67,6 +69,12 @@ class IngestObserver(NullObserver):
 
     def worker_error(self, stage: str) -> None:
         self.metrics.record_worker_error(stage)
+
+    def state_sized(self, sizes: Iterable[int], trimmed: dict[str, int]) -> None:
+        for size in sizes:
+            self.metrics.record_state_measured(size)
+        if trimmed:
+            self.metrics.record_state_trimmed(trimmed)
 
     def handled(self, handled: Handled) -> None:
         if handled.outcome is Outcome.DUPLICATE or handled.event is None:

@@ -23,6 +23,8 @@ import faust
 from faust.sensors import Sensor
 from faust.types import TP
 
+from spendfuse.rules.state_size import persisted
+
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +80,7 @@ class WriteBehindStates:
         """Write dirty keys (all, or those given) to the store and changelog."""
         todo = set(self._dirty) if keys is None else self._dirty.intersection(keys)
         for key in todo:
-            value, partition = self._cache[key], self._partition_of[key]
+            value, partition = persisted(self._cache[key]), self._partition_of[key]
             raw = store_put(self.table.data, partition, key, value)
             if raw is not None and self.metrics is not None:
                 self.metrics.record_state_bytes(len(raw[1]))

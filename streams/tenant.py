@@ -78,7 +78,10 @@ def register_tenant_agent(
 
     def handle(record: Any) -> None:
         states.partition = record.message.partition
-        decisions = pipeline.run_tenant(decode_tenant_record(record.value), states)
+        trimmed: dict[str, int] = {}
+        decisions = pipeline.run_tenant(decode_tenant_record(record.value), states, trimmed)
+        if trimmed:
+            observer.state_sized((), trimmed)
         observer.decided(decisions)
         for alert in decisions.alerts:
             outbox.add(topics["alerts"], alert.fingerprint.encode(), encode(alert), urgent=True)

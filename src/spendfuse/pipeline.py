@@ -24,6 +24,7 @@ from spendfuse.finops.outcomes import DEFAULT_RETENTION, OutcomeLedger
 from spendfuse.finops.rollups import RollupBook, RollupPolicy
 from spendfuse.rules.decisions import Decisions
 from spendfuse.rules.engine import Engine, TenantEngine
+from spendfuse.rules.state_size import DEFAULT_MAX_STATE_BYTES, StateCap
 from spendfuse.schemas.codec import (
     DEFAULT_MAX_EVENT_BYTES,
     decode_cost_event,
@@ -117,6 +118,8 @@ class RecordResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     handled: list[Handled] = field(default_factory=list)
     foreign: dict[str, list[CostEvent]] = field(default_factory=dict)  # use case -> events
+    trimmed: dict[str, int] = field(default_factory=dict)  # reason -> entries trimmed
+    state_bytes: dict[str, int] = field(default_factory=dict)  # use case -> size, if measured
 
     @property
     def accepted(self) -> list[CostEvent]:
@@ -160,11 +163,15 @@ class Pipeline:
         rollup_policy: RollupPolicy | None = None,
         outcome_retention: timedelta = DEFAULT_RETENTION,
         outcome_ledger: bool = False,
+        max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
     ) -> None:
         self.outcome_ledger = outcome_ledger  # keep outcome ledgers in use case states
         self.outcome_retention = outcome_retention
         self.engine = engine
         self.rollups = RollupBook(rollup_policy)  # hourly rollups, in each use case's state
+        self.state_cap = StateCap(  # per key, after each record
+            max_state_bytes, extra_id_maps=((OUTCOMES_KEY, "entries", "outcome_ids"),)
+        )
         self.price_book = price_book  # internal and negotiated prices, before list prices
         self.max_event_bytes = max_event_bytes
         self.max_record_bytes = max(max_record_bytes, max_event_bytes)
@@ -204,8 +211,21 @@ class Pipeline:
             if partition is not None and offset is not None:
                 mine, seen = _past_watermark(mine, states, partition, offset)
             out.handled = (self.handle_batch(mine, dedup, states) if mine else []) + seen
+            counted: dict[str, int] = {}
+            for h in out.handled:
+                if h.outcome is Outcome.ACCEPTED and h.event is not None:
+                    uc = h.event.use_case_id
+                    counted[uc] = counted.get(uc, 0) + 1
+            for use_case, events in counted.items():
+                state = states.get(use_case) or {}
+                if partition is not None and offset is not None:
+                    state[OFFSET_KEY] = [partition, offset]
+                size = self.state_cap.after_record(state, events, out.trimmed)
+                if size is not None:
+                    out.state_bytes[use_case] = size
+                states[use_case] = state
             if partition is not None and offset is not None:
-                for use_case in {e.use_case_id for e in mine}:
+                for use_case in {e.use_case_id for e in mine}.difference(counted):
                     state = states.get(use_case) or {}
                     state[OFFSET_KEY] = [partition, offset]
                     states[use_case] = state
@@ -261,10 +281,26 @@ class Pipeline:
         return OutcomeResult(outcome=outcome, applied=applied)
 
     def run_tenant(
-        self, events: Sequence[CostEvent], tenant_states: MutableMapping[str, Any]
+        self,
+        events: Sequence[CostEvent],
+        tenant_states: MutableMapping[str, Any],
+        trimmed: dict[str, int] | None = None,
     ) -> Decisions:
-        """The tenant stage for one record's accepted events (see :meth:`handle_tenant_batch`)."""
-        return self.handle_tenant_batch(events, tenant_states)
+        """The tenant stage for one record's accepted events (see :meth:`handle_tenant_batch`);
+        then each tenant's state is held under the cap, as a use case's is (what was trimmed
+        is added to ``trimmed``)."""
+        decisions = self.handle_tenant_batch(events, tenant_states)
+        if self.tenant_engine is None or not events:
+            return decisions
+        counts: dict[str, int] = {}
+        for event in events:
+            counts[event.tenant_id] = counts.get(event.tenant_id, 0) + 1
+        for tenant, n in counts.items():
+            state = tenant_states.get(tenant)
+            if state is not None:
+                self.state_cap.after_record(state, n, {} if trimmed is None else trimmed)
+                tenant_states[tenant] = state
+        return decisions
 
     def decode(
         self,

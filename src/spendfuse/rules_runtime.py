@@ -40,4 +40,5 @@ def build_pipeline(
         ),
         outcome_retention=timedelta(hours=settings.outcome_retention_h),
         outcome_ledger=settings.outcome_ledger,
+        max_state_bytes=settings.state_max_bytes,
     )

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spendfuse.kafka_auth import KafkaAuthSettings
+from spendfuse.rules.state_size import DEFAULT_MAX_STATE_BYTES
 from spendfuse.schemas.codec import DEFAULT_MAX_EVENT_BYTES
 from spendfuse.schemas.envelope import DEFAULT_MAX_RECORD_BYTES
 
@@ -94,6 +95,14 @@ class Settings(BaseSettings, KafkaAuthSettings):
         gt=0,
         description="Use cases (and tenants) whose live state a worker keeps in memory; colder "
         "ones are read back from RocksDB when their next event comes.",
+    )
+    state_max_bytes: int = Field(
+        default=DEFAULT_MAX_STATE_BYTES,
+        ge=16_384,
+        le=900_000,
+        description="Cap on one use case's or tenant's state as persisted (JSON bytes); over "
+        "it the oldest outcome ids and open traces are trimmed in event-time order (counted in "
+        "spendfuse_state_trimmed_total). Under Kafka's 1 MB record, so a state always commits.",
     )
     batch_max_records: int = Field(
         default=500, gt=0, description="Records an agent takes per batch (stream.take_events)."

@@ -154,10 +154,15 @@ amounts = (
 )
 ids = (
     st.text(min_size=1, max_size=12)
-    | st.text(max_size=205)
-    | st.sampled_from(["", "x" * 200, "x" * 201, "é" * 200, "😀" * 201])
+    | st.text(max_size=260)
+    | st.sampled_from(["", "x" * 256, "x" * 257, "é" * 256, "😀" * 257])
 )
-optional_strings = st.none() | st.text(max_size=20) | st.sampled_from([1, ["a"], {"a": 1}, True])
+optional_strings = (
+    st.none()
+    | st.text(max_size=20)
+    | st.sampled_from([1, ["a"], {"a": 1}, True, "x" * 128, "x" * 129, "é" * 256, "é" * 257])
+    | st.sampled_from(["x" * 512, "x" * 513])
+)
 
 FIELDS: dict[str, Any] = {
     "schema_version": st.sampled_from([1, 1, 1, 1.0, 2, True, "1", None]),
@@ -345,3 +350,12 @@ def test_a_valid_batch_never_reaches_the_model(size: int, monkeypatch: pytest.Mo
     assert events[-1].gpu_seconds == float(size - 1) and events[-1].model_extra == {
         "note": [size - 1]
     }
+
+
+@pytest.mark.parametrize("zone", ["+12:59", "+12:60", "-00:60", "+23:59"])
+def test_a_zone_offset_with_60_minutes_is_refused_as_the_model_refuses_it(zone: str) -> None:
+    """``datetime.fromisoformat`` reads ``+12:60`` as 13:00; the model refuses it."""
+    event = {**VALID, "event_time": "2024-04-12T18:23:41" + zone}
+    for rows in (1, ROWS_BELOW):
+        for result in validate_events([dict(event) for _ in range(rows)]):
+            assert_same(result, reference(event))

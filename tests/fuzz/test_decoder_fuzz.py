@@ -49,6 +49,7 @@ FIELD_REASONS = {
     "number_out_of_range",
     "event_time_out_of_range",
     "unknown_schema_version",
+    "string_too_long",
 }
 AMOUNTS = ("allocated_cost_usd", "unit_price", "gpu_seconds")
 COUNTS = (
@@ -160,8 +161,15 @@ hostile_times = st.sampled_from(
         2**64,
     ]
 )
+long_strings = st.sampled_from(["x" * 128, "x" * 129, "x" * 256, "x" * 257, "é" * 513])
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30), hostile_numbers
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=30),
+    hostile_numbers,
+    long_strings,
 )
 json_values = st.recursive(
     json_scalars,

@@ -58,3 +58,45 @@ def test_oversized_members_and_records_are_dead_lettered_and_never_counted(
     # only the two fitting members count: $1.20 at the second one's event time
     assert alerts[0]["evidence"]["value"] == 1.2
     assert alerts[0]["fired_at"] == "2026-11-23T09:01:42.000Z"
+
+
+def test_an_over_long_field_is_one_dead_letter_and_its_envelope_siblings_count(
+    worker: WorkerProcess, publisher: CostEventPublisher, kafka_bootstrap: str
+) -> None:
+    uc = unique("strlimit")
+    key = uc.encode()
+    members = [
+        make_event(uc, cost=0.6, seconds=200),
+        make_event(uc, cost=0.6, seconds=201, trace_id="t" * 300),  # over 256 characters
+        make_event(uc, cost=0.6, seconds=202),
+    ]
+    publisher.publish_raw(encode_envelope(orjson.dumps(m) for m in members), key=key)
+    assert publisher.flush() == 0
+
+    dlq = consume_until(
+        kafka_bootstrap,
+        topics.COST_EVENTS_DLQ,
+        lambda recs: len(recs) >= 1,
+        match=lambda r: r.get("key_b64") == base64.b64encode(key).decode(),
+    )
+    (letter,) = dlq
+    assert (letter["reason"], letter["field"], letter["source"]["index"]) == (
+        "string_too_long",
+        "trace_id",
+        1,
+    )
+    assert letter["error"] == (
+        "trace_id: 300 characters, over the limit of 256 for an id; send at most 256 "
+        "characters (a hash of a longer id fits)"
+    )
+    assert orjson.loads(base64.b64decode(letter["original_b64"])) == members[1]
+
+    alerts = consume_until(
+        kafka_bootstrap,
+        topics.ALERTS,
+        lambda recs: len(recs) >= 1,
+        match=lambda r: r.get("use_case_id") == uc,
+    )
+    # the two siblings count: $1.20 at the third member's event time
+    assert alerts[0]["evidence"]["value"] == 1.2
+    assert alerts[0]["fired_at"] == "2026-11-23T09:03:22.000Z"

@@ -32,6 +32,7 @@ RECORDS = {
     "negative_value": _event(input_tokens=-5),
     "number_out_of_range": _event(input_tokens=2**64 + 1),
     "event_time_out_of_range": _event(event_time="9999-12-31T23:59:59Z"),
+    "string_too_long": _event(trace_id="t" * 300),
     "validation": _event(risk_tier="extreme"),
 }
 

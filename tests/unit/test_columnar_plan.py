@@ -11,7 +11,7 @@ import orjson
 
 from spendfuse.schemas import columnar
 from spendfuse.schemas.codec import parse_cost_event_obj
-from spendfuse.schemas.cost_event import MAX_AMOUNT, MAX_COUNT, CostEvent
+from spendfuse.schemas.cost_event import MAX_AMOUNT, MAX_COUNT, MAX_ID_CHARS, CostEvent
 from tests.support.events import make_event
 
 
@@ -25,7 +25,10 @@ def test_the_bounds_come_from_the_model() -> None:
     assert isinstance(count, columnar._Count) and (count.ge, count.le) == (0, MAX_COUNT)
     assert isinstance(amount, columnar._Amount) and (amount.ge, amount.le) == (0, MAX_AMOUNT)
     ids = columnar._CHECKS["cost_event_id"]
-    assert isinstance(ids, columnar._Str) and (ids.min_len, ids.max_len) == (1, 200)
+    assert isinstance(ids, columnar._Str) and (ids.min_len, ids.max_len) == (1, MAX_ID_CHARS)
+    label = columnar._CHECKS["cost_center"]
+    assert isinstance(label, columnar._Str) and (label.min_len, label.max_len) == (0, 128)
+    assert label.optional
 
 
 def test_accepted_events_are_the_models_own() -> None:

@@ -143,7 +143,7 @@ def test_a_re_keyed_envelope_is_split_into_records_that_fit() -> None:
     assert len(parts) > 5
     assert all(body is not None and len(body) <= whole // 5 for _, body in parts)
     assert [e for part, _ in parts for e in part] == events  # all of them, in order
-    huge = _events("split", 1, workflow_step="x" * 5000)
+    huge = _events("split", 1, note="x" * 5000)
     assert sized_values(huge, limit=1000) == [(huge, None)]
 
 

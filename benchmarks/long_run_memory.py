@@ -1,0 +1,236 @@
+"""Worker memory over a simulated 4-day run at 1,500 events/s: RSS, heap and disk every 6 hours.
+
+    python benchmarks/long_run_memory.py [--days 4] [--eps 1500] [--use-cases 1500] [--every 1920]
+
+Four days at 1,500 events/s is 518 million events; the pure core handles a few thousand a
+second here, so this run processes a stated part of them through the real components and
+says what it scales. Every figure printed is measured on the components the worker holds:
+
+* the pipeline core (``build_pipeline``: decode, dedup, pricing, the default rule pack, the
+  anomaly watches, the state cap), one record per use case and second (an envelope);
+* the per-use-case states in the worker's :class:`~spendfuse.streams.state_cache.
+  WriteBehindStates` over a RocksDB Faust table, with its key cap
+  (``SPENDFUSE_STATE_CACHE_MAX_KEYS``), written behind at every commit;
+* the worker's RocksDB day-bucket dedup store
+  (:class:`~spendfuse.streams.dedup_table.FaustDedupStore`), swept as the event day moves on.
+
+What is simulated: the broker (changelog records are counted, not sent), the clock (event
+time; the dedup store's "today" follows it), the traffic (``--use-cases`` use cases sharing
+``--eps`` evenly, a trace every 10 events, an outcome id per trace) and the rate. **Sampling**:
+one use case (``uc-00000``) is processed at its full rate through all four days (every event,
+in records of ``--hot-batch-s`` seconds, so its traces, outcome ids and windows are those of the
+real rate); the others are processed in every ``--every``-th second only (each of those seconds
+in full). A commit (write-behind of states and ids) follows every processed record time. So the
+dedup store holds about 1/``--every`` of the other use cases' ids: its disk is printed as
+measured and scaled to every id (it is linear in the ids kept: bytes per id measured here); its
+Python heap holds nothing per id once committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faust
+import orjson
+
+from spendfuse.rules.state_size import state_bytes
+from spendfuse.rules_runtime import build_pipeline
+from spendfuse.settings import Settings
+from spendfuse.streams.dedup_table import ROCKSDB_OPTIONS, FaustDedupStore
+from spendfuse.streams.state_cache import WriteBehindStates
+
+PARTITIONS = 4
+START = datetime(2026, 11, 16, tzinfo=UTC)
+EVENTS_PER_TRACE = 10
+
+
+class CountingSink:
+    """Stands in for the producer: changelog records are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    def changelog(self, *_args: object) -> None:
+        self.records += 1
+
+
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
+
+
+def disk_bytes(root: Path, part: str = "") -> int:
+    """Bytes of the files under ``root`` (those whose path holds ``part``)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and part in str(p))
+
+
+def iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Traffic:
+    """``per_second`` events per use case and second, as one envelope record each."""
+
+    def __init__(self, use_cases: int, per_second: int) -> None:
+        self.names = [f"uc-{i:05d}" for i in range(use_cases)]
+        self.per_second = per_second
+        self.sent = dict.fromkeys(self.names, 0)
+
+    def record(self, name: str, second: int, seconds: int = 1) -> bytes:
+        """The use case's events of ``seconds`` seconds from ``second``, as one envelope."""
+        start = self.sent[name]
+        self.sent[name] = start + self.per_second * seconds
+        events = []
+        for n in range(start, start + self.per_second * seconds):
+            when = iso(second + (n - start) // self.per_second)
+            trace = n // EVENTS_PER_TRACE
+            events.append(
+                {
+                    "schema_version": 1,
+                    "cost_event_id": f"{name}-{n}",
+                    "event_time": when,
+                    "tenant_id": f"tenant-{int(name[3:]) % 20}",
+                    "use_case_id": name,
+                    "risk_tier": "low",
+                    "environment": "prod",
+                    "component": "model_call",
+                    "provider": "openai",
+                    "model_or_service": "gpt-4o-mini",
+                    "input_tokens": 900 + n % 300,
+                    "output_tokens": 200 + n % 100,
+                    "allocated_cost_usd": 0.0004 + (n % 7) * 0.0001,
+                    "trace_id": f"{name}-t{trace}",
+                    "business_outcome_id": f"{name}-case-{trace}",
+                    "step_number": n % EVENTS_PER_TRACE,
+                }
+            )
+        return orjson.dumps({"envelope_version": 1, "events": events})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--days", type=float, default=4.0)
+    ap.add_argument("--eps", type=int, default=1_500)
+    ap.add_argument("--use-cases", type=int, default=1500)
+    ap.add_argument("--every", type=int, default=1920, help="process every N-th second fully")
+    ap.add_argument("--report-hours", type=float, default=6.0)
+    ap.add_argument(
+        "--hot-batch-s", type=int, default=30, help="seconds of the full-rate use case per record"
+    )
+    args = ap.parse_args()
+
+    per_uc = args.eps // args.use_cases
+    batch = args.hot_batch_s
+    settings = Settings()
+    pipeline = build_pipeline(settings)
+    tmp = Path(tempfile.mkdtemp(prefix="spendfuse-longrun-"))
+    app = faust.App("longrun-bench", store="rocksdb://", datadir=str(tmp), broker="kafka://none:1")
+    options = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
+    sink = CountingSink()
+    now_ms = [int(START.timestamp() * 1000)]
+    dedup = FaustDedupStore(
+        app, options={**options, **ROCKSDB_OPTIONS}, sink=sink, clock_ms=lambda: now_ms[0]
+    )
+    table = app.Table("use-case-state", default=None, partitions=PARTITIONS, options=options)
+    states = WriteBehindStates(table, sink, settings.state_cache_max_keys)
+    traffic = Traffic(args.use_cases, per_uc)
+    hot, rest = traffic.names[0], traffic.names[1:]
+    partition_of = {name: i % PARTITIONS for i, name in enumerate(traffic.names)}
+
+    tracemalloc.start()
+    gc.collect()
+    base_heap = tracemalloc.get_traced_memory()[0]
+    start_s = int(START.timestamp())
+    total_s = int(args.days * 86_400)
+    report_every = int(args.report_hours * 3_600)
+    processed = accepted = offset = 0
+    trimmed: dict[str, int] = {}
+    wall = time.perf_counter()
+    print(
+        f"{args.days:g} days at {args.eps:,} events/s over {args.use_cases} use cases "
+        f"({per_uc} events/s each); {hot} at its full rate ({batch} s per record), the other "
+        f"{len(rest)} in every {args.every}th second; a commit after each\n"
+    )
+    print(
+        f"{'hour':>5} {'events at 1,500/s':>18} {'processed':>10} {'RSS MB':>7} "
+        f"{'heap MB':>8} {'disk MB':>8} {'ids MB':>7} {'states cached':>13} {'hot state B':>11} "
+        f"{'largest B':>10} {'trimmed':>8} {'wall s':>7}"
+    )
+
+    def handle(name: str, second: int, seconds: int = 1) -> None:
+        nonlocal processed, accepted, offset
+        partition = partition_of[name]
+        states.partition = dedup.partition = partition
+        offset += 1
+        result = pipeline.run_record(
+            traffic.record(name, second, seconds),
+            START,
+            dedup,
+            states,
+            partition=partition,
+            offset=offset,
+        )
+        processed += len(result.handled)
+        accepted += len(result.accepted)
+        for reason, n in result.trimmed.items():
+            trimmed[reason] = trimmed.get(reason, 0) + n
+
+    for elapsed in range(total_s):
+        second = start_s + elapsed
+        sampled = elapsed % args.every == 0
+        if not sampled and elapsed % batch:
+            continue
+        now_ms[0] = second * 1000
+        if elapsed % batch == 0:
+            handle(hot, second, batch)
+        if sampled:
+            for name in rest:
+                handle(name, second)
+        dedup.flush()
+        states.flush()
+        if (elapsed + batch) % report_every < batch or elapsed + batch >= total_s:
+            gc.collect()
+            heap = tracemalloc.get_traced_memory()[0] - base_heap
+            cached = states._cache
+            largest = max((state_bytes(s) for s in cached.values()), default=0)
+            print(
+                f"{(elapsed + batch) / 3600:>5.1f} {args.eps * (elapsed + batch):>18,} "
+                f"{processed:>10,} {rss_mb():>7.0f} {heap / 1e6:>8.1f} "
+                f"{disk_bytes(tmp) / 1e6:>8.1f} {disk_bytes(tmp, 'dedup-ids') / 1e6:>7.1f} "
+                f"{len(cached):>13,} "
+                f"{state_bytes(states.get(hot)):>11,} {largest:>10,} "
+                f"{sum(trimmed.values()):>8,} {time.perf_counter() - wall:>7.0f}",
+                flush=True,
+            )
+    disk, dedup_disk = disk_bytes(tmp), disk_bytes(tmp, "dedup-ids")
+    ids_per_day_rest = (86_400 // args.every) * per_uc * len(rest)
+    ids_per_day_hot = 86_400 * per_uc
+    print(
+        f"\nprocessed {processed:,} events ({accepted:,} accepted) of the "
+        f"{args.eps * total_s:,} the rate makes; trimmed: {trimmed or 'nothing'}; "
+        f"changelog records counted: {sink.records:,}"
+    )
+    print(
+        f"disk at the end: {disk / 1e6:.1f} MB (RocksDB), of which dedup ids "
+        f"{dedup_disk / 1e6:.1f} MB"
+    )
+    kept_ids = (ids_per_day_rest + ids_per_day_hot) * 3  # today and the two days before
+    full_ids = args.eps * 86_400 * 3
+    print(
+        f"dedup ids kept (3 event days): about {kept_ids:,} here, {full_ids:,} at the full "
+        f"rate: disk scales by {full_ids / kept_ids:.0f}x -> about "
+        f"{dedup_disk / kept_ids * full_ids / 1e9:.1f} GB of dedup ids"
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
