@@ -94,7 +94,7 @@ def test_outcomes_before_their_spend_settle_the_same() -> None:
     [
         (b"{not json", "invalid_json", None),
         (_outcome("case-9", "maybe", 1), "validation", "status"),
-        (_outcome("case-9", "success", 1, value=-3.0), "validation", "value_usd"),
+        (_outcome("case-9", "success", 1, value=-3.0), "negative_value", "value_usd"),
         (orjson.dumps({"schema_version": 1, "outcome_event_id": "x"}), "validation", None),
     ],
 )
