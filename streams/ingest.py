@@ -31,6 +31,7 @@ from spendfuse.schemas.errors import EventRejectedError
 from spendfuse.schemas.topics import cost_event_key
 from spendfuse.streams.commit_producer import MAX_MESSAGE_BYTES
 from spendfuse.streams.dedup_table import FaustDedupStore
+from spendfuse.streams.errors import internal_error_letter
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.rollups import RollupPublisher
@@ -38,8 +39,6 @@ from spendfuse.streams.state_cache import commit_now
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "internal_error"
-"""Dead-letter reason: handling the record raised (the error says what); the agent went on."""
 REPUBLISH_MAX_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
 """Largest re-keyed record value: under the producer's limit, with room for key and headers."""
 
@@ -114,21 +113,7 @@ class IngestHandler:
             message.offset,
         )
         self.observer.worker_error("ingest")
-        error = EventRejectedError(
-            INTERNAL_ERROR, f"handling it raised {type(exc).__name__}: {str(exc)[:500]}"
-        )
-        self._dead_letter(
-            key,
-            make_dead_letter(
-                value,
-                error,
-                now,
-                key=key,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            ),
-        )
+        self._dead_letter(key, internal_error_letter(value, key, message, now, exc))
 
     def handle_record(
         self,

@@ -23,9 +23,9 @@ import faust
 
 from spendfuse.finops.outcomes import ledger_view
 from spendfuse.pipeline import OUTCOMES_KEY, Pipeline
-from spendfuse.schemas.codec import encode, make_dead_letter
-from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.schemas.codec import encode
 from spendfuse.schemas.topics import outcome_key
+from spendfuse.streams.errors import INTERNAL_ERROR, internal_error_letter
 from spendfuse.streams.metrics import SpendfuseMetrics
 from spendfuse.streams.outbox import Outbox
 
@@ -115,19 +115,8 @@ def register_outcome_agent(
             "outcome %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset
         )
         metrics.record_worker_error("outcomes")
-        error = EventRejectedError(
-            "internal_error", f"handling it raised {type(exc).__name__}: {str(exc)[:500]}"
-        )
-        dead = make_dead_letter(
-            record.value,
-            error,
-            datetime.now(UTC),
-            key=record.key,
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-        )
-        metrics.record_dead_letter("internal_error")
+        dead = internal_error_letter(record.value, record.key, msg, datetime.now(UTC), exc)
+        metrics.record_dead_letter(INTERNAL_ERROR)
         outbox.add(topics["dlq"], record.key, encode(dead))
 
     @app.agent(topics["outcomes"], name="ledger_outcomes")

@@ -20,10 +20,11 @@ import orjson
 
 from spendfuse.pipeline import Pipeline
 from spendfuse.schemas import topics
-from spendfuse.schemas.codec import encode, make_dead_letter, parse_cost_event_obj
+from spendfuse.schemas.codec import encode, parse_cost_event_obj
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
+from spendfuse.streams.errors import INTERNAL_ERROR, internal_error_letter
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
@@ -95,19 +96,8 @@ def register_tenant_agent(
             "tenant stage: %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset
         )
         default_metrics().record_worker_error("tenant")
-        error = EventRejectedError(
-            "internal_error", f"handling it raised {type(exc).__name__}: {str(exc)[:500]}"
-        )
-        dead = make_dead_letter(
-            record.value,
-            error,
-            datetime.now(UTC),
-            key=record.key,
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-        )
-        default_metrics().record_dead_letter("internal_error")
+        dead = internal_error_letter(record.value, record.key, msg, datetime.now(UTC), exc)
+        default_metrics().record_dead_letter(INTERNAL_ERROR)
         outbox.add(topics["dlq"], record.key, encode(dead))
 
     @app.agent(topics["tenant_spend"], name="decide_tenant_spend")
