@@ -90,7 +90,7 @@ class FaustDedupStore:
         """Write pending ids to the store and the changelog; drop buckets past retention."""
         pending, self._pending = self._pending, {}
         for key, partition in pending.items():
-            raw = store_put(self.table.data, partition, key, PRESENT)
+            raw = store_put(self.table.data, partition, key, PRESENT, index=False)
             if self.sink is not None:
                 self.sink.changelog(self.table, partition, key, PRESENT, raw)
             else:
