@@ -126,9 +126,7 @@ def _encode_value(store: Any, value: Any) -> bytes:
     return value if type(value) is bytes else store._encode_value(value)  # type: ignore[no-any-return]
 
 
-def store_put(
-    store: Any, partition: int, key: Any, value: Any, *, index: bool = True
-) -> tuple[bytes, bytes] | None:
+def store_put(store: Any, partition: int, key: Any, value: Any) -> tuple[bytes, bytes] | None:
     """Write one key to the table's local store for ``partition``; return the encoded pair.
 
     Faust's RocksDB store picks the partition database from the *current event*, which a
@@ -136,19 +134,41 @@ def store_put(
     (the same two calls ``RocksDB._set`` makes). The memory store needs no partition. The
     encoded key and value are what the changelog carries too (Faust restores a store from
     the changelog's raw bytes), so callers send them as they are rather than encode twice.
-    ``index=False`` leaves the key out of Faust's key -> partition index (a small LRU that only
-    spares Faust's own lookups a search of every partition's database): for keys read back only
-    through :func:`store_get` with their partition, such as dedup ids, which would otherwise push
-    use-case keys out of it.
     """
     if hasattr(store, "_db_for_partition"):
         raw_key, raw_value = _encode_key(store, key), _encode_value(store, value)
-        if index:
-            store._key_index[raw_key] = partition
+        store._key_index[raw_key] = partition
         store._db_for_partition(partition).put(raw_key, raw_value)
         return raw_key, raw_value
     store[key] = value
     return None
+
+
+def store_put_bytes(store: Any, partition: int, items: Iterable[bytes], value: bytes) -> None:
+    """Write ``value`` under each of the ``bytes`` keys ``items`` to ``partition``'s database in
+    one RocksDB write batch, as Faust restores a changelog batch (``apply_changelog_batch``),
+    rather than one ``put`` each; the memory store gets one assignment each. The keys stay out
+    of Faust's key -> partition index (a small LRU that only spares Faust's own lookups a search
+    of every partition): they are read back only through :func:`store_get` with their
+    partition, and would push use-case keys out of it.
+    Bytes are their own encoding in Faust's registry, so what is stored is what the changelog
+    carries."""
+    if not hasattr(store, "_db_for_partition"):
+        for key in items:
+            store[key] = value
+        return
+    db = store._db_for_partition(partition)
+    if getattr(store, "use_rocksdict", False):
+        import rocksdict  # Faust's own RocksDB binding, present whenever a RocksDB store is
+
+        batch = rocksdict.WriteBatch(raw_mode=True)
+    else:
+        import rocksdb  # type: ignore[import-not-found]
+
+        batch = rocksdb.WriteBatch()
+    for key in items:
+        batch.put(key, value)
+    db.write(batch)
 
 
 class WriteBehind(Protocol):
