@@ -45,15 +45,29 @@ def _empty() -> dict[str, float]:
     return dict.fromkeys(_SUMS, 0.0) | {"max_step": 0.0}
 
 
+_NO_BUCKETS: list[ClosedBucket] = []  # never appended to: what an event that closes none returns
+
+
 def add_event(
-    state: dict[str, Any], event: CostEvent, bucket_s: int, min_calls: int
+    state: dict[str, Any],
+    event: CostEvent,
+    bucket_s: int,
+    min_calls: int,
+    ts_ms: int | None = None,
 ) -> list[ClosedBucket]:
-    """Fold ``event`` into the open bucket; return the buckets it closed (oldest first)."""
+    """Fold ``event`` into the open bucket; return the buckets it closed (oldest first).
+
+    ``ts_ms``: the event time in epoch ms when the caller has it already (the engine computes
+    it once per event); the list returned when no bucket closed is shared, so callers only read it.
+    """
     size_ms = bucket_s * 1000
-    ts = to_epoch_ms(event.event_time)
+    ts = to_epoch_ms(event.event_time) if ts_ms is None else ts_ms
     start = ts - ts % size_ms
-    closed: list[ClosedBucket] = []
     current = state.get("start_ms")
+    if current == start:  # the common case: the open bucket
+        _accumulate(state["acc"], event)
+        return _NO_BUCKETS
+    closed: list[ClosedBucket] = []
     if current is None:
         state["start_ms"], state["acc"] = start, _empty()
     elif start > current:
@@ -70,22 +84,27 @@ def add_event(
 
 def _accumulate(acc: dict[str, float], event: CostEvent) -> None:
     cost = event.cost_usd
+    component = event.component
+    retry = event.is_retry
+    step = event.step_number
     acc["spend"] += cost
     acc["events"] += 1
-    if event.component is Component.MODEL_CALL:
+    if component is Component.MODEL_CALL:
         acc["calls"] += 1
         acc["tokens"] += event.input_tokens + event.output_tokens
-        if event.cache_status is not None:
+        cache = event.cache_status
+        if cache is not None:
             acc["cache_known"] += 1
-            acc["cache_hits"] += event.cache_status in ("hit", "partial")
-    if event.is_retry:
-        acc["retry_cost"] += cost
-    if event.component is Component.TOOL_CALL:
+            acc["cache_hits"] += cache in ("hit", "partial")
+    elif component is Component.TOOL_CALL:
         acc["tool_cost"] += cost
-    if event.is_retry or (event.step_number or 0) > 10:
+    if retry:
+        acc["retry_cost"] += cost
         acc["loop_cost"] += cost
-    if event.step_number is not None and event.step_number > acc["max_step"]:
-        acc["max_step"] = float(event.step_number)
+    elif step is not None and step > 10:
+        acc["loop_cost"] += cost
+    if step is not None and step > acc["max_step"]:
+        acc["max_step"] = float(step)
 
 
 def _close(start_ms: int, acc: dict[str, float], min_calls: int) -> ClosedBucket:

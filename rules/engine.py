@@ -510,7 +510,7 @@ class _Stage:
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
                 rule = step.rule
-                if step.bkey and not self._closed(step, event, state):
+                if step.bkey and not self._closed(step, event, state, ts_ms):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
                 if rule.per_event:
                     if _idle(step, view, state, budget_lookup):
@@ -534,7 +534,9 @@ class _Stage:
         self._flush(due, state, tenant, budget_lookup, scope_of, out)
         return out
 
-    def _closed(self, step: RuleStep, event: CostEvent, state: dict[str, Any]) -> list[Any]:
+    def _closed(
+        self, step: RuleStep, event: CostEvent, state: dict[str, Any], ts_ms: int
+    ) -> list[Any]:
         """The buckets ``event`` closes for an anomaly watch; watches of one bucket size, scope
         and group share one accumulator (folded once per event)."""
         bkey = step.bkey
@@ -545,7 +547,7 @@ class _Stage:
             cond = step.rule.anomaly
             assert cond is not None
             closed = self._buckets[bkey] = add_event(
-                buckets, event, step.rule.bucket_s, cond.min_calls
+                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms
             )
             self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed

@@ -28,7 +28,7 @@ from typing import Any
 import faust
 
 from spendfuse.dedup import DAY_MS, KEEP_DAYS, DayClock, wall_clock_ms
-from spendfuse.streams.state_cache import store_get, store_put
+from spendfuse.streams.state_cache import store_get, store_put_bytes
 
 PRESENT = b"\x01"
 ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 1024 * 1024, "max_write_buffer_number": 2}
@@ -89,9 +89,16 @@ class FaustDedupStore:
     def flush(self) -> int:
         """Write pending ids to the store and the changelog; drop buckets past retention."""
         pending, self._pending = self._pending, {}
+        by_partition: dict[int, list[bytes]] = {}
         for key, partition in pending.items():
-            raw = store_put(self.table.data, partition, key, PRESENT)
+            by_partition.setdefault(partition, []).append(key)
+        store = self.table.data
+        rocks = hasattr(store, "_db_for_partition")
+        for partition, keys in by_partition.items():
+            store_put_bytes(store, partition, keys, PRESENT)  # one write batch per partition
+        for key, partition in pending.items():  # then the changelog, in the order remembered
             if self.sink is not None:
+                raw = (key, PRESENT) if rocks else None  # bytes: their own encoding
                 self.sink.changelog(self.table, partition, key, PRESENT, raw)
             else:
                 self.table.send_changelog(partition, key, PRESENT)

@@ -109,9 +109,21 @@ def store_get(store: Any, partition: int | None, key: Any) -> Any:
     Without a partition, or with the memory store, this is the store's plain ``get``.
     """
     if partition is not None and hasattr(store, "_db_for_partition"):
-        raw = store._db_for_partition(partition).get(store._encode_key(key))
+        raw = store._db_for_partition(partition).get(_encode_key(store, key))
         return None if raw is None else store._decode_value(raw)
     return store.get(key)
+
+
+def _encode_key(store: Any, key: Any) -> bytes:
+    """``store._encode_key(key)``: Faust's serializer registry passes ``bytes`` through as they
+    are, whatever the codec (``Registry.dumps_key`` skips ``bytes``), so dedup ids, the commonest
+    keys, skip the registry's lookups."""
+    return key if type(key) is bytes else store._encode_key(key)  # type: ignore[no-any-return]
+
+
+def _encode_value(store: Any, value: Any) -> bytes:
+    """``store._encode_value(value)``, with ``bytes`` passed through as Faust's registry does."""
+    return value if type(value) is bytes else store._encode_value(value)  # type: ignore[no-any-return]
 
 
 def store_put(store: Any, partition: int, key: Any, value: Any) -> tuple[bytes, bytes] | None:
@@ -124,12 +136,39 @@ def store_put(store: Any, partition: int, key: Any, value: Any) -> tuple[bytes, 
     the changelog's raw bytes), so callers send them as they are rather than encode twice.
     """
     if hasattr(store, "_db_for_partition"):
-        raw_key, raw_value = store._encode_key(key), store._encode_value(value)
+        raw_key, raw_value = _encode_key(store, key), _encode_value(store, value)
         store._key_index[raw_key] = partition
         store._db_for_partition(partition).put(raw_key, raw_value)
         return raw_key, raw_value
     store[key] = value
     return None
+
+
+def store_put_bytes(store: Any, partition: int, items: Iterable[bytes], value: bytes) -> None:
+    """Write ``value`` under each of the ``bytes`` keys ``items`` to ``partition``'s database in
+    one RocksDB write batch, as Faust restores a changelog batch (``apply_changelog_batch``),
+    rather than one ``put`` each; the memory store gets one assignment each. The keys stay out
+    of Faust's key -> partition index (a small LRU that only spares Faust's own lookups a search
+    of every partition): they are read back only through :func:`store_get` with their
+    partition, and would push use-case keys out of it.
+    Bytes are their own encoding in Faust's registry, so what is stored is what the changelog
+    carries."""
+    if not hasattr(store, "_db_for_partition"):
+        for key in items:
+            store[key] = value
+        return
+    db = store._db_for_partition(partition)
+    if getattr(store, "use_rocksdict", False):
+        import rocksdict  # Faust's own RocksDB binding, present whenever a RocksDB store is
+
+        batch = rocksdict.WriteBatch(raw_mode=True)
+    else:
+        import rocksdb  # type: ignore[import-not-found]
+
+        batch = rocksdb.WriteBatch()
+    for key in items:
+        batch.put(key, value)
+    db.write(batch)
 
 
 class WriteBehind(Protocol):

@@ -20,7 +20,7 @@ import orjson
 
 from spendfuse.pipeline import Pipeline
 from spendfuse.schemas import topics
-from spendfuse.schemas.codec import encode, parse_cost_event_obj
+from spendfuse.schemas.codec import decode_cost_events, encode
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
@@ -49,7 +49,12 @@ def decode_tenant_record(value: bytes) -> list[CostEvent]:
     try:
         obj = orjson.loads(value)
         members = obj["events"] if is_envelope(obj) else [obj]
-        return [parse_cost_event_obj(m) for m in members]
+        # as columns, as the ingest decodes: the same verdict as parse_cost_event_obj per member
+        events = decode_cost_events(members)
+        for event in events:
+            if isinstance(event, EventRejectedError):
+                raise event
+        return events  # type: ignore[return-value]
     except (orjson.JSONDecodeError, EventRejectedError, TypeError, KeyError) as exc:
         log.warning("tenant stage skipped a record: %s", exc)  # our own records: cannot happen
         return []

@@ -36,8 +36,12 @@ def _hour_ms(event: CostEvent) -> int:
 
 def event_key(event: CostEvent) -> Key:
     """The rollup key of an event: its UTC hour (ms) and attribution."""
+    return (_hour_ms(event), *_dims(event))
+
+
+def _dims(event: CostEvent) -> tuple[Any, ...]:
+    """An event's attribution, in ``ROLLUP_DIMENSIONS`` order (``event_key`` without the hour)."""
     return (
-        _hour_ms(event),
         event.tenant_id,
         event.business_unit,
         event.cost_center,
@@ -188,14 +192,20 @@ class RollupBook:
         rows: dict[str, list[Any]] = book["rows"]
         late_ms, keep_ms = self.policy.lateness_ms, self.policy.keep_ms
         corrected: dict[str, list[Any]] = {}
+        row_keys: dict[tuple[Any, ...], str] = {}  # (hour, rev, *dims) -> row key, this call
+        wm = book["wm"]
         for event in events:
-            key = event_key(event)
-            hour, dims = key[0], key[1:]
-            wm = book["wm"] = max(book["wm"], int(event.event_time.timestamp() * 1000))
+            seconds = event.event_time.timestamp()
+            hour = int(seconds) // 3600 * HOUR_MS  # event_key's hour, from one timestamp()
+            dims = _dims(event)
+            wm = book["wm"] = max(wm, int(seconds * 1000))
             rev = 0
-            if hour + HOUR_MS + late_ms < book["wm"] - keep_ms:  # its hour is forgotten
+            if hour + HOUR_MS + late_ms < wm - keep_ms:  # its hour is forgotten
                 rev = wm // HOUR_MS * HOUR_MS
-            rk = _row_key(hour, rev, dims)
+            memo = (hour, rev, dims)
+            rk = row_keys.get(memo)
+            if rk is None:
+                rk = row_keys[memo] = _row_key(hour, rev, dims)
             row = rows.get(rk)
             if row is None:
                 row = rows[rk] = [hour, rev, 0, *dims, *([0] * _N)]
