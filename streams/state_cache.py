@@ -207,9 +207,19 @@ class DeferredChangelog:
     ) -> None:
         self._held.append((table, partition, key, value, raw))
 
-    def send(self) -> int:
+    def send(self, barrier: Callable[[], Any] | None = None) -> int:
+        """Hand the held writes to the producer, one table at a time in the order the tables
+        were written (states before ids). ``barrier`` (a producer flush) runs between two
+        tables: their changelogs are different topics, whose records a ``kill -9`` can cut at
+        different points, so without it an id's changelog record could survive while the state
+        that counted its event did not, and a worker restoring from the changelogs (a new
+        machine, a lost disk) would drop that event's spend."""
         held, self._held = self._held, []
+        last: Any = None
         for table, partition, key, value, raw in held:
+            if last is not None and table is not last and barrier is not None:
+                barrier()
+            last = table
             self.sink.changelog(table, partition, key, value, raw)
         return len(held)
 
@@ -221,10 +231,11 @@ class CommitSequence:
        tenant-stage records) are handed to the producer, which is flushed until the broker
        has acknowledged them; any it refused for good is dead-lettered and flushed in turn;
     2. only then the states and dedup ids (``caches``, in order) are written to their local
-       stores, then to their changelogs (:class:`DeferredChangelog`), and the producer flushed
-       again. States go first: each carries the input offset of the last record it counted
-       (``Pipeline.run_record``), so a kill between the two writes leaves a state ahead of its
-       ids, and the re-read records are recognised by the offset instead of counted twice;
+       stores, then to their changelogs (:class:`DeferredChangelog`, the producer flushed
+       between two tables' changelogs and after the last). States go first: each carries the
+       input offset of the last record it counted (``Pipeline.run_record``), so a kill between
+       the two writes leaves a state ahead of its ids, and the re-read records are recognised
+       by the offset instead of counted twice;
     3. Faust commits the offsets.
 
     A ``kill -9`` before 2 leaves no id or state for the records whose outputs were in flight:
@@ -278,7 +289,7 @@ class CommitSequence:
         for cache in self.caches:
             self._guard(cache.flush, type(cache).__name__)
         if self.changelog is not None:
-            self._guard(self.changelog.send, "changelog")
+            self._guard(lambda: self.changelog.send(self._flush_sink), "changelog")  # type: ignore[union-attr]
         self._flush_sink()
 
     def revoke(self, partitions: set[int]) -> None:
@@ -287,7 +298,7 @@ class CommitSequence:
         for cache in self.caches:
             self._guard(lambda c=cache: c.drop_partitions(partitions), "drop partitions")
         if self.changelog is not None:
-            self._guard(self.changelog.send, "changelog")
+            self._guard(lambda: self.changelog.send(self._flush_sink), "changelog")  # type: ignore[union-attr]
         self._flush_sink()
 
 

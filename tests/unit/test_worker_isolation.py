@@ -118,6 +118,26 @@ def test_commit_acknowledges_outputs_before_it_writes_ids_and_state() -> None:
     ]
 
 
+def test_an_ids_changelog_is_sent_only_once_the_states_changelog_is_acknowledged() -> None:
+    """States and ids have changelogs on different topics, which a kill -9 can cut at different
+    points: the producer is flushed between them, so no id's record can outlive the state that
+    counted its event."""
+    log: list[str] = []
+    sink = _Sink(log)
+    sink.changelog = lambda table, _p, key, *_: log.append(f"changelog {table} {key}")  # type: ignore[attr-defined]
+    deferred = DeferredChangelog(sink)
+    for table, key in (("states", "a"), ("states", "b"), ("ids", "x"), ("ids", "y")):
+        deferred.changelog(table, 0, key, 1)
+    assert deferred.send(sink.flush) == 4
+    assert log == [
+        "changelog states a",
+        "changelog states b",
+        "sink.flush",  # the states acknowledged before any id is sent
+        "changelog ids x",
+        "changelog ids y",
+    ]
+
+
 def test_a_failing_commit_step_is_counted_and_never_escapes() -> None:
     log: list[str] = []
     metrics = SpendfuseMetrics()
