@@ -3,7 +3,9 @@
 It reads the shared input topic for the rest of the session, so it decides on every test's
 events: the fault tests (``test_faults.py``), which count every spend-rate alert of their use
 cases, run before any test that starts it (pytest runs files in name order; the first to use it
-is ``test_foundation_stream.py``). A new test module that uses it sorts after ``test_faults.py``.
+is ``test_foundation_stream.py``). A new test module that uses it sorts after ``test_faults.py``,
+and so does one that starts its own worker on the shared input: the fault tests' workers read the
+input topic from its start, and their kill -9 checks assume it holds only their own traffic.
 """
 
 from __future__ import annotations
