@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
-from spendfuse.schemas.codec import make_dead_letter
+from spendfuse.schemas.codec import encode, make_dead_letter
 from spendfuse.schemas.dead_letter import DeadLetter
 from spendfuse.schemas.errors import EventRejectedError, SpendfuseError
+
+log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal_error"
 """Dead-letter reason: handling the record raised (the error says what); the agent went on."""
@@ -34,3 +38,29 @@ def internal_error_letter(
         partition=message.partition,
         offset=message.offset,
     )
+
+
+def handle_each(
+    records: Iterable[Any],
+    handle: Callable[[Any], Any],
+    outbox: Any,
+    dlq_topic: Any,
+    metrics: Any,
+    stage: str,
+) -> None:
+    """Handle a batch of Faust events one record at a time, synchronously (a commit never sees
+    half a record); a record whose handling raises is logged, counted
+    (``spendfuse_worker_errors_total{stage}``) and dead-lettered, and the next one goes on."""
+    for record in records:
+        msg = record.message
+        outbox.origin = (msg.topic, msg.partition, msg.offset)
+        try:
+            handle(record)
+        except Exception as exc:  # one record's failure never stops the agent
+            log.exception(
+                "%s: %s[%s]@%s failed; dead-lettered", stage, msg.topic, msg.partition, msg.offset
+            )
+            metrics.record_worker_error(stage)
+            dead = internal_error_letter(record.value, record.key, msg, datetime.now(UTC), exc)
+            metrics.record_dead_letter(INTERNAL_ERROR)
+            outbox.add(dlq_topic, record.key, encode(dead))

@@ -25,7 +25,7 @@ from spendfuse.finops.outcomes import ledger_view
 from spendfuse.pipeline import OUTCOMES_KEY, Pipeline
 from spendfuse.schemas.codec import encode
 from spendfuse.schemas.topics import outcome_key
-from spendfuse.streams.errors import INTERNAL_ERROR, internal_error_letter
+from spendfuse.streams.errors import handle_each
 from spendfuse.streams.metrics import SpendfuseMetrics
 from spendfuse.streams.outbox import Outbox
 
@@ -109,23 +109,7 @@ def register_outcome_agent(
         if touched is not None:
             touched(outcome.use_case_id, msg.partition)
 
-    def failed(record: Any, exc: Exception) -> None:
-        msg = record.message
-        log.exception(
-            "outcome %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset
-        )
-        metrics.record_worker_error("outcomes")
-        dead = internal_error_letter(record.value, record.key, msg, datetime.now(UTC), exc)
-        metrics.record_dead_letter(INTERNAL_ERROR)
-        outbox.add(topics["dlq"], record.key, encode(dead))
-
     @app.agent(topics["outcomes"], name="ledger_outcomes")
     async def ledger_outcomes(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(batch_max, within=batch_within_s):
-            for record in batch:  # synchronous: a commit never sees half a record
-                msg = record.message
-                outbox.origin = (msg.topic, msg.partition, msg.offset)
-                try:
-                    handle(record)
-                except Exception as exc:  # one record's failure never stops the agent
-                    failed(record, exc)
+            handle_each(batch, handle, outbox, topics["dlq"], metrics, "outcomes")

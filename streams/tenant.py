@@ -12,7 +12,6 @@ goes on.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -24,7 +23,7 @@ from spendfuse.schemas.codec import decode_cost_events, encode
 from spendfuse.schemas.cost_event import CostEvent
 from spendfuse.schemas.envelope import is_envelope
 from spendfuse.schemas.errors import EventRejectedError
-from spendfuse.streams.errors import INTERNAL_ERROR, internal_error_letter
+from spendfuse.streams.errors import handle_each
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.observer import NULL_OBSERVER, NullObserver
 from spendfuse.streams.outbox import Outbox
@@ -95,26 +94,10 @@ def register_tenant_agent(
             for key, body, headers in signer.records(command):
                 outbox.add(topics["control"], key, body, headers, urgent=True)
 
-    def failed(record: Any, exc: Exception) -> None:
-        msg = record.message
-        log.exception(
-            "tenant stage: %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset
-        )
-        default_metrics().record_worker_error("tenant")
-        dead = internal_error_letter(record.value, record.key, msg, datetime.now(UTC), exc)
-        default_metrics().record_dead_letter(INTERNAL_ERROR)
-        outbox.add(topics["dlq"], record.key, encode(dead))
-
     @app.agent(topics["tenant_spend"], name="decide_tenant_spend")
     async def decide_tenant_spend(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(batch_max, within=batch_within_s):
-            for record in batch:  # synchronous: a commit never sees half a record
-                msg = record.message
-                outbox.origin = (msg.topic, msg.partition, msg.offset)
-                try:
-                    handle(record)
-                except Exception as exc:  # one record's failure never stops the agent
-                    failed(record, exc)
+            handle_each(batch, handle, outbox, topics["dlq"], default_metrics(), "tenant")
             if outbox.urgent:
                 await commit_now(app, default_metrics().record_worker_error)
 
