@@ -65,8 +65,10 @@ FAST_COMMITS = {"SPENDFUSE_COMMIT_INTERVAL_S": "0.5"}
 
 
 def _assert_accounted(result: Audit, use_cases: list[str], *, copies_ok: bool = False) -> None:
-    assert result.lost == {}, f"good events missing from state: {result.lost}"
-    assert result.double_counted == {}, f"events counted twice: {result.double_counted}"
+    assert result.lost == {}, f"good events missing from state: {result.lost} {result.history}"
+    assert result.double_counted == {}, (
+        f"events counted twice: {result.double_counted} {result.history}"
+    )
     assert result.missing_dead_letters == [], result.missing_dead_letters
     assert result.dead_lettered == result.bad > 0
     if not copies_ok:

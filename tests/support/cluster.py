@@ -366,6 +366,34 @@ def latest_states(bootstrap: str, app_id: str) -> dict[str, dict[str, Any]]:
     return latest
 
 
+def state_history(bootstrap: str, app_id: str, feed: Feed, use_case: str) -> list[str]:
+    """How a use case's counted spend got where it is, for a failure message: each of its state
+    changelog records (the input offset it had counted to, its window's spend and count) beside
+    the input records of that use case it covered since the one before."""
+    inputs = sorted(
+        (feed.positions[i], rec.kind, rec.cost_event_id)
+        for i, rec in enumerate(feed.sent)
+        if rec.use_case_id == use_case and i in feed.positions
+    )
+    out: list[str] = []
+    last = -1
+    for rec in read_topic(bootstrap, state_changelog(app_id)):
+        key = (rec.key or b"").decode()
+        if (orjson.loads(key) if key.startswith('"') else key) != use_case or rec.value is None:
+            continue
+        state = orjson.loads(rec.value)
+        mark = state.get("__offset__") or [None, -1]
+        sums = state.get("__aggregates__", {}).get("m", {}).get("s", {})
+        covered = [f"{o}:{k[0]}" for (_p, o), k, _id in inputs if last < o <= mark[1]]
+        out.append(
+            f"changelog {rec.partition}@{rec.offset}: to input {mark}, "
+            f"spend {sums.get('spend_usd')} ({sums.get('calls')} calls); "
+            f"new inputs {covered}"
+        )
+        last = max(last, mark[1])
+    return out
+
+
 def window_spend(states: dict[str, dict[str, Any]], use_case: str) -> float:
     """The use case's spend in its current clock minute, the spend-rate rule's window (0 if it
     has no state)."""
@@ -570,6 +598,7 @@ class Audit:
     commands: Counter[str] = field(default_factory=Counter)  # command id -> copies on the topic
     alerts: Counter[str] = field(default_factory=Counter)  # alert id + status -> copies
     firing_by_use_case: Counter[str] = field(default_factory=Counter)  # distinct firing alerts
+    history: dict[str, list[str]] = field(default_factory=dict)  # use case off -> how it got so
 
     @property
     def events_lost(self) -> int:
@@ -631,6 +660,8 @@ def audit(
             result.lost[uc] = off
         elif off < 0:
             result.double_counted[uc] = -off
+        if off:
+            result.history[uc] = state_history(bootstrap, app_id, feed, uc)
 
     bad_at = {feed.positions[i] for i, rec in enumerate(feed.sent) if rec.kind == "bad"}
     found: Counter[tuple[int, int]] = Counter()
