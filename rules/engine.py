@@ -444,6 +444,7 @@ class _Stage:
         scope_of: Callable[[CostEvent, RiskTier], Scope],
         *,
         shared: bool = True,
+        cuts: list[tuple[int, int]] | None = None,
     ) -> Decisions:
         """Several events of one key, in order (one record's worth).
 
@@ -454,10 +455,14 @@ class _Stage:
         minute go first, then window rules and budgets. What keeps this cheap is the skip of
         rules whose condition cannot hold (:func:`_idle`), not fewer evaluations.
         ``shared``: keep the key's own aggregates even when no rule reads them (the use-case
-        stage always does: the dashboard and the state's readers use them).
+        stage always does: the dashboard and the state's readers use them). ``cuts``: filled
+        with how many alerts and commands were decided before each event and after the last,
+        so a caller can tell which event decided what.
         """
         out = Decisions()
         if not plan.rules:
+            if cuts is not None:
+                cuts.extend((0, 0) for _ in range(len(events) + 1))
             return out
         first = events[0]
         rs = self.compiled.ruleset
@@ -470,6 +475,8 @@ class _Stage:
         steps_of = plan.steps_for
         later: list[tuple[RuleStep, AggregateView]] = []  # this event's window rules
         for event in events:
+            if cuts is not None:
+                cuts.append((len(out.alerts), len(out.commands)))
             ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
@@ -526,6 +533,8 @@ class _Stage:
                             out,
                         )
                 later.clear()
+        if cuts is not None:
+            cuts.append((len(out.alerts), len(out.commands)))
         return out
 
     def _closed(
@@ -794,13 +803,18 @@ class Engine(_Stage):
     def process(self, event: CostEvent, state: dict[str, Any]) -> Decisions:
         return self.process_batch([event], state)
 
-    def process_batch(self, events: Sequence[CostEvent], state: dict[str, Any]) -> Decisions:
-        """Several events of one use case, in order (one record's worth)."""
+    def process_batch(
+        self,
+        events: Sequence[CostEvent],
+        state: dict[str, Any],
+        cuts: list[tuple[int, int]] | None = None,
+    ) -> Decisions:
+        """Several events of one use case, in order (one record's worth, or several records'
+        of one use case: decisions do not depend on the split). ``cuts``: see ``_decide``."""
         compiled = self.compiled  # one snapshot for the whole batch, even across a reload
         last = events[-1]
-        return self._decide(
-            events, state, compiled.plan(last.tenant_id, last.use_case_id), Scope.of
-        )
+        plan = compiled.plan(last.tenant_id, last.use_case_id)
+        return self._decide(events, state, plan, Scope.of, cuts=cuts)
 
 
 def _tenant_scope(event: CostEvent, riskiest: RiskTier) -> Scope:
@@ -821,9 +835,16 @@ class TenantEngine(_Stage):
     def process(self, event: CostEvent, tenant_state: dict[str, Any]) -> Decisions:
         return self.process_batch([event], tenant_state)
 
-    def process_batch(self, events: Sequence[CostEvent], tenant_state: dict[str, Any]) -> Decisions:
+    def process_batch(
+        self,
+        events: Sequence[CostEvent],
+        tenant_state: dict[str, Any],
+        cuts: list[tuple[int, int]] | None = None,
+    ) -> Decisions:
         plan = self.compiled.plan(events[0].tenant_id, None)
-        return self._decide(events, tenant_state, plan, _tenant_scope, shared=plan.uses_shared)
+        return self._decide(
+            events, tenant_state, plan, _tenant_scope, shared=plan.uses_shared, cuts=cuts
+        )
 
     @property
     def active(self) -> bool:
