@@ -1,10 +1,12 @@
 """The ingest pipeline every path shares: decode → validate → dedup → price → decide.
 
-Pure: no Kafka, no Faust. The Faust worker and ``spendfuse replay`` both call
-:meth:`Pipeline.decode_record` and :meth:`Pipeline.handle_batch` once per input record (one
-event, or an envelope of many); they differ only in where dedup ids and per-use-case state live
-(Faust tables vs dicts) and where results go (topics vs files). The record is the unit of
-decision in both, so both reach the same decisions on the same records. The same pass keeps each
+Pure: no Kafka, no Faust. The Faust worker calls :meth:`Pipeline.run_record` once per input
+record (one event, or an envelope of many); ``spendfuse replay`` calls
+:meth:`Pipeline.run_records` on many lines at a time, which decides exactly what
+:meth:`Pipeline.run_record` on each line in turn decides (every rule is evaluated at every event,
+so decisions do not depend on how events are split into records). They differ only in where
+dedup ids and per-use-case state live (Faust tables vs dicts) and where results go (topics vs
+files). The same pass keeps each
 use case's hourly rollups (and, when enabled, its outcome ledger) in its state, so replay and the
 worker publish the same rollup rows; :meth:`Pipeline.run_outcome` applies outcome events.
 """

@@ -1,7 +1,8 @@
 """``spendfuse replay``: run the worker's pipeline over a JSONL file, with no broker.
 
 Each line is one record's value exactly as a producer would publish it: one event, or an
-envelope of many (the record is the unit of decision, as in the worker). Alerts, commands and dead
+envelope of many. Lines are handled 1,000 at a time (:meth:`Pipeline.run_records`), deciding
+exactly what the worker decides record by record. Alerts, commands and dead
 letters are written as JSONL with the same models (and bytes) as the topics carry. Hourly rollups
 are kept as a compacted topic keeps them (the latest record of each key), with the hours still
 open at the end of the file published last, as the worker's periodic flush does.
