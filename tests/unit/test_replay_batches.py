@@ -87,7 +87,7 @@ def _pipeline() -> Pipeline:
         Engine(_RULES),
         tenant_engine=TenantEngine(_RULES),
         outcome_ledger=True,
-        max_state_bytes=12_000,  # small: the cap trims within the property's runs
+        max_state_bytes=4_000,  # small: the cap trims within the property's runs
     )
 
 
@@ -157,7 +157,8 @@ def test_lines_in_passes_of_any_size_decide_what_record_by_record_decides(
 
 def test_a_busy_replay_decides_the_same_in_one_pass_as_line_by_line() -> None:
     """A sanity check that the property compares decisions, not only silence: an hour of
-    spend over every limit, in lines of one event and envelopes, decided alike."""
+    spend over every limit, in lines of one event and envelopes, decided alike, with the state
+    cap trimming along the way."""
     specs = [
         {"gap_s": 20, "cost": 1.6, "use_case": uc, "tenant": "acme", "trace": i % 4}
         | {"step": (i % 12) + 1, "outcome": i % 3 == 0}
@@ -169,6 +170,8 @@ def test_a_busy_replay_decides_the_same_in_one_pass_as_line_by_line() -> None:
     alerts, commands = expected[0], expected[1]
     assert len(alerts) >= 5 and commands
     assert _in_passes(lines, [1000]) == expected
+    trimmed = _pipeline().run_records(lines, NOW, MemoryDedupStore(), {}, {}).trimmed
+    assert trimmed.get("trace_ids")  # the cap trimmed, at the records it would one at a time
     result = replay_records(lines, _pipeline(), now=NOW, batch=64)
     assert (result.alerts, result.commands, result.dead_letters) == expected[:3]
     assert dict(result.outcomes) == expected[3]
