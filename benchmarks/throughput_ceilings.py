@@ -13,7 +13,8 @@ cumulative stages over the same envelopes:
 3. the project's decoder (``Pipeline.decode_record``: limits, policies, the model),
 4. the whole pure core (dedup, pricing, aggregates, the default rule pack, the anomaly watches,
    the tenant stage), first with one event per record, then with the envelopes (one decision
-   pass per record and use case).
+   pass per record and use case), then single-event records 1,000 per pass as ``spendfuse
+   replay`` handles them (``Pipeline.run_records``).
 
 With ``--raw-eps`` (the raw aiokafka rate measured by ``worker_vs_raw.py``) it also prints the
 per-event budget a worker has at half that rate, and each stage's share of it. ``--profile``
@@ -75,6 +76,21 @@ def core_run(records: list[bytes]) -> Callable[[], None]:
     return run
 
 
+def passes_run(records: list[bytes], per_pass: int = 1000) -> Callable[[], None]:
+    """What ``spendfuse replay`` does: ``per_pass`` records at a time through
+    ``Pipeline.run_records`` (the same decisions as record by record)."""
+    pipeline: Pipeline = build_pipeline(Settings(bootstrap_servers="localhost:9092"))
+    dedup, states, tenant_states = MemoryDedupStore(), {}, {}  # type: ignore[var-annotated]
+    now = datetime.now(UTC)
+
+    def run() -> None:
+        for start in range(0, len(records), per_pass):
+            chunk = records[start : start + per_pass]
+            pipeline.run_records(chunk, now, dedup, states, tenant_states, first_offset=start)
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
@@ -114,6 +130,7 @@ def main() -> None:
         ("project decoder (limits, policies, model)", with_decoder),
         ("whole core, one event per record", core_run(single)),
         (f"whole core, envelopes of {args.envelope}", core_run(spread)),
+        ("whole core, 1,000 single records per pass", passes_run(single)),
     ]
     budget_us = 1e6 / (args.raw_eps / 2) if args.raw_eps else None
     print(f"{n:,} events in envelopes of {args.envelope}; one process, no broker")

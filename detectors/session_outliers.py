@@ -330,8 +330,24 @@ class SessionOutliers:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SessionOutliers:
-        """A tracker over ``state`` (no copy: it keeps working on that dict)."""
-        obj = cls(**state["params"])
+        """A tracker over ``state`` (no copy: it keeps working on that dict).
+
+        Called at every event of a traced session: the parameters are validated once per
+        distinct set (a validated tracker is kept as the template), not per event."""
+        params = state["params"]
+        key = tuple(params.items())
+        template = _TEMPLATES.get(key)
+        if template is None:
+            template = cls(**params)
+            if len(_TEMPLATES) >= 256:
+                _TEMPLATES.clear()
+            _TEMPLATES[key] = template
+        obj = cls.__new__(cls)
+        obj.__dict__.update(template.__dict__)
         obj._state = state
         obj._quantile = None
         return obj
+
+
+_TEMPLATES: dict[tuple[Any, ...], SessionOutliers] = {}
+"""Validated trackers by their parameters: what :meth:`SessionOutliers.from_state` copies."""

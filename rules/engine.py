@@ -92,10 +92,10 @@ _SCOPE_FIELDS = (
 
 
 def _reads_one_event(cond: Any) -> bool:
-    """Whether a condition is decided at every event: it reads the event itself (``event`` /
-    ``trace``), is an anomaly watch (which must see every event to fill its buckets), or only
-    reads the clock minute (cheap, and then a limit trips at the very event that crosses it,
-    however events are batched into records, so replays and restarts decide the same ids)."""
+    """Whether a condition goes first at each event: it reads the event itself (``event`` /
+    ``trace``), is an anomaly watch or session outlier, or only reads the clock minute. Every
+    rule is evaluated at every event; this only fixes the order of one event's decisions
+    (these first, then window rules and budgets)."""
     if isinstance(cond, AnomalyCondition | SessionOutlierCondition):
         return True
     if hasattr(cond, "conditions"):
@@ -335,7 +335,6 @@ class RuleStep:
     needs: frozenset[str]
     bkey: str  # an anomaly watch's shared bucket accumulator; "" for other rules
     lkey: str  # where the engine keeps that accumulator's loop targets for this event
-    due_key: tuple[int, tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -395,19 +394,7 @@ class Plan:
         if rule.anomaly is not None:
             bkey = f"{rule.bucket_s}/{rule.anomaly.min_calls}|{rule.sig}|{gkey}"
         needs = self.needs.get(rule.sig, ALL_PARTS)
-        due_key = (id(rule), group)
-        return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, "~" + bkey, due_key)
-
-
-@dataclass(slots=True)
-class _Due:
-    """A windowed rule instance to evaluate at the end of the clock minute (or the batch)."""
-
-    step: RuleStep
-    event: CostEvent
-    view: AggregateView
-    riskiest: RiskTier
-    now_ms: int
+        return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, "~" + bkey)
 
 
 class _Stage:
@@ -457,19 +444,25 @@ class _Stage:
         scope_of: Callable[[CostEvent, RiskTier], Scope],
         *,
         shared: bool = True,
+        cuts: list[tuple[int, int]] | None = None,
     ) -> Decisions:
         """Several events of one key, in order (one record's worth).
 
-        Rules that read the event itself are evaluated at every event. Window rules and budgets
-        are evaluated once per clock minute the batch spans per group (at the group's last event
-        of that minute, so a 1-minute window is never skipped) and otherwise once at its end.
-        Windowed sums only grow within a minute, so a threshold crossed mid-batch still holds at
-        the end; what batching saves is evaluating every window rule at every event.
+        Every rule is evaluated at every event its scope matches, so the decisions never
+        depend on how events were split into records: a record of many events decides exactly
+        what the same events one per record decide (replay may batch lines, a producer may
+        batch events). At each event, rules that read the event itself, its trace or the clock
+        minute go first, then window rules and budgets. What keeps this cheap is the skip of
+        rules whose condition cannot hold (:func:`_idle`), not fewer evaluations.
         ``shared``: keep the key's own aggregates even when no rule reads them (the use-case
-        stage always does: the dashboard and the state's readers use them).
+        stage always does: the dashboard and the state's readers use them). ``cuts``: filled
+        with how many alerts and commands were decided before each event and after the last,
+        so a caller can tell which event decided what.
         """
         out = Decisions()
         if not plan.rules:
+            if cuts is not None:
+                cuts.extend((0, 0) for _ in range(len(events) + 1))
             return out
         first = events[0]
         rs = self.compiled.ruleset
@@ -478,15 +471,13 @@ class _Stage:
         budget_lookup = plan.budget_lookup
         risk_value = state.get(RISK_KEY) or first.risk_tier.value
         riskiest = _RISK_TIERS.get(risk_value) or RiskTier(risk_value)
-        due: dict[tuple[int, tuple[str, ...]], _Due] = {}
-        minute = -1
         keep_shared = shared or plan.uses_shared
         steps_of = plan.steps_for
+        later: list[tuple[RuleStep, AggregateView]] = []  # this event's window rules
         for event in events:
+            if cuts is not None:
+                cuts.append((len(out.alerts), len(out.commands)))
             ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
-            if due and ts_ms // 60_000 != minute:
-                self._flush(due, state, tenant, budget_lookup, scope_of, out)
-            minute = ts_ms // 60_000
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
                 risk_value = riskiest.value
@@ -509,12 +500,11 @@ class _Stage:
                     view = views[vkey] = self._group_view(state, step, event, tz, ts_ms)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
-                rule = step.rule
                 if step.bkey and not self._closed(step, event, state, ts_ms):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
-                if rule.per_event:
-                    if _idle(step, view, state, budget_lookup):
-                        continue
+                if not step.rule.per_event:
+                    later.append((step, view))
+                elif not _idle(step, view, state, budget_lookup):
                     self._evaluate(
                         step,
                         event,
@@ -527,11 +517,24 @@ class _Stage:
                         budget_lookup,
                         out,
                     )
-                else:
-                    key = step.due_key
-                    due.pop(key, None)
-                    due[key] = _Due(step, event, view, riskiest, ts_ms)
-        self._flush(due, state, tenant, budget_lookup, scope_of, out)
+            if later:
+                for step, view in later:
+                    if not _idle(step, view, state, budget_lookup):
+                        self._evaluate(
+                            step,
+                            event,
+                            view,
+                            riskiest,
+                            scope_of,
+                            ts_ms,
+                            state,
+                            tenant,
+                            budget_lookup,
+                            out,
+                        )
+                later.clear()
+        if cuts is not None:
+            cuts.append((len(out.alerts), len(out.commands)))
         return out
 
     def _closed(
@@ -569,32 +572,6 @@ class _Stage:
                 return None
             agg = groups[step.gkey] = {}
         return update_aggregates(agg, event, tz, step.needs, ts_ms)
-
-    def _flush(
-        self,
-        due: dict[Any, _Due],
-        state: dict[str, Any],
-        tenant: TenantSpec,
-        budget_lookup: Callable[..., Any],
-        scope_of: Callable[[CostEvent, RiskTier], Scope],
-        out: Decisions,
-    ) -> None:
-        for d in due.values():
-            if _idle(d.step, d.view, state, budget_lookup):
-                continue
-            self._evaluate(
-                d.step,
-                d.event,
-                d.view,
-                d.riskiest,
-                scope_of,
-                d.now_ms,
-                state,
-                tenant,
-                budget_lookup,
-                out,
-            )
-        due.clear()
 
     def _evaluate(
         self,
@@ -826,13 +803,18 @@ class Engine(_Stage):
     def process(self, event: CostEvent, state: dict[str, Any]) -> Decisions:
         return self.process_batch([event], state)
 
-    def process_batch(self, events: Sequence[CostEvent], state: dict[str, Any]) -> Decisions:
-        """Several events of one use case, in order (one record's worth)."""
+    def process_batch(
+        self,
+        events: Sequence[CostEvent],
+        state: dict[str, Any],
+        cuts: list[tuple[int, int]] | None = None,
+    ) -> Decisions:
+        """Several events of one use case, in order (one record's worth, or several records'
+        of one use case: decisions do not depend on the split). ``cuts``: see ``_decide``."""
         compiled = self.compiled  # one snapshot for the whole batch, even across a reload
         last = events[-1]
-        return self._decide(
-            events, state, compiled.plan(last.tenant_id, last.use_case_id), Scope.of
-        )
+        plan = compiled.plan(last.tenant_id, last.use_case_id)
+        return self._decide(events, state, plan, Scope.of, cuts=cuts)
 
 
 def _tenant_scope(event: CostEvent, riskiest: RiskTier) -> Scope:
@@ -853,9 +835,16 @@ class TenantEngine(_Stage):
     def process(self, event: CostEvent, tenant_state: dict[str, Any]) -> Decisions:
         return self.process_batch([event], tenant_state)
 
-    def process_batch(self, events: Sequence[CostEvent], tenant_state: dict[str, Any]) -> Decisions:
+    def process_batch(
+        self,
+        events: Sequence[CostEvent],
+        tenant_state: dict[str, Any],
+        cuts: list[tuple[int, int]] | None = None,
+    ) -> Decisions:
         plan = self.compiled.plan(events[0].tenant_id, None)
-        return self._decide(events, tenant_state, plan, _tenant_scope, shared=plan.uses_shared)
+        return self._decide(
+            events, tenant_state, plan, _tenant_scope, shared=plan.uses_shared, cuts=cuts
+        )
 
     @property
     def active(self) -> bool:

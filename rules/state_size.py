@@ -113,17 +113,25 @@ class StateCap:
     ) -> int | None:
         """Called once per key and record, after the record's ``events`` counted. Returns the
         size if it was measured (adding what was trimmed to ``trimmed``), else None."""
-        mark = state.get(SIZE_KEY)
-        last, since = mark if mark else (0, 0)
-        since += events
-        if mark and last + since * GROWTH_PER_EVENT < self.max_bytes:
-            state[SIZE_KEY] = [last, since]
+        if not self.measures_after(state, events):
+            last, since = state[SIZE_KEY]
+            state[SIZE_KEY] = [last, since + events]
             return None
         size = state_bytes(state)
         if size > self.max_bytes:
             size = self.trim(state, size, trimmed)
         state[SIZE_KEY] = [size, 0]
         return size
+
+    def measures_after(self, state: dict[str, Any], events: int) -> bool:
+        """Whether :meth:`after_record` with ``events`` more counted would measure the state
+        (and trim it if over the cap): a caller handling several records in one pass ends its
+        pass there, so the cap acts at the same records as record by record."""
+        mark = state.get(SIZE_KEY)
+        if not mark:
+            return True
+        last, since = mark
+        return last + (since + events) * GROWTH_PER_EVENT >= self.max_bytes
 
     def trim(self, state: dict[str, Any], size: int, trimmed: dict[str, int]) -> int:
         """Trim to half the cap, oldest ids first, then evidence; returns the new size."""

@@ -23,6 +23,7 @@ import heapq
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -299,6 +300,9 @@ class AggregateView:
     event: CostEvent
     ext: EventExtensions
     tz: ZoneInfo
+    # hourly-window fields already summed: a view lives for one event's evaluations, during
+    # which its aggregates do not change, and many rules read the same few fields
+    _summed: dict[tuple[str, str], float] = dataclass_field(default_factory=dict)
 
     @property
     def hour(self) -> int:
@@ -369,6 +373,13 @@ class AggregateView:
             return self.state.get("m", {}).get("s", {}).get(name, 0.0)
         if window in PERIOD_PARTS:
             return self.state.get(PERIOD_PARTS[window], {}).get("s", {}).get(name, 0.0)
+        key = (window, name)
+        hit = self._summed.get(key)
+        if hit is None:
+            hit = self._summed[key] = self._hourly_field(window, name)
+        return hit
+
+    def _hourly_field(self, window: str, name: str) -> float:
         hour = self.hour
         vec = self.state.get("h", {}).get(str(hour))
         current = vec[_FIELD_INDEX[name]] if vec else 0.0

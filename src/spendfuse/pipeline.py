@@ -1,17 +1,19 @@
 """The ingest pipeline every path shares: decode → validate → dedup → price → decide.
 
-Pure: no Kafka, no Faust. The Faust worker and ``spendfuse replay`` both call
-:meth:`Pipeline.decode_record` and :meth:`Pipeline.handle_batch` once per input record (one
-event, or an envelope of many); they differ only in where dedup ids and per-use-case state live
-(Faust tables vs dicts) and where results go (topics vs files). The record is the unit of
-decision in both, so both reach the same decisions on the same records. The same pass keeps each
+Pure: no Kafka, no Faust. The Faust worker calls :meth:`Pipeline.run_record` once per input
+record (one event, or an envelope of many); ``spendfuse replay`` calls
+:meth:`Pipeline.run_records` on many lines at a time, which decides exactly what
+:meth:`Pipeline.run_record` on each line in turn decides (every rule is evaluated at every event,
+so decisions do not depend on how events are split into records). They differ only in where
+dedup ids and per-use-case state live (Faust tables vs dicts) and where results go (topics vs
+files). The same pass keeps each
 use case's hourly rollups (and, when enabled, its outcome ledger) in its state, so replay and the
 worker publish the same rollup rows; :meth:`Pipeline.run_outcome` applies outcome events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -146,6 +148,19 @@ class RecordResult:
         return out
 
 
+@dataclass(slots=True)
+class BatchResult:
+    """What several records led to (:meth:`Pipeline.run_records`), both stages, ordered as
+    handling the records one at a time orders them."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    decisions: Decisions = field(default_factory=Decisions)
+    rollups: list[CostRollup] = field(default_factory=list)  # per key, the last one is current
+    trimmed: dict[str, int] = field(default_factory=dict)
+
+
 class Pipeline:
     """decode -> dead letter -> dedup -> price -> decide, for one record; then the tenant stage.
 
@@ -230,6 +245,143 @@ class Pipeline:
                     state[OFFSET_KEY] = [partition, offset]
                     states[use_case] = state
         return out
+
+    def run_records(
+        self,
+        raws: Sequence[bytes],
+        now: datetime,
+        dedup: DedupStore,
+        states: MutableMapping[str, Any],
+        tenant_states: MutableMapping[str, Any],
+        *,
+        first_offset: int = 0,
+    ) -> BatchResult:
+        """Several records (``spendfuse replay``'s lines) through both stages in one pass per
+        use case and tenant, deciding exactly what :meth:`run_record` and :meth:`run_tenant`
+        on each record in turn decide: every rule is evaluated at every event whatever the
+        batching, events are dedup'd in order, a use case's outcome ledger is charged record by
+        record, and a pass ends at each record after which the state cap would measure (so it
+        trims at the same records). Dead letters carry their line's offset."""
+        out = BatchResult()
+        events: list[CostEvent] = []
+        line_of: list[int] = []  # each event's record
+        for i, items in enumerate(self._decode_records(raws, now, first_offset)):
+            for item in items:
+                if isinstance(item, DeadLetter):
+                    out.dead_letters.append(item)
+                else:
+                    events.append(item)
+                    line_of.append(i)
+        by_use_case: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            ts_ms = to_epoch_ms(event.event_time)
+            if dedup.seen(event.cost_event_id, ts_ms):
+                out.duplicates += 1
+                continue
+            dedup.remember(event.cost_event_id, ts_ms)
+            price_event(event, self.price_book)
+            by_use_case.setdefault(event.use_case_id, []).append(i)
+        out.accepted = len(events) - out.duplicates
+        tenant_of = [event.tenant_id for event in events]
+        # per record: (stage, the position that orders it in the record, decisions)
+        per_line: dict[int, list[tuple[int, int, Decisions]]] = {}
+        for use_case, indexes in by_use_case.items():
+            state = states.get(use_case) or {}
+            for chunk, lines in self._passes(indexes, line_of, state, tenant_of):
+                group = [events[i] for i in chunk]
+                cuts: list[tuple[int, int]] = []
+                decided = self.engine.process_batch(group, state, cuts)
+                out.rollups.extend(self.rollups.add(group, state))
+                for line, a, b in lines:
+                    self._outcome_costs(group[a:b], state)
+                    if decided:  # decisions ride on the use case's last event of the record
+                        part = _between(decided, cuts[a], cuts[b])
+                        per_line.setdefault(line, []).append((0, chunk[b - 1], part))
+                self.state_cap.after_record(state, len(chunk), out.trimmed)
+            states[use_case] = state
+        if self.tenant_engine is not None:
+            by_tenant: dict[str, list[int]] = {}
+            for i in sorted(i for indexes in by_use_case.values() for i in indexes):
+                by_tenant.setdefault(events[i].tenant_id, []).append(i)
+            for tenant, indexes in by_tenant.items():
+                state = tenant_states.get(tenant) or {}
+                for chunk, lines in self._passes(indexes, line_of, state):
+                    cuts = []
+                    group = [events[i] for i in chunk]
+                    decided = self.tenant_engine.process_batch(group, state, cuts)
+                    if decided:  # in the order of each tenant's first event in the record
+                        for line, a, b in lines:
+                            part = _between(decided, cuts[a], cuts[b])
+                            per_line.setdefault(line, []).append((1, chunk[a], part))
+                    tenant_states[tenant] = state
+                    self.state_cap.after_record(state, len(chunk), out.trimmed)
+                tenant_states[tenant] = state
+        for line in sorted(per_line):
+            for _stage, _at, part in sorted(per_line[line], key=lambda p: (p[0], p[1])):
+                out.decisions.extend(part)
+        return out
+
+    def _decode_records(
+        self, raws: Sequence[bytes], now: datetime, first_offset: int
+    ) -> list[list[CostEvent | DeadLetter]]:
+        """:meth:`decode_record` of each record, with the records of one event validated
+        together as columns (what an envelope's members get; the same events and refusals)."""
+        out: list[list[CostEvent | DeadLetter]] = []
+        plain: list[int] = []
+        objs: list[Any] = []
+        limit = self.max_event_bytes
+        for i, raw in enumerate(raws):
+            head = raw[:64]
+            if len(raw) <= limit and not (b'"events"' in head and head.lstrip()[:1] == b"{"):
+                try:
+                    objs.append(orjson.loads(raw))
+                    plain.append(i)
+                    out.append([])
+                    continue
+                except orjson.JSONDecodeError:
+                    pass
+            out.append(self.decode_record(raw, now, offset=first_offset + i))
+        for i, result in zip(plain, decode_cost_events(objs), strict=True):
+            if isinstance(result, EventRejectedError):
+                out[i].append(make_dead_letter(raws[i], result, now, offset=first_offset + i))
+            else:
+                out[i].append(result)
+        return out
+
+    def _passes(
+        self,
+        indexes: list[int],
+        line_of: list[int],
+        state: dict[str, Any],
+        tenant_of: list[str] | None = None,
+    ) -> Iterator[tuple[list[int], list[tuple[int, int, int]]]]:
+        """One key's events (indexes, in order) in passes that end where the state cap would
+        measure; each pass with its records as ``(record, start, end)`` within the pass. Lazy:
+        the caller counts a pass in the state before the next one is cut. With ``tenant_of``
+        (each event's tenant) a pass also ends where the tenant changes, and a record of mixed
+        tenants is a pass of its own (the engine reads one tenant's calendar per pass, as it
+        does per record)."""
+        n, start = len(indexes), 0
+        while start < n:
+            lines: list[tuple[int, int, int]] = []
+            j = start
+            tenant = tenant_of[indexes[start]] if tenant_of is not None else None
+            while j < n:
+                line, k = line_of[indexes[j]], j
+                while k < n and line_of[indexes[k]] == line:
+                    k += 1
+                mixed = False
+                if tenant_of is not None:
+                    first = tenant_of[indexes[j]]
+                    mixed = any(tenant_of[indexes[x]] != first for x in range(j + 1, k))
+                    if lines and (mixed or first != tenant):
+                        break
+                lines.append((line, j - start, k - start))
+                j = k
+                if mixed or self.state_cap.measures_after(state, j - start):
+                    break
+            yield indexes[start:j], lines
+            start = j
 
     def _ledger(self, state: dict[str, Any]) -> OutcomeLedger:
         data = state.get(OUTCOMES_KEY)
@@ -501,6 +653,11 @@ class Pipeline:
             out.extend(self.tenant_engine.process_batch(group, state))
             tenant_states[tenant] = state
         return out
+
+
+def _between(decided: Decisions, start: tuple[int, int], end: tuple[int, int]) -> Decisions:
+    """The decisions between two of the engine's cuts."""
+    return Decisions(decided.alerts[start[0] : end[0]], decided.commands[start[1] : end[1]])
 
 
 def _expire(ledger: OutcomeLedger, at: datetime) -> None:

@@ -1,7 +1,8 @@
 """``spendfuse replay``: run the worker's pipeline over a JSONL file, with no broker.
 
 Each line is one record's value exactly as a producer would publish it: one event, or an
-envelope of many (the record is the unit of decision, as in the worker). Alerts, commands and dead
+envelope of many. Lines are handled 1,000 at a time (:meth:`Pipeline.run_records`), deciding
+exactly what the worker decides record by record. Alerts, commands and dead
 letters are written as JSONL with the same models (and bytes) as the topics carry. Hourly rollups
 are kept as a compacted topic keeps them (the latest record of each key), with the hours still
 open at the end of the file published last, as the worker's periodic flush does.
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -50,30 +52,38 @@ def replay_records(
     pipeline: Pipeline,
     now: datetime | None = None,
     outcomes: Iterable[bytes] = (),
+    batch: int = 1000,
 ) -> ReplayResult:
     """Cost event records through both stages, then outcome records into the use cases'
-    ledgers (outcome economics do not depend on how the two streams interleave)."""
+    ledgers (outcome economics do not depend on how the two streams interleave).
+
+    ``batch`` records at a time go through :meth:`Pipeline.run_records`, which decides exactly
+    what they decide one record at a time (``batch=1`` is record by record)."""
     now = now or datetime.now(UTC)
     dedup = MemoryDedupStore()
     states: dict[str, Any] = {}
     tenant_states: dict[str, Any] = {}
     result = ReplayResult()
-    for offset, raw in enumerate(records):
-        record = pipeline.run_record(raw, now, dedup, states, offset=offset)
-        for dead in record.dead_letters:
-            result.outcomes[Outcome.DEAD_LETTERED.value] += 1
-            result.dead_letters.append(encode(dead))
-        for h in record.handled:
-            result.outcomes[h.outcome.value] += 1
-            result.alerts.extend(encode(a) for a in h.decisions.alerts)
-            result.commands.extend(encode(c) for c in h.decisions.commands)
-            for row in h.rollups:
-                result.rollups[rollup_key(row)] = row
-        accepted = record.accepted
-        if accepted:
-            tenant = pipeline.run_tenant(accepted, tenant_states)
-            result.alerts.extend(encode(a) for a in tenant.alerts)
-            result.commands.extend(encode(c) for c in tenant.commands)
+    lines = iter(records)
+    offset = 0
+    while chunk := list(islice(lines, max(batch, 1))):
+        handled = pipeline.run_records(
+            chunk, now, dedup, states, tenant_states, first_offset=offset
+        )
+        offset += len(chunk)
+        counts = (
+            (Outcome.DEAD_LETTERED, len(handled.dead_letters)),
+            (Outcome.ACCEPTED, handled.accepted),
+            (Outcome.DUPLICATE, handled.duplicates),
+        )
+        for outcome, n in counts:
+            if n:
+                result.outcomes[outcome.value] += n
+        result.dead_letters.extend(encode(dead) for dead in handled.dead_letters)
+        result.alerts.extend(encode(a) for a in handled.decisions.alerts)
+        result.commands.extend(encode(c) for c in handled.decisions.commands)
+        for row in handled.rollups:
+            result.rollups[rollup_key(row)] = row
     for raw in outcomes:
         handled = pipeline.run_outcome(raw, now, states)
         if handled.dead_letter is not None:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from spendfuse.dedup import MemoryDedupStore
 from spendfuse.finops.rollups import ROLLUPS_KEY, RollupBook, RollupPolicy
@@ -128,3 +130,34 @@ def test_a_restart_from_a_committed_state_publishes_the_same_final_rows() -> Non
     assert {k: v.cost_usd for k, v in published.items()} == {
         k: v.cost_usd for k, v in whole.items()
     }
+
+
+class _AlwaysCloses(RollupBook):
+    """The book as it was: closing (a scan of every row) after every call."""
+
+    def _marks(self, wm: int) -> tuple[int, int]:
+        return (wm, id(object()))
+
+
+@settings(max_examples=150, deadline=None)
+@example(steps=[(0, "a"), (130, "a"), (-70, "b")])  # a new row for an hour already past
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from([0, 1, 4, 20, 61, 130, -70, -200]), st.sampled_from("abc")),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_closing_only_when_the_watermark_passes_an_hour_mark_publishes_the_same_rows(
+    steps: list[tuple[int, str]],
+) -> None:
+    """Late events (a closed hour corrected, a forgotten hour revised) included."""
+    fast, slow = RollupBook(POLICY), _AlwaysCloses(POLICY)
+    fast_state: dict = {}
+    slow_state: dict = {}
+    minutes = 0
+    for gap, model in steps:
+        minutes += gap
+        event = _event(minutes, model_or_service=model)
+        assert fast.add([event], fast_state) == slow.add([event], slow_state)
+        assert fast_state == slow_state

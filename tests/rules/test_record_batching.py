@@ -2,8 +2,9 @@
 
 * Skipping a rule whose condition cannot hold (``rules/can_hold.py``) changes no alert, no
   command and no state, however events are split into records.
-* Rules that read the event itself, its trace or the clock minute fire at the crossing event
-  whatever the batching: the same events split into records of any size decide the same.
+* Every rule is evaluated at every event, so the same events split into records of any size
+  decide the same: the same alerts and commands, in the same order, and the same state (window
+  rules and budgets too, which were once evaluated only once per record and clock minute).
 """
 
 from __future__ import annotations
@@ -173,6 +174,39 @@ def test_per_event_rules_decide_the_same_whatever_the_record_sizes(
     one_each = _decide(rs, [[e] for e in events])
     batched = _decide(rs, _records(events, sizes))
     assert batched[:2] == one_each[:2]
+
+
+@_SETTINGS
+@given(
+    specs=st.lists(_EVENT, min_size=1, max_size=60),
+    sizes=st.lists(st.integers(1, 25), min_size=1, max_size=60),
+)
+def test_every_rule_decides_the_same_whatever_the_record_sizes(
+    specs: list[dict[str, Any]], sizes: list[int]
+) -> None:
+    """Window rules (``for:`` included), budgets, forecasts, quotas, the anomaly watches and
+    the default pack: alerts, commands and the whole state as with one event per record."""
+    rs = with_rules(_PER_EVENT + _WINDOWED, default_pack=True)
+    events = _events(specs)
+    assert _decide(rs, _records(events, sizes)) == _decide(rs, [[e] for e in events])
+
+
+def test_a_window_rule_decides_inside_a_record_as_it_would_one_event_at_a_time() -> None:
+    """An hourly limit crossed and then resolved inside one record: the pending, firing and
+    resolved steps all happen at the events that made them, not once at the record's end."""
+    rs = with_rules("version: 1\n" + _WINDOWED, default_pack=False)
+    specs = [
+        {"gap_s": g, "cost": 1.6, "trace": 0, "step": None, "tool": False, "model": "a"}
+        | {"retry": False}
+        for g in [0, 30, 30, 30, 30, 30, 30, 30, 30, 30, 4000, 60]
+    ]
+    events = _events(specs)
+    one_each = _decide(rs, [[e] for e in events])
+    alerts, commands, state = _decide(rs, [events])
+    assert (alerts, commands, state) == one_each
+    statuses = [(a["rule"], a["status"]) for a in alerts]
+    assert ("hourly_spend", "firing") in statuses
+    assert ("hourly_spend", "resolved") in statuses
 
 
 def test_the_shortcut_still_fires_at_the_crossing_event() -> None:

@@ -193,7 +193,8 @@ class RollupBook:
         late_ms, keep_ms = self.policy.lateness_ms, self.policy.keep_ms
         corrected: dict[str, list[Any]] = {}
         row_keys: dict[tuple[Any, ...], str] = {}  # (hour, rev, *dims) -> row key, this call
-        wm = book["wm"]
+        wm = before = book["wm"]
+        created = False
         for event in events:
             seconds = event.event_time.timestamp()
             hour = int(seconds) // 3600 * HOUR_MS  # event_key's hour, from one timestamp()
@@ -209,12 +210,23 @@ class RollupBook:
             row = rows.get(rk)
             if row is None:
                 row = rows[rk] = [hour, rev, 0, *dims, *([0] * _N)]
+                created = True
             _add(row, event, _M0)
             if row[_CLOSED]:
                 corrected[rk] = row
         out = [_row_record(row) for row in corrected.values()]
-        out.extend(self._close(book))
+        if created or self._marks(before) != self._marks(wm):
+            out.extend(self._close(book))
         return out
+
+    def _marks(self, wm: int) -> tuple[int, int]:
+        """What :meth:`_close` decides depends on: a row (its hour a whole hour) closes once
+        ``floor((wm - lateness) / 1h)`` passes it and is forgotten once
+        ``ceil((wm - keep - lateness) / 1h)`` does. While neither moves and no row is new, the
+        book closed at the last call is still closed (and :meth:`_close` runs once an hour of
+        event time, not at every event)."""
+        late_ms, keep_ms = self.policy.lateness_ms, self.policy.keep_ms
+        return (wm - late_ms) // HOUR_MS, -((keep_ms + late_ms - wm) // HOUR_MS)
 
     def _close(self, book: dict[str, Any]) -> list[CostRollup]:
         """Close the rows the watermark passed; forget closed rows older than ``keep``."""
