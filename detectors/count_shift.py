@@ -1,0 +1,240 @@
+"""``count_shift``: a sustained rise of a per-bucket count (calls, events) against its seasonal
+expected count, judged over several trailing windows at once.
+
+Why: "traffic doubled" is a statement about a rate, and counts carry their own noise (Poisson,
+more when calls come in bursts of one task's steps) *and* the error of the expected rate itself
+(no seasonal model predicts a Tuesday afternoon exactly). A test that knows only the first
+pages on every wrong guess of the second (``rate_shift``'s Poisson CUSUM did: about one false
+alert per use-case-week); a ratio test that knows only the second waits for big windows on thin
+traffic. Here the count ``X`` over a trailing window of expected count ``M`` is judged by its
+signed deviance (the Poisson likelihood-ratio statistic, close to normal even for a handful of
+events) scaled by the variance both noises give,
+
+    z = sign(X - M) * sqrt(2 (X ln(X / M) - (X - M))) / sqrt(phi + M sigma^2)
+
+(``phi``: learned variance-to-mean ratio of one bucket; ``sigma``: learned relative error of
+the expected count over a block of buckets), so a busy use case is judged by its model's error
+and a thin one by its counting noise, with no knob per traffic level. A bucket alarms when a
+trailing window of 5, 10, 20 or 40 buckets has ``z >= z`` and ``X >= min_ratio * M``. Short
+windows catch a big jump on busy traffic at once, long ones a doubling of a thin trickle.
+
+The expected count is a level times an hour-of-day factor (interpolated between hours, so the
+morning ramp is not a step) times a weekend factor, learned online like ``rate_shift``'s.
+A bucket that is evidence of a rise (half the alarm's ``z`` or more, past ``min_ratio``) is
+learned only slowly, so an incident does not become its own baseline -- unless it lasts
+``adopt_buckets``: then it is the new normal, adopted at once. Until ``grace_period`` buckets
+have been learned the score is 0. The score is ``z / (z + z_alarm)`` of the strongest window
+past ``min_ratio``: 0.5 exactly at the alarm (a watch names it with ``score: 0.5``).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from .base import BaseDetector, Point, State, check_float, check_int, clip01, point_value
+from .registry import register
+
+WINDOWS = (5, 10, 20, 40, 80, 160)  # trailing windows, in buckets
+_RING = WINDOWS[-1]
+_BLOCK = 20  # buckets per block the expected count's relative error is learned from
+_PRIOR_BUCKETS = 10.0  # how many buckets of the overall mean an unseen hour slot is worth
+
+
+def signed_deviance(x: float, m: float) -> float:
+    """Signed root of the Poisson deviance of count ``x`` against mean ``m`` (z-like)."""
+    if m <= 0.0:
+        return 0.0
+    d = 2.0 * ((x * math.log(x / m) if x > 0.0 else 0.0) - (x - m))
+    r = math.sqrt(max(d, 0.0))
+    return r if x >= m else -r
+
+
+class CountShift(BaseDetector):
+    name = "count_shift"
+
+    def __init__(
+        self,
+        z: float = 4.5,
+        min_ratio: float = 1.7,
+        alpha: float = 0.01,
+        min_sigma: float = 0.05,
+        adopt_buckets: int = 240,
+        grace_period: int = 720,
+    ) -> None:
+        self.z = check_float("z", z, min_value=0.0, min_open=True)
+        self.min_ratio = check_float("min_ratio", min_ratio, min_value=1.0, max_value=100.0)
+        self.alpha = check_float("alpha", alpha, min_value=0.0, max_value=0.5, min_open=True)
+        self.min_sigma = check_float("min_sigma", min_sigma, min_value=0.0, max_value=2.0)
+        self.adopt_buckets = check_int("adopt_buckets", adopt_buckets, min_value=1)
+        self.grace_period = check_int("grace_period", grace_period, min_value=0)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._n = 0
+        self._sums = [0.0] * 24  # per hour slot: decayed weighted counts (weekday units)
+        self._weights = [0.0] * 24  # ... and decayed weights (buckets)
+        self._wk = [0.0, 0.0]  # weekend: decayed counts, and what weekdays would expect
+        self._phi = 1.0  # variance / mean of one bucket's count (1 = Poisson)
+        self._sigma2 = 0.25  # squared relative error of a block's expected count (prior: 50 %)
+        self._counts: list[float] = []  # the last ``_RING`` counts, oldest first
+        self._means: list[float] = []  # their expected counts
+        self._wsums = [0.0] * len(WINDOWS)  # each window's count (the last ``w`` buckets)
+        self._wmeans = [0.0] * len(WINDOWS)  # ... and its expected count
+        self._block = [0.0, 0.0, 0]  # the open block: count, expected, buckets
+        self._high = 0  # consecutive evidence buckets
+        self._high_ratio = 0.0  # their summed window ratio (for adoption)
+
+    def _get_state(self) -> State:
+        return {
+            "n": self._n,
+            "sums": list(self._sums),
+            "weights": list(self._weights),
+            "wk": list(self._wk),
+            "phi": self._phi,
+            "sigma2": self._sigma2,
+            "counts": list(self._counts),
+            "means": list(self._means),
+            "wsums": list(self._wsums),
+            "wmeans": list(self._wmeans),
+            "block": list(self._block),
+            "high": self._high,
+            "high_ratio": self._high_ratio,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._n = int(state["n"])
+        self._sums = [float(v) for v in state["sums"]]
+        self._weights = [float(v) for v in state["weights"]]
+        self._wk = [float(v) for v in state["wk"]]
+        self._phi = float(state["phi"])
+        self._sigma2 = float(state["sigma2"])
+        self._counts = [float(v) for v in state["counts"]]
+        self._means = [float(v) for v in state["means"]]
+        self._wsums = [float(v) for v in state["wsums"]]
+        self._wmeans = [float(v) for v in state["wmeans"]]
+        b = state["block"]
+        self._block = [float(b[0]), float(b[1]), int(b[2])]
+        self._high = int(state["high"])
+        self._high_ratio = float(state["high_ratio"])
+
+    # -- the model ---------------------------------------------------------------------------
+    def _slot_rate(self, h: int, overall: float) -> float:
+        """Hour slot ``h``'s mean count per bucket, shrunk towards the overall mean while the
+        slot has seen few buckets (a gamma-Poisson estimate with ``_PRIOR_BUCKETS`` of prior)."""
+        return (self._sums[h] + _PRIOR_BUCKETS * overall) / (self._weights[h] + _PRIOR_BUCKETS)
+
+    def _where(self, t: Any) -> tuple[int, int, float, bool]:
+        """The two hour slots around ``t`` (slots sit at each hour's middle), the weight of the
+        second, and whether ``t`` is on a weekend."""
+        if not isinstance(t, datetime):
+            return 0, 0, 0.0, False
+        pos = t.hour + t.minute / 60.0 - 0.5
+        lo = math.floor(pos)
+        return lo % 24, (lo + 1) % 24, pos - lo, t.weekday() >= 5
+
+    def _weekend_factor(self) -> float:
+        counts, expect = self._wk
+        return (counts + _PRIOR_BUCKETS) / (expect + _PRIOR_BUCKETS)
+
+    def _weekday_mean(self, h0: int, h1: int, w: float) -> float:
+        total_w = sum(self._weights)
+        overall = sum(self._sums) / total_w if total_w > 0.0 else 0.0
+        return (1.0 - w) * self._slot_rate(h0, overall) + w * self._slot_rate(h1, overall)
+
+    def expected(self, x: Point) -> float:
+        """The expected count for ``x["t"]``'s bucket."""
+        h0, h1, w, weekend = self._where(x.get("t"))
+        mean = self._weekday_mean(h0, h1, w)
+        return mean * self._weekend_factor() if weekend else mean
+
+    @property
+    def warmed_up(self) -> bool:
+        return self._n >= max(self.grace_period, 1)
+
+    def _windows(self, v: float, mean: float) -> tuple[float, float]:
+        """The strongest window's ``z`` past ``min_ratio`` (0 if none), and that window's ratio."""
+        best_z, best_ratio = 0.0, 0.0
+        n = len(self._counts) + 1
+        phi, s2 = max(self._phi, 1.0), max(self._sigma2, self.min_sigma**2)
+        for i, w in enumerate(WINDOWS):
+            if n < w:
+                break
+            x = self._wsums[i] + v - (self._counts[-w] if len(self._counts) >= w else 0.0)
+            m = self._wmeans[i] + mean - (self._means[-w] if len(self._means) >= w else 0.0)
+            if m > 0.0 and x >= self.min_ratio * m:
+                z = signed_deviance(x, m) / math.sqrt(phi + m * s2)
+                if z > best_z:
+                    best_z, best_ratio = z, x / m
+        return best_z, best_ratio
+
+    def score_one(self, x: Point) -> float:
+        if not self.warmed_up:
+            return 0.0
+        v = max(point_value(x), 0.0)
+        z = self._windows(v, self.expected(x))[0]
+        return clip01(z / (z + self.z)) if z > 0.0 else 0.0
+
+    def learn_one(self, x: Point) -> None:
+        v = max(point_value(x), 0.0)
+        h0, h1, w, weekend = self._where(x.get("t"))
+        weekday_mean = self._weekday_mean(h0, h1, w)
+        factor = self._weekend_factor() if weekend else 1.0
+        mean = weekday_mean * factor
+        self._n += 1
+        z, ratio = self._windows(v, mean) if self.warmed_up else (0.0, 0.0)
+        self._push(v, mean)
+        if z >= self.z / 2.0:
+            self._high += 1
+            self._high_ratio += ratio
+            if self._high >= self.adopt_buckets:  # the new normal: adopt it, restart the windows
+                scale = self._high_ratio / self._high
+                self._sums = [s * scale for s in self._sums]
+                self._counts, self._means = [], []
+                self._wsums, self._wmeans = [0.0] * len(WINDOWS), [0.0] * len(WINDOWS)
+                self._high, self._high_ratio = 0, 0.0
+            return
+        self._high, self._high_ratio = 0, 0.0
+        self._learn_noise(v, mean, max(self.alpha, 1.0 / self._n))
+        keep = 1.0 - self.alpha  # each slot forgets at this rate per bucket it learns
+        if weekend:
+            self._wk[0] = keep * self._wk[0] + v
+            self._wk[1] = keep * self._wk[1] + weekday_mean
+            v = v / factor  # in weekday units
+        for h, share in ((h0, 1.0 - w), (h1, w)):
+            if share > 0.0:
+                d = keep**share
+                self._sums[h] = d * self._sums[h] + share * v
+                self._weights[h] = d * self._weights[h] + share
+
+    def _push(self, v: float, mean: float) -> None:
+        """Add a bucket to the trailing windows (running sums of the last ``w`` buckets)."""
+        counts, means = self._counts, self._means
+        for i, w in enumerate(WINDOWS):
+            self._wsums[i] += v - (counts[-w] if len(counts) >= w else 0.0)
+            self._wmeans[i] += mean - (means[-w] if len(means) >= w else 0.0)
+        counts.append(v)
+        means.append(mean)
+        if len(counts) > _RING:
+            del counts[0], means[0]
+
+    def _learn_noise(self, v: float, mean: float, a: float) -> None:
+        """``phi`` from each bucket, ``sigma^2`` from each block of ``_BLOCK`` buckets: the
+        variance of a block's count beyond ``phi`` times its mean, relative to the mean squared."""
+        if mean > 0.0:
+            self._phi += a * ((v - mean) ** 2 / mean - self._phi)
+        blk = self._block
+        blk[0] += v
+        blk[1] += mean
+        blk[2] += 1
+        if blk[2] >= _BLOCK:
+            x, m = blk[0], blk[1]
+            if m > 0.0:
+                excess = ((x - m) ** 2 - max(self._phi, 1.0) * m) / (m * m)
+                b = max(self.alpha * _BLOCK, 1.0 / (1.0 + self._n / _BLOCK))
+                self._sigma2 += min(b, 0.5) * (min(max(excess, -1.0), 1.0) - self._sigma2)
+            self._block = [0.0, 0.0, 0]
+
+
+register(CountShift.name, CountShift)
