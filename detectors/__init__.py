@@ -27,8 +27,8 @@ file (median over files, each scored at a threshold chosen on the other files).
 
 from __future__ import annotations
 
-from . import fusion, holt_winters, lean_fusion, page_hinkley, zscore
 from . import count_shift as count_shift  # registers it for rule files
+from . import fusion, holt_winters, lean_fusion, page_hinkley, zscore
 from . import rate_shift as rate_shift  # registers it for rule files
 from . import seasonal_baseline as seasonal_baseline  # registers it for rule files
 from .base import BaseDetector, Detector, Point, State

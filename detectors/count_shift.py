@@ -15,16 +15,23 @@ events) scaled by the variance both noises give,
 (``phi``: learned variance-to-mean ratio of one bucket; ``sigma``: learned relative error of
 the expected count over a block of buckets), so a busy use case is judged by its model's error
 and a thin one by its counting noise, with no knob per traffic level. A bucket alarms when a
-trailing window of 5, 10, 20 or 40 buckets has ``z >= z`` and ``X >= min_ratio * M``. Short
-windows catch a big jump on busy traffic at once, long ones a doubling of a thin trickle.
+trailing window of 5, 10, 20, 40, 80 or 160 buckets has ``z >= z`` and
+``X >= min_ratio * M``. Short windows catch a big jump on busy traffic at once, long ones a
+doubling of a thin trickle.
 
-The expected count is a level times an hour-of-day factor (interpolated between hours, so the
-morning ramp is not a step) times a weekend factor, learned online like ``rate_shift``'s.
-A bucket that is evidence of a rise (half the alarm's ``z`` or more, past ``min_ratio``) is
-learned only slowly, so an incident does not become its own baseline -- unless it lasts
-``adopt_buckets``: then it is the new normal, adopted at once. Until ``grace_period`` buckets
-have been learned the score is 0. The score is ``z / (z + z_alarm)`` of the strongest window
-past ``min_ratio``: 0.5 exactly at the alarm (a watch names it with ``score: 0.5``).
+The expected count is learned per hour of the day: 24 slots at each hour's middle, each a
+decayed mean count per bucket (``alpha`` per bucket it learns, so about ``1/alpha`` buckets of
+that hour), read with linear interpolation between the two slots around a bucket, so the
+morning ramp is not a step. Weekdays teach the slots; weekends only a weekend factor against
+them, so a weekend never bends the working day. An hour slot (or the weekend) is judged only
+once it has learned ``_SEEN`` buckets: the first morning a use case lives through is not an
+incident, so a new use case's volume is judged from its second day at each hour. A bucket that
+is evidence of a rise (half the alarm's ``z`` or more, past ``min_ratio``) is not learned, so an
+incident does not become its own baseline -- unless it lasts ``adopt_buckets``: then it is the
+new normal, adopted at once. Until ``grace_period`` buckets have been learned the score is
+0. The score is ``z / (z + z_alarm)`` of the strongest window
+past ``min_ratio``: 0.5 exactly at the alarm (a watch names it with ``score: 0.5``); a rise
+short of ``min_ratio`` scores under 0.5, ranked by its ``z``.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from .registry import register
 WINDOWS = (5, 10, 20, 40, 80, 160)  # trailing windows, in buckets
 _RING = WINDOWS[-1]
 _BLOCK = 20  # buckets per block the expected count's relative error is learned from
-_PRIOR_BUCKETS = 10.0  # how many buckets of the overall mean an unseen hour slot is worth
+_PRIOR_BUCKETS = 1.0  # how many buckets of the overall mean an unseen hour slot is worth
+_SEEN = 30  # buckets an hour slot (or the weekend) must have learned before it is judged
+_PRIOR_WEEKEND = 10.0  # how many expected counts of "as on weekdays" the weekend factor starts with
 
 
 def signed_deviance(x: float, m: float) -> float:
@@ -61,7 +70,7 @@ class CountShift(BaseDetector):
         alpha: float = 0.01,
         min_sigma: float = 0.05,
         adopt_buckets: int = 240,
-        grace_period: int = 720,
+        grace_period: int = 60,
     ) -> None:
         self.z = check_float("z", z, min_value=0.0, min_open=True)
         self.min_ratio = check_float("min_ratio", min_ratio, min_value=1.0, max_value=100.0)
@@ -75,7 +84,7 @@ class CountShift(BaseDetector):
         self._n = 0
         self._sums = [0.0] * 24  # per hour slot: decayed weighted counts (weekday units)
         self._weights = [0.0] * 24  # ... and decayed weights (buckets)
-        self._wk = [0.0, 0.0]  # weekend: decayed counts, and what weekdays would expect
+        self._wk = [0.0, 0.0, 0]  # weekend: decayed counts, what weekdays expect, buckets seen
         self._phi = 1.0  # variance / mean of one bucket's count (1 = Poisson)
         self._sigma2 = 0.25  # squared relative error of a block's expected count (prior: 50 %)
         self._counts: list[float] = []  # the last ``_RING`` counts, oldest first
@@ -107,7 +116,8 @@ class CountShift(BaseDetector):
         self._n = int(state["n"])
         self._sums = [float(v) for v in state["sums"]]
         self._weights = [float(v) for v in state["weights"]]
-        self._wk = [float(v) for v in state["wk"]]
+        wk = state["wk"]
+        self._wk = [float(wk[0]), float(wk[1]), int(wk[2])]
         self._phi = float(state["phi"])
         self._sigma2 = float(state["sigma2"])
         self._counts = [float(v) for v in state["counts"]]
@@ -135,8 +145,8 @@ class CountShift(BaseDetector):
         return lo % 24, (lo + 1) % 24, pos - lo, t.weekday() >= 5
 
     def _weekend_factor(self) -> float:
-        counts, expect = self._wk
-        return (counts + _PRIOR_BUCKETS) / (expect + _PRIOR_BUCKETS)
+        counts, expect = self._wk[0], self._wk[1]
+        return (counts + _PRIOR_WEEKEND) / (expect + _PRIOR_WEEKEND)
 
     def _weekday_mean(self, h0: int, h1: int, w: float) -> float:
         total_w = sum(self._weights)
@@ -153,9 +163,10 @@ class CountShift(BaseDetector):
     def warmed_up(self) -> bool:
         return self._n >= max(self.grace_period, 1)
 
-    def _windows(self, v: float, mean: float) -> tuple[float, float]:
-        """The strongest window's ``z`` past ``min_ratio`` (0 if none), and that window's ratio."""
-        best_z, best_ratio = 0.0, 0.0
+    def _windows(self, v: float, mean: float) -> tuple[float, float, float]:
+        """The strongest window's ``z`` past ``min_ratio`` (0 if none) and that window's ratio,
+        and the strongest window's ``z`` whatever its ratio (for the score's ranking)."""
+        best_z, best_ratio, any_z = 0.0, 0.0, 0.0
         n = len(self._counts) + 1
         phi, s2 = max(self._phi, 1.0), max(self._sigma2, self.min_sigma**2)
         for i, w in enumerate(WINDOWS):
@@ -163,27 +174,42 @@ class CountShift(BaseDetector):
                 break
             x = self._wsums[i] + v - (self._counts[-w] if len(self._counts) >= w else 0.0)
             m = self._wmeans[i] + mean - (self._means[-w] if len(self._means) >= w else 0.0)
-            if m > 0.0 and x >= self.min_ratio * m:
-                z = signed_deviance(x, m) / math.sqrt(phi + m * s2)
-                if z > best_z:
-                    best_z, best_ratio = z, x / m
-        return best_z, best_ratio
+            if m <= 0.0 or x <= m:
+                continue
+            z = signed_deviance(x, m) / math.sqrt(phi + m * s2)
+            any_z = max(any_z, z)
+            if x >= self.min_ratio * m and z > best_z:
+                best_z, best_ratio = z, x / m
+        return best_z, best_ratio, any_z
 
     def score_one(self, x: Point) -> float:
+        """``z / (z + z_alarm)`` of the strongest window past ``min_ratio`` (0.5 at the alarm);
+        a rise short of ``min_ratio`` is still ranked by its ``z``, but scores under 0.5."""
         if not self.warmed_up:
             return 0.0
+        h0, h1, w, weekend = self._where(x.get("t"))
+        if not self._slots_known(h0, h1, w) or (weekend and self._wk[2] < _SEEN):
+            return 0.0
         v = max(point_value(x), 0.0)
-        z = self._windows(v, self.expected(x))[0]
-        return clip01(z / (z + self.z)) if z > 0.0 else 0.0
+        z, _, any_z = self._windows(v, self.expected(x))
+        if z > 0.0:
+            return clip01(z / (z + self.z))
+        return min(any_z / (any_z + self.z), 0.49) if any_z > 0.0 else 0.0
 
     def learn_one(self, x: Point) -> None:
         v = max(point_value(x), 0.0)
         h0, h1, w, weekend = self._where(x.get("t"))
-        weekday_mean = self._weekday_mean(h0, h1, w)
-        factor = self._weekend_factor() if weekend else 1.0
-        mean = weekday_mean * factor
         self._n += 1
-        z, ratio = self._windows(v, mean) if self.warmed_up else (0.0, 0.0)
+        slots_known = self._slots_known(h0, h1, w)
+        weekday_mean = self._weekday_mean(h0, h1, w)
+        if not (slots_known and (not weekend or self._wk[2] >= _SEEN)):
+            # Not judged yet: the bucket is its own expectation in the windows (no evidence
+            # either way), and teaches the weekday slots or, on a weekend, the weekend factor.
+            self._push(v, v)
+            self._learn_shape(v, h0, h1, w, weekend, slots_known, weekday_mean)
+            return
+        mean = weekday_mean * (self._weekend_factor() if weekend else 1.0)
+        z, ratio, _ = self._windows(v, mean) if self.warmed_up else (0.0, 0.0, 0.0)
         self._push(v, mean)
         if z >= self.z / 2.0:
             self._high += 1
@@ -197,11 +223,24 @@ class CountShift(BaseDetector):
             return
         self._high, self._high_ratio = 0, 0.0
         self._learn_noise(v, mean, max(self.alpha, 1.0 / self._n))
+        self._learn_shape(v, h0, h1, w, weekend, slots_known, weekday_mean)
+
+    def _slots_known(self, h0: int, h1: int, w: float) -> bool:
+        """Whether the hour slots a bucket reads have seen ``_SEEN`` buckets (weighted)."""
+        return (w >= 1.0 or self._weights[h0] >= _SEEN) and (w <= 0.0 or self._weights[h1] >= _SEEN)
+
+    def _learn_shape(
+        self, v: float, h0: int, h1: int, w: float, weekend: bool, known: bool, weekday_mean: float
+    ) -> None:
+        """Weekdays teach the hour slots; weekends only the weekend factor (against the
+        weekday slots, once those are known), so a weekend never bends the working day."""
         keep = 1.0 - self.alpha  # each slot forgets at this rate per bucket it learns
         if weekend:
-            self._wk[0] = keep * self._wk[0] + v
-            self._wk[1] = keep * self._wk[1] + weekday_mean
-            v = v / factor  # in weekday units
+            if known:
+                self._wk[0] = keep * self._wk[0] + v
+                self._wk[1] = keep * self._wk[1] + weekday_mean
+                self._wk[2] += 1
+            return
         for h, share in ((h0, 1.0 - w), (h1, w)):
             if share > 0.0:
                 d = keep**share

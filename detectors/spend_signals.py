@@ -138,18 +138,17 @@ def _close(
         values["tokens_per_call"] = unit["tokens"] / unit["calls"]
     if unit["cache_known"] >= min_calls:
         values["cache_hit_rate"] = unit["cache_hits"] / unit["cache_known"]
-    if carry and (unit["calls"] < min_calls or unit["cache_known"] < min_calls):
-        if held < carry:
-            # Hand on what gave no signal yet: the calls (and their spend and tokens) for the
-            # unit signals, the cache-known calls for the hit rate, each pooled on its own.
-            short_calls = unit["calls"] < min_calls
-            short_cache = unit["cache_known"] < min_calls
-            state["pool"] = {
-                "spend": unit["spend"] if short_calls else 0.0,
-                "calls": unit["calls"] if short_calls else 0.0,
-                "tokens": unit["tokens"] if short_calls else 0.0,
-                "cache_hits": unit["cache_hits"] if short_cache else 0.0,
-                "cache_known": unit["cache_known"] if short_cache else 0.0,
-                "held": held,
-            }
+    short_calls = unit["calls"] < min_calls
+    short_cache = unit["cache_known"] < min_calls
+    if carry and (short_calls or short_cache) and held < carry:
+        # Hand on what gave no signal yet: the calls (and their spend and tokens) for the
+        # unit signals, the cache-known calls for the hit rate, each pooled on its own.
+        state["pool"] = {
+            "spend": unit["spend"] if short_calls else 0.0,
+            "calls": unit["calls"] if short_calls else 0.0,
+            "tokens": unit["tokens"] if short_calls else 0.0,
+            "cache_hits": unit["cache_hits"] if short_cache else 0.0,
+            "cache_known": unit["cache_known"] if short_cache else 0.0,
+            "held": held,
+        }
     return ClosedBucket(datetime.fromtimestamp(start_ms / 1000, tz=UTC), values)
