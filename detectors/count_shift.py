@@ -23,15 +23,16 @@ The expected count is learned per hour of the day: 24 slots at each hour's middl
 decayed mean count per bucket (``alpha`` per bucket it learns, so about ``1/alpha`` buckets of
 that hour), read with linear interpolation between the two slots around a bucket, so the
 morning ramp is not a step. Weekdays teach the slots; weekends only a weekend factor against
-them, so a weekend never bends the working day. An hour slot (or the weekend) is judged only
-once it has learned ``_SEEN`` buckets: the first morning a use case lives through is not an
-incident, so a new use case's volume is judged from its second day at each hour. A bucket that
-is evidence of a rise (half the alarm's ``z`` or more, past ``min_ratio``) is not learned, so an
-incident does not become its own baseline -- unless it lasts ``adopt_buckets``: then it is the
-new normal, adopted at once. Until ``grace_period`` buckets have been learned the score is
-0. The score is ``z / (z + z_alarm)`` of the strongest window
-past ``min_ratio``: 0.5 exactly at the alarm (a watch names it with ``score: 0.5``); a rise
-short of ``min_ratio`` scores under 0.5, ranked by its ``z``.
+them, so a weekend never bends the working day. An hour slot is judged only once it has
+learned ``_SEEN`` minutes: the first morning a use case lives through is not an incident, so a
+new use case's volume is judged from its second day at each hour; a weekend hour not seen on a
+weekend yet is judged with the expected count's error taken as 50 %. A bucket that is evidence
+of a rise (half the alarm's ``z`` or more, past ``min_ratio``) is not learned, so an incident
+does not become its own baseline -- unless it lasts ``adopt_buckets``: then it is the new
+normal, adopted at once. Until ``grace_period`` buckets have been learned the score is 0. The
+score is ``z / (z + z_alarm)`` of the strongest window past ``min_ratio``: 0.5 exactly at the
+alarm (a watch names it with ``score: 0.5``); a rise short of ``min_ratio`` scores under 0.5,
+ranked by its ``z``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ WINDOWS = (5, 10, 20, 40, 80, 160)  # trailing windows, in buckets
 _RING = WINDOWS[-1]
 _BLOCK = 20  # buckets per block the expected count's relative error is learned from
 _PRIOR_BUCKETS = 1.0  # how many buckets of the overall mean an unseen hour slot is worth
-_SEEN = 30  # buckets an hour slot (or the weekend) must have learned before it is judged
+_SEEN = 30.0  # minutes an hour slot (or that hour of a weekend) must have learned to be judged
+_UNSEEN_SIGMA2 = 0.25  # a weekend hour not seen yet: its expected count may be 50 % off
 _PRIOR_WEEKEND = 10.0  # how many expected counts of "as on weekdays" the weekend factor starts with
 
 
@@ -85,6 +87,8 @@ class CountShift(BaseDetector):
         self._sums = [0.0] * 24  # per hour slot: decayed weighted counts (weekday units)
         self._weights = [0.0] * 24  # ... and decayed weights (buckets)
         self._wk = [0.0, 0.0, 0]  # weekend: decayed counts, what weekdays expect, buckets seen
+        self._seen = [0.0] * 48  # minutes learned per hour slot (weekdays), then per weekend hour
+        self._last_s = -1.0  # the previous point's time (epoch s): how long a bucket is
         self._phi = 1.0  # variance / mean of one bucket's count (1 = Poisson)
         self._sigma2 = 0.25  # squared relative error of a block's expected count (prior: 50 %)
         self._counts: list[float] = []  # the last ``_RING`` counts, oldest first
@@ -101,6 +105,8 @@ class CountShift(BaseDetector):
             "sums": list(self._sums),
             "weights": list(self._weights),
             "wk": list(self._wk),
+            "seen": list(self._seen),
+            "last_s": self._last_s,
             "phi": self._phi,
             "sigma2": self._sigma2,
             "counts": list(self._counts),
@@ -118,6 +124,8 @@ class CountShift(BaseDetector):
         self._weights = [float(v) for v in state["weights"]]
         wk = state["wk"]
         self._wk = [float(wk[0]), float(wk[1]), int(wk[2])]
+        self._seen = [float(v) for v in state["seen"]]
+        self._last_s = float(state["last_s"])
         self._phi = float(state["phi"])
         self._sigma2 = float(state["sigma2"])
         self._counts = [float(v) for v in state["counts"]]
@@ -163,12 +171,14 @@ class CountShift(BaseDetector):
     def warmed_up(self) -> bool:
         return self._n >= max(self.grace_period, 1)
 
-    def _windows(self, v: float, mean: float) -> tuple[float, float, float]:
+    def _windows(self, v: float, mean: float, unseen: bool = False) -> tuple[float, float, float]:
         """The strongest window's ``z`` past ``min_ratio`` (0 if none) and that window's ratio,
         and the strongest window's ``z`` whatever its ratio (for the score's ranking)."""
         best_z, best_ratio, any_z = 0.0, 0.0, 0.0
         n = len(self._counts) + 1
         phi, s2 = max(self._phi, 1.0), max(self._sigma2, self.min_sigma**2)
+        if unseen:  # a weekend hour not seen yet: the weekend factor may not hold there
+            s2 = max(s2, _UNSEEN_SIGMA2)
         for i, w in enumerate(WINDOWS):
             if n < w:
                 break
@@ -191,7 +201,8 @@ class CountShift(BaseDetector):
         if not self._slots_known(h0, h1, w) or (weekend and self._wk[2] < _SEEN):
             return 0.0
         v = max(point_value(x), 0.0)
-        z, _, any_z = self._windows(v, self.expected(x))
+        unseen = weekend and not self._weekend_known(x.get("t"))
+        z, _, any_z = self._windows(v, self.expected(x), unseen)
         if z > 0.0:
             return clip01(z / (z + self.z))
         return min(any_z / (any_z + self.z), 0.49) if any_z > 0.0 else 0.0
@@ -206,10 +217,11 @@ class CountShift(BaseDetector):
             # Not judged yet: the bucket is its own expectation in the windows (no evidence
             # either way), and teaches the weekday slots or, on a weekend, the weekend factor.
             self._push(v, v)
-            self._learn_shape(v, h0, h1, w, weekend, slots_known, weekday_mean)
+            self._learn_shape(v, x.get("t"), h0, h1, w, weekend, slots_known, weekday_mean)
             return
         mean = weekday_mean * (self._weekend_factor() if weekend else 1.0)
-        z, ratio, _ = self._windows(v, mean) if self.warmed_up else (0.0, 0.0, 0.0)
+        unseen = weekend and not self._weekend_known(x.get("t"))
+        z, ratio, _ = self._windows(v, mean, unseen) if self.warmed_up else (0.0, 0.0, 0.0)
         self._push(v, mean)
         if z >= self.z / 2.0:
             self._high += 1
@@ -223,29 +235,53 @@ class CountShift(BaseDetector):
             return
         self._high, self._high_ratio = 0, 0.0
         self._learn_noise(v, mean, max(self.alpha, 1.0 / self._n))
-        self._learn_shape(v, h0, h1, w, weekend, slots_known, weekday_mean)
+        self._learn_shape(v, x.get("t"), h0, h1, w, weekend, slots_known, weekday_mean)
+
+    def _weekend_known(self, t: Any) -> bool:
+        """Whether this hour has been seen on a weekend: a use case's first weekend afternoon
+        is not judged by what its weekend night was like."""
+        return isinstance(t, datetime) and self._seen[24 + t.hour] >= _SEEN
 
     def _slots_known(self, h0: int, h1: int, w: float) -> bool:
-        """Whether the hour slots a bucket reads have seen ``_SEEN`` buckets (weighted)."""
-        return (w >= 1.0 or self._weights[h0] >= _SEEN) and (w <= 0.0 or self._weights[h1] >= _SEEN)
+        """Whether the hour slots a bucket reads have learned ``_SEEN`` minutes (weighted)."""
+        seen = self._seen
+        return (w >= 1.0 or seen[h0] >= _SEEN) and (w <= 0.0 or seen[h1] >= _SEEN)
 
     def _learn_shape(
-        self, v: float, h0: int, h1: int, w: float, weekend: bool, known: bool, weekday_mean: float
+        self,
+        v: float,
+        t: Any,
+        h0: int,
+        h1: int,
+        w: float,
+        weekend: bool,
+        known: bool,
+        weekday_mean: float,
     ) -> None:
         """Weekdays teach the hour slots; weekends only the weekend factor (against the
         weekday slots, once those are known), so a weekend never bends the working day."""
         keep = 1.0 - self.alpha  # each slot forgets at this rate per bucket it learns
+        hour = t.hour if isinstance(t, datetime) else -1
+        minutes = 1.0  # how long this bucket is, from the previous point (capped at an hour)
+        if isinstance(t, datetime):
+            now = t.timestamp()
+            if self._last_s >= 0.0:
+                minutes = min(max(now - self._last_s, 0.0), 3600.0) / 60.0
+            self._last_s = now
         if weekend:
             if known:
                 self._wk[0] = keep * self._wk[0] + v
                 self._wk[1] = keep * self._wk[1] + weekday_mean
                 self._wk[2] += 1
+                if hour >= 0:
+                    self._seen[24 + hour] = min(self._seen[24 + hour] + minutes, _SEEN)
             return
         for h, share in ((h0, 1.0 - w), (h1, w)):
             if share > 0.0:
                 d = keep**share
                 self._sums[h] = d * self._sums[h] + share * v
                 self._weights[h] = d * self._weights[h] + share
+                self._seen[h] = min(self._seen[h] + share * minutes, _SEEN)
 
     def _push(self, v: float, mean: float) -> None:
         """Add a bucket to the trailing windows (running sums of the last ``w`` buckets)."""

@@ -61,7 +61,7 @@ def test_rules_check_reports_every_error_with_location_and_hint() -> None:
 def test_rules_check_ok_on_the_default_pack() -> None:
     result = CliRunner().invoke(main, ["rules", "check", str(DEFAULT_PACK)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok: 4 file(s), 23 rule(s)")
+    assert result.output.startswith("ok: 4 file(s), 24 rule(s)")
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_traffic_growth_at_flat_unit_cost_raises_no_unit_cost_anomaly() -> None:
     alerts = _alerts(BOT, growth)
     assert {a["rule"] for a in alerts} == {"volume_shift_anomaly"}
     assert all(a["labels"]["driver"] == "volume" and a["actions_taken"] == [] for a in alerts)
-    assert 0 <= _minutes_after(alerts[0], INCIDENT_AT) <= 10
+    assert 0 <= _minutes_after(alerts[0], INCIDENT_AT) <= 20
 
 
 def test_same_traffic_at_higher_unit_cost_does() -> None:
