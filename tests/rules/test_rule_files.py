@@ -27,7 +27,7 @@ def test_every_shipped_rule_file_loads() -> None:
     ]
     default = load_rule_dir(DEFAULT_PACK)
     merged = load_rule_dir(EXAMPLES_PACK, default)
-    assert len(merged.rules) == 23 and merged.budgets and merged.quotas
+    assert len(merged.rules) == 24 and merged.budgets and merged.quotas
     assert all(b.owner for b in [*merged.budgets.values(), *merged.quotas.values()])
     assert str(merged.tz("acme")) == "Europe/Berlin" and str(merged.tz("initech")) == "Asia/Tokyo"
 
