@@ -18,7 +18,11 @@ Registered detectors (``list_detectors()``):
 * ``session_quantile`` -- the learned P99.9 of a use case's session costs (session outliers);
 * ``page_hinkley`` -- river ``drift.PageHinkley`` on standardised values (level shifts);
 * ``holt_winters`` -- river ``time_series.HoltWinters`` forecast residual z-score;
-* ``zscore`` -- river ``stats.Var`` over ``utils.Rolling`` (baseline).
+* ``zscore`` -- river ``stats.Var`` over ``utils.Rolling`` (baseline);
+* ``count_shift`` -- a count (calls per minute) against its seasonal expected count over
+  trailing windows, judged by deviance and the baseline's own error (the volume watch);
+* ``rate_shift`` -- a Poisson CUSUM for a rate that doubles; ``seasonal_baseline`` -- level,
+  hour and weekday offsets, judged by z and ratio (the spend and unit-cost watches).
 
 ``default`` is an alias chosen by measurement with ``benchmarks/nab_benchmark.py``: among the
 detectors scoring >= 20,000 points/s, the one with the best *held-out* standard NAB score per
@@ -27,6 +31,7 @@ file (median over files, each scored at a threshold chosen on the other files).
 
 from __future__ import annotations
 
+from . import count_shift as count_shift  # registers it for rule files
 from . import fusion, holt_winters, lean_fusion, page_hinkley, zscore
 from . import rate_shift as rate_shift  # registers it for rule files
 from . import seasonal_baseline as seasonal_baseline  # registers it for rule files

@@ -54,11 +54,17 @@ def add_event(
     bucket_s: int,
     min_calls: int,
     ts_ms: int | None = None,
+    carry: int = 0,
 ) -> list[ClosedBucket]:
     """Fold ``event`` into the open bucket; return the buckets it closed (oldest first).
 
     ``ts_ms``: the event time in epoch ms when the caller has it already (the engine computes
     it once per event); the list returned when no bucket closed is shared, so callers only read it.
+    ``carry``: how many buckets in a row may pool their calls for the unit signals. A bucket
+    with fewer than ``min_calls`` calls (cache-known calls for the hit rate) gives no unit
+    signal and hands its calls on to the next bucket, until the pool has ``min_calls`` or
+    ``carry`` buckets have passed, so thin traffic is judged every ``min_calls`` calls instead
+    of rarely or never. 0: every bucket stands alone.
     """
     size_ms = bucket_s * 1000
     ts = to_epoch_ms(event.event_time) if ts_ms is None else ts_ms
@@ -71,10 +77,11 @@ def add_event(
     if current is None:
         state["start_ms"], state["acc"] = start, _empty()
     elif start > current:
-        closed.append(_close(current, state["acc"], min_calls))
+        closed.append(_close(current, state["acc"], min_calls, state, carry))
         gap = min((start - current) // size_ms - 1, MAX_GAP_BUCKETS)
         for k in range(1, gap + 1):
-            closed.append(_close(start - (gap - k + 1) * size_ms, _empty(), min_calls))
+            at = start - (gap - k + 1) * size_ms
+            closed.append(_close(at, _empty(), min_calls, state, carry))
         state["start_ms"], state["acc"] = start, _empty()
     elif start < current:
         return closed  # late for a closed bucket: counted elsewhere, not re-opened
@@ -107,7 +114,12 @@ def _accumulate(acc: dict[str, float], event: CostEvent) -> None:
         acc["max_step"] = float(step)
 
 
-def _close(start_ms: int, acc: dict[str, float], min_calls: int) -> ClosedBucket:
+_POOLED = ("spend", "calls", "tokens", "cache_hits", "cache_known")
+
+
+def _close(
+    start_ms: int, acc: dict[str, float], min_calls: int, state: dict[str, Any], carry: int
+) -> ClosedBucket:
     values = {
         "spend_usd": acc["spend"],
         "calls": acc["calls"],
@@ -115,9 +127,28 @@ def _close(start_ms: int, acc: dict[str, float], min_calls: int) -> ClosedBucket
         "loop_cost_usd": acc["loop_cost"],
         "max_steps_per_trace": acc["max_step"],
     }
-    if acc["calls"] >= min_calls:
-        values["cost_per_call_usd"] = acc["spend"] / acc["calls"]
-        values["tokens_per_call"] = acc["tokens"] / acc["calls"]
-    if acc["cache_known"] >= min_calls:
-        values["cache_hit_rate"] = acc["cache_hits"] / acc["cache_known"]
+    unit, held = acc, 1
+    if carry:
+        pool = state.pop("pool", None)
+        if pool is not None:  # the calls handed on by the buckets before (see add_event)
+            unit = {k: acc[k] + pool[k] for k in _POOLED}
+            held = int(pool["held"]) + 1
+    if unit["calls"] >= min_calls:
+        values["cost_per_call_usd"] = unit["spend"] / unit["calls"]
+        values["tokens_per_call"] = unit["tokens"] / unit["calls"]
+    if unit["cache_known"] >= min_calls:
+        values["cache_hit_rate"] = unit["cache_hits"] / unit["cache_known"]
+    short_calls = unit["calls"] < min_calls
+    short_cache = unit["cache_known"] < min_calls
+    if carry and (short_calls or short_cache) and held < carry:
+        # Hand on what gave no signal yet: the calls (and their spend and tokens) for the
+        # unit signals, the cache-known calls for the hit rate, each pooled on its own.
+        state["pool"] = {
+            "spend": unit["spend"] if short_calls else 0.0,
+            "calls": unit["calls"] if short_calls else 0.0,
+            "tokens": unit["tokens"] if short_calls else 0.0,
+            "cache_hits": unit["cache_hits"] if short_cache else 0.0,
+            "cache_known": unit["cache_known"] if short_cache else 0.0,
+            "held": held,
+        }
     return ClosedBucket(datetime.fromtimestamp(start_ms / 1000, tz=UTC), values)

@@ -174,6 +174,12 @@ class CompiledRule:
         return self.meta
 
 
+def _bucket_tag(cond: AnomalyCondition) -> str:
+    """What watches sharing one bucket accumulator must agree on besides size and scope."""
+    carry = cond.carry_buckets()
+    return f"{cond.min_calls}+{carry}" if carry else str(cond.min_calls)
+
+
 def _timing(spec: RuleSpec) -> lifecycle.Timing:
     acts = [a for a in spec.actions if isinstance(a, DegradeAction | KillSwitchAction)]
     refresh = min((a.expires_in.seconds for a in acts), default=0) * 1000 // 2
@@ -392,7 +398,7 @@ class Plan:
         gkey = "\x1f".join(group)
         bkey = ""
         if rule.anomaly is not None:
-            bkey = f"{rule.bucket_s}/{rule.anomaly.min_calls}|{rule.sig}|{gkey}"
+            bkey = f"{rule.bucket_s}/{_bucket_tag(rule.anomaly)}|{rule.sig}|{gkey}"
         needs = self.needs.get(rule.sig, ALL_PARTS)
         return RuleStep(rule, group, gkey, (rule.sig, group), needs, bkey, "~" + bkey)
 
@@ -550,7 +556,7 @@ class _Stage:
             cond = step.rule.anomaly
             assert cond is not None
             closed = self._buckets[bkey] = add_event(
-                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms
+                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, cond.carry_buckets()
             )
             self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed
@@ -643,7 +649,7 @@ class _Stage:
         cond = spec.condition
         if isinstance(cond, AnomalyCondition):
             cstate = instances.setdefault("~" + gkey, {})
-            bkey = f"{rule.bucket_s}/{cond.min_calls}|{rule.sig}|{gkey}"
+            bkey = f"{rule.bucket_s}/{_bucket_tag(cond)}|{rule.sig}|{gkey}"
             closed = self._buckets.get(bkey) or []
             loop = self._buckets.get("~" + bkey) or {}
             return anomaly_verdicts(cond, closed, cstate, loop)  # type: ignore[arg-type]

@@ -193,6 +193,10 @@ class AnomalyCondition(_Strict):
     min_drop: float = Field(default=0.0, ge=0, description="baseline - value needed (down)")
     min_value: float = Field(default=0.0, ge=0, description="values below this never count")
     min_calls: int = Field(default=10, gt=0, description="calls a bucket needs for unit signals")
+    carry_for: DurationField | None = Field(
+        default=None,
+        description="a bucket short of min_calls hands its calls to the next, up to this long",
+    )
     prior: ColdStartPrior | None = Field(
         default=None, description="a new use case's first bucket arms the baseline"
     )
@@ -203,6 +207,19 @@ class AnomalyCondition(_Strict):
         if value.business_days is not None or value.seconds < 10:
             raise ValueError("bucket: use a duration of at least 10s, e.g. 1m or 5m")
         return value
+
+    @field_validator("carry_for")
+    @classmethod
+    def _carry_whole_buckets(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.business_days is not None:
+            raise ValueError("carry_for: use a clock duration, e.g. 30m or 1h")
+        return value
+
+    def carry_buckets(self) -> int:
+        """How many buckets in a row may pool their calls (0: none)."""
+        if self.carry_for is None:
+            return 0
+        return max(self.carry_for.seconds // self.bucket.seconds, 1)
 
     @model_validator(mode="after")
     def _prior_needs_a_baseline(self) -> AnomalyCondition:

@@ -44,6 +44,7 @@ def test_default_pack_loads_with_every_domain_rule() -> None:
         "high_risk_quality_protection",
         "spend_rate_limit",
         "agent_loop_anomaly",
+        "volume_shift_anomaly",
         "spend_spike_anomaly",
         "unit_cost_anomaly",
         "token_bloat_anomaly",

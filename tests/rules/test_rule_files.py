@@ -27,7 +27,7 @@ def test_every_shipped_rule_file_loads() -> None:
     ]
     default = load_rule_dir(DEFAULT_PACK)
     merged = load_rule_dir(EXAMPLES_PACK, default)
-    assert len(merged.rules) == 23 and merged.budgets and merged.quotas
+    assert len(merged.rules) == 24 and merged.budgets and merged.quotas
     assert all(b.owner for b in [*merged.budgets.values(), *merged.quotas.values()])
     assert str(merged.tz("acme")) == "Europe/Berlin" and str(merged.tz("initech")) == "Asia/Tokyo"
 
@@ -61,7 +61,7 @@ def test_rules_check_reports_every_error_with_location_and_hint() -> None:
 def test_rules_check_ok_on_the_default_pack() -> None:
     result = CliRunner().invoke(main, ["rules", "check", str(DEFAULT_PACK)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok: 4 file(s), 23 rule(s)")
+    assert result.output.startswith("ok: 4 file(s), 24 rule(s)")
 
 
 @pytest.mark.parametrize(

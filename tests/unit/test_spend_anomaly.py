@@ -49,8 +49,13 @@ def _set(scope: dict) -> dict:
 
 
 def test_traffic_growth_at_flat_unit_cost_raises_no_unit_cost_anomaly() -> None:
+    """Doubled traffic is volume, not waste: only the volume watch (an alert, no action) says
+    so, naming volume as the driver; no unit-cost, token or spend watch fires."""
     growth = Incident("traffic_growth", "bot", INCIDENT_AT, timedelta(hours=5), factor=2.0)
-    assert _alerts(BOT, growth) == []
+    alerts = _alerts(BOT, growth)
+    assert {a["rule"] for a in alerts} == {"volume_shift_anomaly"}
+    assert all(a["labels"]["driver"] == "volume" and a["actions_taken"] == [] for a in alerts)
+    assert 0 <= _minutes_after(alerts[0], INCIDENT_AT) <= 20
 
 
 def test_same_traffic_at_higher_unit_cost_does() -> None:
