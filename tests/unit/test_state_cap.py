@@ -15,7 +15,7 @@ from spendfuse.schemas.envelope import encode_envelope
 from tests.support.events import BASE_TIME as BASE
 from tests.support.events import make_event
 
-CAP = 64 * 1024
+CAP = 160 * 1024  # trimmed to half: above the default pack's session tracker (about 53 KB)
 
 
 def _records(use_case: str, traces: int, per_record: int = 20) -> list[bytes]:
@@ -74,7 +74,7 @@ def test_without_a_cap_the_same_traffic_grows_past_it() -> None:
     dedup, states = MemoryDedupStore(), {}
     for offset, raw in enumerate(_records("busy", 6_000)):
         pipeline.run_record(raw, BASE, dedup, states, partition=0, offset=offset)
-    assert state_bytes(states["busy"]) > 4 * CAP
+    assert state_bytes(states["busy"]) > 2 * CAP
 
 
 def test_the_worker_path_through_the_store_trims_and_decides_as_replay_does() -> None:
