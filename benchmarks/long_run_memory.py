@@ -1,6 +1,11 @@
 """Worker memory over a simulated 4-day run at 1,500 events/s: RSS, heap and disk every 6 hours.
 
     python benchmarks/long_run_memory.py [--days 4] [--eps 1500] [--use-cases 1500] [--every 1920]
+        [--hot-every 1] [--top-growth N [--trace-frames 1]]
+
+    # past the 7 days of the hourly rings, in about half an hour on a loaded 2-core machine:
+    python benchmarks/long_run_memory.py --days 8 --eps 200 --use-cases 200 --every 3600 \
+        --hot-every 8 --report-hours 12 --top-growth 8
 
 Four days at 1,500 events/s is 518 million events; the pure core handles a few thousand a
 second here, so this run processes a stated part of them through the real components and
@@ -12,7 +17,10 @@ says what it scales. Every figure printed is measured on the components the work
   WriteBehindStates` over a RocksDB Faust table, with its key cap
   (``SPENDFUSE_STATE_CACHE_MAX_KEYS``), written behind at every commit;
 * the worker's RocksDB day-bucket dedup store
-  (:class:`~spendfuse.streams.dedup_table.FaustDedupStore`), swept as the event day moves on.
+  (:class:`~spendfuse.streams.dedup_table.FaustDedupStore`), swept as the event day moves on;
+* the worker's RocksDB memory budget (:class:`~spendfuse.streams.rocksdb_memory.RocksDBMemory`:
+  one block cache for both tables, memtables flushed at a commit over the budget), whose
+  memtables, table readers (index and filter blocks outside the cache) and cache are printed.
 
 What is simulated: the broker (changelog records are counted, not sent), the clock (event
 time; the dedup store's "today" follows it), the traffic (``--use-cases`` use cases sharing
@@ -20,15 +28,23 @@ time; the dedup store's "today" follows it), the traffic (``--use-cases`` use ca
 one use case (``uc-00000``) is processed at its full rate through all four days (every event,
 in records of ``--hot-batch-s`` seconds, so its traces, outcome ids and windows are those of the
 real rate); the others are processed in every ``--every``-th second only (each of those seconds
-in full). A commit (write-behind of states and ids) follows every processed record time. So the
+in full); ``--every 3600`` or less touches each use case every hour, so its hourly ring fills
+as at the real rate. ``--hot-every N`` processes only every N-th record of the full-rate use case
+(each still its ``--hot-batch-s`` seconds in full), to run more days in the same time. A commit
+(write-behind of states and ids, the memtable budget) follows every processed record time. So the
 dedup store holds about 1/``--every`` of the other use cases' ids: its disk is printed as
 measured and scaled to every id (it is linear in the ids kept: bytes per id measured here); its
 Python heap holds nothing per id once committed.
+
+``--top-growth N`` takes a tracemalloc snapshot at each sample and prints the N allocation sites
+whose live bytes grew most since the one before (and, at the end, since the first sample), by
+line, or by call path with ``--trace-frames`` above 1: what is still growing, and where.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import shutil
 import tempfile
@@ -104,6 +120,13 @@ def snapshot() -> tracemalloc.Snapshot:
     )
 
 
+def trimmed_rss_mb() -> float:
+    """RSS once glibc has handed its free pages back (``malloc_trim``): what RSS holds beyond it
+    is memory freed but kept by the allocator, not memory in use."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return rss_mb()
+
+
 def rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
 
@@ -175,6 +198,11 @@ def main() -> None:
         help="process the full-rate use case in every N-th record of it only (1: all of them)",
     )
     ap.add_argument(
+        "--malloc-trim",
+        action="store_true",
+        help="at each sample, also print RSS after glibc's malloc_trim (which then frees it)",
+    )
+    ap.add_argument(
         "--top-growth",
         type=int,
         default=0,
@@ -225,7 +253,8 @@ def main() -> None:
         f"{len(rest)} in every {args.every}th second; a commit after each\n"
     )
     print(
-        f"{'hour':>5} {'events at 1,500/s':>18} {'processed':>10} {'RSS MB':>7} "
+        f"{'hour':>5} {f'events at {args.eps:,}/s':>18} {'processed':>10} {'RSS MB':>7} "
+        f"{'RSS trim':>8} "
         f"{'heap MB':>8} {'disk MB':>8} {'ids MB':>7} {'states cached':>13} {'hot state B':>11} "
         f"{'largest B':>10} {'trimmed':>8} {'memtables MB':>12} {'readers MB':>10} "
         f"{'blk cache MB':>12} {'wall s':>7}"
@@ -269,9 +298,11 @@ def main() -> None:
             cached = states._cache
             largest = max((state_bytes(s) for s in cached.values()), default=0)
             rocks = rocksdb_mb(memory)
+            rss = rss_mb()
+            trim = trimmed_rss_mb() if args.malloc_trim else float("nan")
             print(
                 f"{(elapsed + batch) / 3600:>5.1f} {args.eps * (elapsed + batch):>18,} "
-                f"{processed:>10,} {rss_mb():>7.0f} {heap / 1e6:>8.1f} "
+                f"{processed:>10,} {rss:>7.0f} {trim:>8.0f} {heap / 1e6:>8.1f} "
                 f"{disk_bytes(tmp) / 1e6:>8.1f} {disk_bytes(tmp, 'dedup-ids') / 1e6:>7.1f} "
                 f"{len(cached):>13,} "
                 f"{state_bytes(states.get(hot)):>11,} {largest:>10,} "
