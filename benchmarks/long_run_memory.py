@@ -20,7 +20,10 @@ says what it scales. Every figure printed is measured on the components the work
   (:class:`~spendfuse.streams.dedup_table.FaustDedupStore`), swept as the event day moves on;
 * the worker's RocksDB memory budget (:class:`~spendfuse.streams.rocksdb_memory.RocksDBMemory`:
   one block cache for both tables, memtables flushed at a commit over the budget), whose
-  memtables, table readers (index and filter blocks outside the cache) and cache are printed.
+  memtables, table readers (index and filter blocks outside the cache) and cache are printed;
+* the worker's heap trim (:mod:`spendfuse.streams.heap_trim`): glibc's free pages handed back
+  every ``SPENDFUSE_MALLOC_TRIM_S`` (60) seconds of wall time; ``SPENDFUSE_MALLOC_TRIM_S=0``
+  runs without it.
 
 What is simulated: the broker (changelog records are counted, not sent), the clock (event
 time; the dedup store's "today" follows it), the traffic (``--use-cases`` use cases sharing
@@ -44,7 +47,6 @@ line, or by call path with ``--trace-frames`` above 1: what is still growing, an
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import shutil
 import tempfile
@@ -60,6 +62,7 @@ from spendfuse.rules.state_size import state_bytes
 from spendfuse.rules_runtime import build_pipeline
 from spendfuse.settings import Settings
 from spendfuse.streams.dedup_table import FaustDedupStore
+from spendfuse.streams.heap_trim import HeapTrimmer
 from spendfuse.streams.rocksdb_memory import RocksDBMemory
 from spendfuse.streams.state_cache import WriteBehindStates
 
@@ -118,13 +121,6 @@ def snapshot() -> tracemalloc.Snapshot:
     return tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)]
     )
-
-
-def trimmed_rss_mb() -> float:
-    """RSS once glibc has handed its free pages back (``malloc_trim``): what RSS holds beyond it
-    is memory freed but kept by the allocator, not memory in use."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    return rss_mb()
 
 
 def rss_mb() -> float:
@@ -198,11 +194,6 @@ def main() -> None:
         help="process the full-rate use case in every N-th record of it only (1: all of them)",
     )
     ap.add_argument(
-        "--malloc-trim",
-        action="store_true",
-        help="at each sample, also print RSS after glibc's malloc_trim (which then frees it)",
-    )
-    ap.add_argument(
         "--top-growth",
         type=int,
         default=0,
@@ -230,6 +221,9 @@ def main() -> None:
     states = WriteBehindStates(table, sink, settings.state_cache_max_keys)
     memory = RocksDBMemory.from_settings(settings)  # as the worker: one budget for all tables
     memory.bound_all(app)
+    trimmer = HeapTrimmer()  # as the worker's timer: every SPENDFUSE_MALLOC_TRIM_S of wall time
+    trim_s = settings.malloc_trim_s if trimmer.available else 0.0
+    last_trim = time.perf_counter()
     traffic = Traffic(args.use_cases, per_uc)
     hot, rest = traffic.names[0], traffic.names[1:]
     partition_of = {name: i % PARTITIONS for i, name in enumerate(traffic.names)}
@@ -254,7 +248,7 @@ def main() -> None:
     )
     print(
         f"{'hour':>5} {f'events at {args.eps:,}/s':>18} {'processed':>10} {'RSS MB':>7} "
-        f"{'RSS trim':>8} "
+        f"{'trims':>5} "
         f"{'heap MB':>8} {'disk MB':>8} {'ids MB':>7} {'states cached':>13} {'hot state B':>11} "
         f"{'largest B':>10} {'trimmed':>8} {'memtables MB':>12} {'readers MB':>10} "
         f"{'blk cache MB':>12} {'wall s':>7}"
@@ -292,6 +286,9 @@ def main() -> None:
         states.flush()  # a commit: states, ids, then memtables over the budget flushed
         dedup.flush()
         memory.flush()
+        if trim_s and time.perf_counter() - last_trim >= trim_s:
+            trimmer.trim()
+            last_trim = time.perf_counter()
         if (elapsed + batch) % report_every < batch or elapsed + batch >= total_s:
             gc.collect()
             heap = tracemalloc.get_traced_memory()[0] - base_heap
@@ -299,10 +296,9 @@ def main() -> None:
             largest = max((state_bytes(s) for s in cached.values()), default=0)
             rocks = rocksdb_mb(memory)
             rss = rss_mb()
-            trim = trimmed_rss_mb() if args.malloc_trim else float("nan")
             print(
                 f"{(elapsed + batch) / 3600:>5.1f} {args.eps * (elapsed + batch):>18,} "
-                f"{processed:>10,} {rss:>7.0f} {trim:>8.0f} {heap / 1e6:>8.1f} "
+                f"{processed:>10,} {rss:>7.0f} {trimmer.trims:>5} {heap / 1e6:>8.1f} "
                 f"{disk_bytes(tmp) / 1e6:>8.1f} {disk_bytes(tmp, 'dedup-ids') / 1e6:>7.1f} "
                 f"{len(cached):>13,} "
                 f"{state_bytes(states.get(hot)):>11,} {largest:>10,} "

@@ -16,6 +16,7 @@ from spendfuse.settings import Settings
 from spendfuse.streams.commit_producer import CommitProducer
 from spendfuse.streams.console import register_console_agent
 from spendfuse.streams.dedup_table import FaustDedupStore
+from spendfuse.streams.heap_trim import register_heap_trim
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
@@ -183,6 +184,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     )
     register_outcome_refresh(app, rollups, OUTCOME_REFRESH_S)
     register_rules_reload(app, pipeline, settings)
+    register_heap_trim(app, settings.malloc_trim_s, metrics)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])
     return SpendfuseApp(app, ingest)

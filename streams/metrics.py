@@ -189,6 +189,11 @@ class SpendfuseMetrics:
             "Memtables flushed at a commit because all of them together passed their budget.",
             registry=r,
         )
+        self.malloc_trims = Counter(
+            "spendfuse_malloc_trims",
+            "Times the worker handed the C allocator's free pages back (SPENDFUSE_MALLOC_TRIM_S).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "spendfuse_consumer_lag",
             "Records not yet processed (highwater - committed).",

@@ -75,6 +75,12 @@ class Settings(BaseSettings, KafkaAuthSettings):
         "flushed to disk at the next offset commit (each table and partition holds at most "
         "2 x 8 MiB of its own).",
     )
+    malloc_trim_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the worker hands the C allocator's free pages back to the system "
+        "(glibc malloc_trim); 0: never.",
+    )
     rules_dir: Path | None = Field(
         default=None, description="Rule files merged over the default pack; reloaded on change."
     )

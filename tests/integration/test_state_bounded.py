@@ -4,7 +4,7 @@ One event every 15 minutes of event time over nine days exercises every window (
 day, month, the 7-day hourly ring, traces, baselines). The use case's state as the worker writes
 it to its changelog after day 9 must be no bigger than after day 8: windows expire. The worker
 runs with a 1 MiB memtable budget: its commits flush RocksDB memtables over it, and its metrics
-show the budgets and what was held.
+show the budgets and what was held, and it hands freed heap pages back every second.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
         SPENDFUSE_COMMIT_INTERVAL_S="0.5",
         SPENDFUSE_ROCKSDB_WRITE_BUFFER_MB="1",
         SPENDFUSE_ROCKSDB_BLOCK_CACHE_MB="2",
+        SPENDFUSE_MALLOC_TRIM_S="1",
     ).start()
     try:
         _publish_days(kafka_bootstrap, uc, 0, 8)
@@ -90,6 +91,7 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
     assert metrics['spendfuse_rocksdb_memory_bytes{part="block_cache"}'] <= 2 * mib
     # nine days of one use case's states and ids pass 1 MiB: commits flushed memtables
     assert metrics["spendfuse_rocksdb_memtable_flushes_total"] >= 1
+    assert metrics["spendfuse_malloc_trims_total"] >= 5  # every second of a longer run
 
 
 def _metrics(port: int) -> dict[str, float]:
@@ -98,6 +100,6 @@ def _metrics(port: int) -> dict[str, float]:
     return {
         name: float(value)
         for line in text.splitlines()
-        if line.startswith("spendfuse_rocksdb_")
+        if line.startswith(("spendfuse_rocksdb_", "spendfuse_malloc_"))
         for name, value in [line.rsplit(" ", 1)]
     }
