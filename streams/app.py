@@ -15,12 +15,13 @@ from spendfuse.schemas import topics
 from spendfuse.settings import Settings
 from spendfuse.streams.commit_producer import CommitProducer
 from spendfuse.streams.console import register_console_agent
-from spendfuse.streams.dedup_table import ROCKSDB_OPTIONS as DEDUP_ROCKSDB_OPTIONS
 from spendfuse.streams.dedup_table import FaustDedupStore
+from spendfuse.streams.heap_trim import register_heap_trim
 from spendfuse.streams.ingest import IngestHandler, register_ingest_agent
 from spendfuse.streams.metrics import default_metrics
 from spendfuse.streams.outbox import Outbox
 from spendfuse.streams.outcomes import OutcomeBoard, register_outcome_agent
+from spendfuse.streams.rocksdb_memory import RocksDBMemory
 from spendfuse.streams.rollups import RollupPublisher, register_outcome_refresh
 from spendfuse.streams.rules_reload import register_rules_reload
 from spendfuse.streams.state_cache import (
@@ -104,17 +105,11 @@ def create_app(settings: Settings) -> SpendfuseApp:
         "rollups": raw_topic(topics.COST_ROLLUPS),
         "outcomes": raw_topic(topics.OUTCOMES, settings.partitions),
     }
-    store_options = (
-        {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
-        if settings.store.startswith("rocksdb")
-        else None
-    )  # Faust's default RocksDB block cache is 2 GiB per table and partition
     state_table = app.Table(
         "use-case-state",
         default=None,
         partitions=settings.partitions,
         help="per-use-case rule state (plain data)",
-        options=store_options,
     )
     sink = CommitProducer(
         settings.require_bootstrap(),
@@ -125,8 +120,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     states = WriteBehindStates(
         state_table, changelog, settings.state_cache_max_keys, metrics=default_metrics()
     )
-    dedup_options = {**store_options, **DEDUP_ROCKSDB_OPTIONS} if store_options else None
-    dedup = FaustDedupStore(app, options=dedup_options, sink=changelog)
+    dedup = FaustDedupStore(app, sink=changelog)
     metrics = default_metrics()
     metrics.state_max_bytes.set(settings.state_max_bytes)
     outbox = Outbox(sink, dead_letter_topic=topic_map["dlq"], metrics=metrics)
@@ -167,15 +161,21 @@ def create_app(settings: Settings) -> SpendfuseApp:
         settings.partitions,
         outbox,
         sink=changelog,
+        max_cached=settings.state_cache_max_keys,
         observer=observer,
         **batching,
     )
+    # every table's RocksDB databases (all partitions) share one cache and memtable budget
+    # (Faust's defaults: a 2 GiB cache and 3 x 64 MiB of memtables per table and partition)
+    rocksdb_memory = RocksDBMemory.from_settings(settings, metrics)
+    rocksdb_memory.bound_all(app)
     # at each commit: what the records decided (acknowledged), then the state that counted them
-    # (with each use case's input-offset watermark), then their dedup ids
+    # (with each use case's input-offset watermark), then their dedup ids, then memtables over
+    # the budget flushed
     attach_write_behind(
         app,
         outbox,
-        [states, dedup, tenant_states],
+        [states, dedup, tenant_states, rocksdb_memory],
         {topics.COST_EVENTS, topics.TENANT_SPEND, topics.OUTCOMES},
         sink,
         metrics,
@@ -184,6 +184,7 @@ def create_app(settings: Settings) -> SpendfuseApp:
     )
     register_outcome_refresh(app, rollups, OUTCOME_REFRESH_S)
     register_rules_reload(app, pipeline, settings)
+    register_heap_trim(app, settings.malloc_trim_s, metrics)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off
         register_console_agent(app, topic_map["alerts"])
     return SpendfuseApp(app, ingest)

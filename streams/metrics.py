@@ -170,6 +170,30 @@ class SpendfuseMetrics:
             "The cap on one state (SPENDFUSE_STATE_MAX_BYTES).",
             registry=r,
         )
+        self.rocksdb_memory = Gauge(
+            "spendfuse_rocksdb_memory_bytes",
+            "RocksDB memory held at the last offset commit: the block cache every table and "
+            "partition shares (with their index and filter blocks), and all memtables.",
+            ["part"],
+            registry=r,
+        )
+        self.rocksdb_memory_budget = Gauge(
+            "spendfuse_rocksdb_memory_budget_bytes",
+            "The budgets: SPENDFUSE_ROCKSDB_BLOCK_CACHE_MB (block_cache) and "
+            "SPENDFUSE_ROCKSDB_WRITE_BUFFER_MB (memtables).",
+            ["part"],
+            registry=r,
+        )
+        self.rocksdb_memtable_flushes = Counter(
+            "spendfuse_rocksdb_memtable_flushes",
+            "Memtables flushed at a commit because all of them together passed their budget.",
+            registry=r,
+        )
+        self.malloc_trims = Counter(
+            "spendfuse_malloc_trims",
+            "Times the worker handed the C allocator's free pages back (SPENDFUSE_MALLOC_TRIM_S).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "spendfuse_consumer_lag",
             "Records not yet processed (highwater - committed).",

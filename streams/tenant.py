@@ -71,6 +71,7 @@ def register_tenant_agent(
     batch_max: int = 500,
     batch_within_s: float = 0.02,
     observer: NullObserver = NULL_OBSERVER,
+    max_cached: int = 5_000,
 ) -> WriteBehindStates:
     """Register the agent; returns its tenant states, to be flushed at commit like the rest."""
     table = app.Table(
@@ -79,7 +80,7 @@ def register_tenant_agent(
         partitions=partitions,
         help="per-tenant rule state (plain data)",
     )
-    states = WriteBehindStates(table, sink)
+    states = WriteBehindStates(table, sink, max_cached)
 
     def handle(record: Any) -> None:
         states.partition = record.message.partition

@@ -62,7 +62,25 @@ class Settings(BaseSettings, KafkaAuthSettings):
         default="rocksdb://",
         description="Where tables live: rocksdb:// (durable, fast recovery) or memory://.",
     )
-    rocksdb_block_cache_mb: int = Field(default=8, gt=0, description="Per table and partition.")
+    rocksdb_block_cache_mb: int = Field(
+        default=64,
+        gt=0,
+        description="One LRU block cache for every table and partition of the worker: data, "
+        "index and filter blocks.",
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        default=64,
+        gt=0,
+        description="All RocksDB memtables of the worker together: past it, the largest are "
+        "flushed to disk at the next offset commit (each table and partition holds at most "
+        "2 x 8 MiB of its own).",
+    )
+    malloc_trim_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the worker hands the C allocator's free pages back to the system "
+        "(glibc malloc_trim); 0: never.",
+    )
     rules_dir: Path | None = Field(
         default=None, description="Rule files merged over the default pack; reloaded on change."
     )

@@ -2,11 +2,14 @@
 
 One event every 15 minutes of event time over nine days exercises every window (minute, hour,
 day, month, the 7-day hourly ring, traces, baselines). The use case's state as the worker writes
-it to its changelog after day 9 must be no bigger than after day 8: windows expire.
+it to its changelog after day 9 must be no bigger than after day 8: windows expire. The worker
+runs with a 1 MiB memtable budget: its commits flush RocksDB memtables over it, and its metrics
+show the budgets and what was held, and it hands freed heap pages back every second.
 """
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -61,7 +64,13 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
     uc = f"bounded-{app_id}"
     changelog = f"{app_id}-use-case-state-changelog"
     worker = WorkerProcess(
-        kafka_bootstrap, tmp_path, SPENDFUSE_APP_ID=app_id, SPENDFUSE_COMMIT_INTERVAL_S="0.5"
+        kafka_bootstrap,
+        tmp_path,
+        SPENDFUSE_APP_ID=app_id,
+        SPENDFUSE_COMMIT_INTERVAL_S="0.5",
+        SPENDFUSE_ROCKSDB_WRITE_BUFFER_MB="1",
+        SPENDFUSE_ROCKSDB_BLOCK_CACHE_MB="2",
+        SPENDFUSE_MALLOC_TRIM_S="1",
     ).start()
     try:
         _publish_days(kafka_bootstrap, uc, 0, 8)
@@ -70,8 +79,27 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
         _publish_days(kafka_bootstrap, uc, 8, 1)
         wait_for(lambda: _caught_up(kafka_bootstrap, app_id), "day 9 committed", 120)
         day9, offset9 = _latest_state(kafka_bootstrap, changelog, uc)
+        metrics = _metrics(int(worker.env["SPENDFUSE_WEB_PORT"]))
     finally:
         worker.stop()
     assert offset9 > offset8  # day 9 was written
     assert 1_000 < day8 < 200_000
     assert day9 <= day8 * 1.05, (day8, day9)
+    mib = 1024 * 1024
+    assert metrics['spendfuse_rocksdb_memory_budget_bytes{part="memtables"}'] == mib
+    assert metrics['spendfuse_rocksdb_memory_budget_bytes{part="block_cache"}'] == 2 * mib
+    assert metrics['spendfuse_rocksdb_memory_bytes{part="block_cache"}'] <= 2 * mib
+    # nine days of one use case's states and ids pass 1 MiB: commits flushed memtables
+    assert metrics["spendfuse_rocksdb_memtable_flushes_total"] >= 1
+    assert metrics["spendfuse_malloc_trims_total"] >= 5  # every second of a longer run
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        name: float(value)
+        for line in text.splitlines()
+        if line.startswith(("spendfuse_rocksdb_", "spendfuse_malloc_"))
+        for name, value in [line.rsplit(" ", 1)]
+    }
