@@ -79,7 +79,11 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
         _publish_days(kafka_bootstrap, uc, 8, 1)
         wait_for(lambda: _caught_up(kafka_bootstrap, app_id), "day 9 committed", 120)
         day9, offset9 = _latest_state(kafka_bootstrap, changelog, uc)
-        metrics = _metrics(int(worker.env["SPENDFUSE_WEB_PORT"]))
+        port = int(worker.env["SPENDFUSE_WEB_PORT"])
+        wait_for(  # the trim timer runs every second, however fast the days went
+            lambda: _metrics(port).get("spendfuse_malloc_trims_total", 0) >= 2, "two heap trims", 60
+        )
+        metrics = _metrics(port)
     finally:
         worker.stop()
     assert offset9 > offset8  # day 9 was written
@@ -91,7 +95,7 @@ def test_state_per_use_case_stays_bounded(kafka_bootstrap: str, tmp_path: Path) 
     assert metrics['spendfuse_rocksdb_memory_bytes{part="block_cache"}'] <= 2 * mib
     # nine days of one use case's states and ids pass 1 MiB: commits flushed memtables
     assert metrics["spendfuse_rocksdb_memtable_flushes_total"] >= 1
-    assert metrics["spendfuse_malloc_trims_total"] >= 5  # every second of a longer run
+    assert metrics["spendfuse_malloc_trims_total"] >= 2
 
 
 def _metrics(port: int) -> dict[str, float]:
