@@ -480,6 +480,14 @@ class _Stage:
         keep_shared = shared or plan.uses_shared
         steps_of = plan.steps_for
         later: list[tuple[RuleStep, AggregateView]] = []  # this event's window rules
+
+        def evaluate(step: RuleStep, view: AggregateView) -> None:
+            """One rule at the event the loop is at, unless its condition cannot hold."""
+            if not _idle(step, view, state, budget_lookup):
+                self._evaluate(
+                    step, event, view, riskiest, scope_of, ts_ms, state, tenant, budget_lookup, out
+                )
+
         for event in events:
             if cuts is not None:
                 cuts.append((len(out.alerts), len(out.commands)))
@@ -508,37 +516,13 @@ class _Stage:
                     continue  # over the rule's group cap: counted, not measured
                 if step.bkey and not self._closed(step, event, state, ts_ms):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
-                if not step.rule.per_event:
+                if step.rule.per_event:
+                    evaluate(step, view)
+                else:
                     later.append((step, view))
-                elif not _idle(step, view, state, budget_lookup):
-                    self._evaluate(
-                        step,
-                        event,
-                        view,
-                        riskiest,
-                        scope_of,
-                        ts_ms,
-                        state,
-                        tenant,
-                        budget_lookup,
-                        out,
-                    )
-            if later:
-                for step, view in later:
-                    if not _idle(step, view, state, budget_lookup):
-                        self._evaluate(
-                            step,
-                            event,
-                            view,
-                            riskiest,
-                            scope_of,
-                            ts_ms,
-                            state,
-                            tenant,
-                            budget_lookup,
-                            out,
-                        )
-                later.clear()
+            for step, view in later:
+                evaluate(step, view)
+            later.clear()
         if cuts is not None:
             cuts.append((len(out.alerts), len(out.commands)))
         return out
