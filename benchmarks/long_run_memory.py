@@ -40,8 +40,8 @@ measured and scaled to every id (it is linear in the ids kept: bytes per id meas
 Python heap holds nothing per id once committed.
 
 RSS is measured without tracemalloc unless ``--heap`` asks for the Python heap: tracemalloc keeps
-a record for every live block, in the same process (about 0.2 GB at 1,500 use cases after a
-day and a half, growing with the heap), which a worker does not carry.
+a record for every live block, in the same process (RSS 685 MB with it against 320 MB without,
+for 1,500 use cases after a day and a half), which a worker does not carry.
 
 ``--top-growth N`` (implies ``--heap``) takes a tracemalloc snapshot at each sample and prints
 the N allocation sites whose live bytes grew most since the one before (and, at the end, since
