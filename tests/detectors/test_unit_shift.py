@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from spendfuse.detectors import create
+from spendfuse.detectors.spend_signals import add_event
 from spendfuse.detectors.unit_shift import UnitShift
+from spendfuse.schemas.cost_event import CostEvent
+from tests.support.events import make_event
 
 T0 = datetime(2026, 11, 3, tzinfo=UTC)
 
@@ -78,3 +81,33 @@ def test_a_lasting_shift_is_adopted_as_the_new_normal() -> None:
     assert max(scores[300:320]) >= 0.5  # the shift alarms...
     assert max(scores[700:]) < 0.5  # ...and, adopted, stops alarming
     assert det.expected({"t": T0}) > 0.02
+
+
+def test_a_bucket_counts_task_starts_and_the_mean_log_value_of_its_calls() -> None:
+    """Three tasks: a 3-step agent (one step retried) and two calls that name no steps; a tool
+    call is no model call. Tasks: 3; the unit signals' calls: 6 (mean log cost over them)."""
+    costs = [0.01, 0.02, 0.02, 0.04, 0.01, 0.03]
+    raws = [
+        make_event("u", cost=costs[0], trace_id="a", step_number=1),
+        make_event("u", cost=costs[1], trace_id="a", step_number=2),
+        make_event("u", cost=costs[2], trace_id="a", step_number=2, is_retry=True),
+        make_event("u", cost=costs[3], trace_id="a", step_number=3),
+        make_event("u", cost=0.002, trace_id="a", step_number=3, component="tool_call"),
+        make_event("u", cost=costs[4]),
+        make_event("u", cost=costs[5]),
+    ]
+    state: dict = {}
+    for k, raw in enumerate(raws):
+        add_event(state, CostEvent.model_validate(raw | {"event_time": _at(k)}), 60, 1)
+    closed = add_event(
+        state, CostEvent.model_validate(make_event("u") | {"event_time": _at(90)}), 60, 1
+    )
+    assert len(closed) == 1
+    bucket = closed[0]
+    assert bucket.values["tasks"] == 3 and bucket.values["calls"] == 6
+    n, log_mean = bucket.per_call["cost_per_call_usd"]
+    assert n == 6 and log_mean == pytest.approx(sum(math.log(c) for c in costs) / 6)
+
+
+def _at(seconds: int) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
