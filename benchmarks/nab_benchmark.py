@@ -19,7 +19,7 @@ detector per series, ``score_one`` before ``learn_one``). Then, besides NAB's in
   and in CPU time (robust to other load on a shared machine; the gate for ``default`` is
   >= 20,000 points/s in CPU time).
 
-    python benchmarks/nab_benchmark.py --nab ../shared/nab [--detectors a,b] [--jobs 2]
+    python benchmarks/nab_benchmark.py --nab PATH/TO/nab [--detectors a,b] [--jobs 2]
 
 The NAB data and its scorer (``nab_score.py``) are not part of spendfuse; pass their directory.
 ``default`` is the fast detector with the best *median held-out file score* (LOFO, standard):
@@ -44,8 +44,6 @@ import numpy as np
 
 from spendfuse.detectors import aliases, create, discover
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_NAB = REPO_ROOT.parent / "shared" / "nab"
 MIN_POINTS_PER_SECOND = 20_000
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 SHORT = {"standard": "std", "reward_low_FP_rate": "lowFP", "reward_low_FN_rate": "lowFN"}
@@ -296,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--nab",
         type=Path,
-        default=Path(os.environ.get("NAB_DIR", DEFAULT_NAB)),
-        help=f"NAB directory with nab_score.py, data/, labels/ (default {DEFAULT_NAB})",
+        default=Path(os.environ["NAB_DIR"]) if os.environ.get("NAB_DIR") else None,
+        required=not os.environ.get("NAB_DIR"),
+        help="NAB directory with nab_score.py, data/, labels/ (or the NAB_DIR variable)",
     )
     ap.add_argument(
         "--detectors",
