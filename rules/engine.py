@@ -482,11 +482,12 @@ class _Stage:
         riskiest = _RISK_TIERS.get(risk_value) or RiskTier(risk_value)
         keep_shared = shared or plan.uses_shared
         steps_of = plan.steps_for
+        baselines = self.baselines
         later: list[tuple[RuleStep, AggregateView]] = []  # this event's window rules
 
         def evaluate(step: RuleStep, view: AggregateView) -> None:
             """One rule at the event the loop is at, unless its condition cannot hold."""
-            if not _idle(step, view, state, budget_lookup):
+            if not _idle(step, view, state, budget_lookup, baselines):
                 self._evaluate(
                     step, event, view, riskiest, scope_of, ts_ms, state, tenant, budget_lookup, out
                 )
@@ -736,7 +737,13 @@ class _Stage:
             alert.labels["owner"] = owners[0]
 
 
-def _idle(step: RuleStep, view: AggregateView, state: dict[str, Any], budget_lookup: Any) -> bool:
+def _idle(
+    step: RuleStep,
+    view: AggregateView,
+    state: dict[str, Any],
+    budget_lookup: Any,
+    baselines: BaselineProvider,
+) -> bool:
     """Whether evaluating the rule now would decide nothing: nothing of it is pending or firing
     for this group, and its condition cannot hold (see :mod:`~spendfuse.rules.can_hold`). A
     test that fails says "evaluate": the full evaluation then counts and logs the error."""
@@ -748,7 +755,7 @@ def _idle(step: RuleStep, view: AggregateView, state: dict[str, Any], budget_loo
     if instances and (rule.budget is not None or step.gkey in instances):
         return False
     try:
-        return not test(view, budget_lookup)
+        return not test(view, budget_lookup, baselines)
     except Exception:
         return False
 
