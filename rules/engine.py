@@ -376,7 +376,7 @@ class Plan:
     def steps_for(self, event: CostEvent) -> list[RuleStep]:
         """:meth:`steps` of the event's labels, cached by just the labels the rules read (a
         use case's events mostly share them, so most events build no label dict at all)."""
-        key = tuple(read(event) for read in self._readers)
+        key = tuple([read(event) for read in self._readers])  # a list first: no generator
         hit = self._by_event.get(key)
         if hit is None:
             if len(self._by_event) > 4096:
