@@ -25,12 +25,14 @@ from spendfuse.schemas.cost_event import CostEvent
 
 _UNIT_SIGNALS = frozenset({"cost_per_call_usd", "tokens_per_call", "cache_hit_rate"})
 _DRIVER_ALPHA = 0.05  # the slow averages the driver compares with: about 20 buckets
-_LIVE_MAX = 8192
+_LIVE_MAX = 4096  # watch instances: the default pack's five per use case, about 20 KB each
 _LIVE: OrderedDict[int, tuple[dict[str, Any], BaseDetector]] = OrderedDict()
 """The detectors last saved, by the saved state's identity: a watch judges at every bucket
 close, and restoring its detector from plain data each time was a large share of the work.
 Only for detectors whose restore is exact (``exact_restore``), and only while the state still
-holds that very saved object (a state read back from a store, or replaced, restores as ever)."""
+holds that very saved object (a state read back from a store, or replaced, restores as ever).
+The least recently saved go first past ``_LIVE_MAX`` (a worker with more watch instances than
+that restores some of them, as before)."""
 
 
 def _restore(saved: dict[str, Any]) -> BaseDetector:
