@@ -22,7 +22,9 @@ Registered detectors (``list_detectors()``):
 * ``count_shift`` -- a count (calls per minute) against its seasonal expected count over
   trailing windows, judged by deviance and the baseline's own error (the volume watch);
 * ``rate_shift`` -- a Poisson CUSUM for a rate that doubles; ``seasonal_baseline`` -- level,
-  hour and weekday offsets, judged by z and ratio (the spend and unit-cost watches).
+  hour and weekday offsets, judged by z and ratio (the spend watch);
+* ``unit_shift`` -- a CUSUM on log value per call, weighed call by call (the unit-cost and
+  token watches: a 2x shift alarms within about a dozen calls).
 
 ``default`` is an alias chosen by measurement with ``benchmarks/nab_benchmark.py``: among the
 detectors scoring >= 20,000 points/s, the one with the best *held-out* standard NAB score per
@@ -35,6 +37,7 @@ from . import count_shift as count_shift  # registers it for rule files
 from . import fusion, holt_winters, lean_fusion, page_hinkley, zscore
 from . import rate_shift as rate_shift  # registers it for rule files
 from . import seasonal_baseline as seasonal_baseline  # registers it for rule files
+from . import unit_shift as unit_shift  # registers it for rule files
 from .base import BaseDetector, Detector, Point, State
 from .registry import (
     alias,

@@ -13,7 +13,8 @@ quiet hours teach the baseline too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,11 @@ _SUMS = (
     "retry_cost",
     "tool_cost",
     "loop_cost",
+    "tasks",
+    "log_cost",
+    "log_cost_n",
+    "log_tokens",
+    "log_tokens_n",
 )
 
 
@@ -39,6 +45,9 @@ _SUMS = (
 class ClosedBucket:
     start: datetime
     values: dict[str, float]  # signal name -> value (unit signals absent when too few calls)
+    #: per-call unit signal -> (calls, mean log value per call): what a sequential test on
+    #: the calls one by one (``unit_shift``) weighs
+    per_call: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _empty() -> dict[str, float]:
@@ -71,7 +80,10 @@ def add_event(
     start = ts - ts % size_ms
     current = state.get("start_ms")
     if current == start:  # the common case: the open bucket
-        _accumulate(state["acc"], event)
+        acc = state["acc"]
+        if "tasks" not in acc:  # a bucket opened by an older version: its sums start now
+            acc.update({k: 0.0 for k in _SUMS if k not in acc})
+        _accumulate(acc, event)
         return _NO_BUCKETS
     closed: list[ClosedBucket] = []
     if current is None:
@@ -98,7 +110,16 @@ def _accumulate(acc: dict[str, float], event: CostEvent) -> None:
     acc["events"] += 1
     if component is Component.MODEL_CALL:
         acc["calls"] += 1
-        acc["tokens"] += event.input_tokens + event.output_tokens
+        tokens = event.input_tokens + event.output_tokens
+        acc["tokens"] += tokens
+        if not retry and (step is None or step == 1):
+            acc["tasks"] += 1  # a task (trace) starts; a call without steps is its own task
+        if cost > 0.0:  # an unpriced call has no unit cost to weigh
+            acc["log_cost"] += math.log(cost)
+            acc["log_cost_n"] += 1
+        if tokens > 0:
+            acc["log_tokens"] += math.log(tokens)
+            acc["log_tokens_n"] += 1
         cache = event.cache_status
         if cache is not None:
             acc["cache_known"] += 1
@@ -114,7 +135,17 @@ def _accumulate(acc: dict[str, float], event: CostEvent) -> None:
         acc["max_step"] = float(step)
 
 
-_POOLED = ("spend", "calls", "tokens", "cache_hits", "cache_known")
+_POOLED = (
+    "spend",
+    "calls",
+    "tokens",
+    "cache_hits",
+    "cache_known",
+    "log_cost",
+    "log_cost_n",
+    "log_tokens",
+    "log_tokens_n",
+)
 
 
 def _close(
@@ -126,16 +157,22 @@ def _close(
         "retry_and_tool_cost_usd": acc["retry_cost"] + acc["tool_cost"],
         "loop_cost_usd": acc["loop_cost"],
         "max_steps_per_trace": acc["max_step"],
+        "tasks": acc.get("tasks", 0.0),
     }
+    per_call: dict[str, tuple[float, float]] = {}
     unit, held = acc, 1
     if carry:
         pool = state.pop("pool", None)
         if pool is not None:  # the calls handed on by the buckets before (see add_event)
-            unit = {k: acc[k] + pool[k] for k in _POOLED}
+            unit = {k: acc.get(k, 0.0) + pool.get(k, 0.0) for k in _POOLED}
             held = int(pool["held"]) + 1
     if unit["calls"] >= min_calls:
         values["cost_per_call_usd"] = unit["spend"] / unit["calls"]
         values["tokens_per_call"] = unit["tokens"] / unit["calls"]
+        for signal, key in (("cost_per_call_usd", "log_cost"), ("tokens_per_call", "log_tokens")):
+            n = unit.get(key + "_n", 0.0)
+            if n > 0:
+                per_call[signal] = (n, unit[key] / n)
     if unit["cache_known"] >= min_calls:
         values["cache_hit_rate"] = unit["cache_hits"] / unit["cache_known"]
     short_calls = unit["calls"] < min_calls
@@ -147,8 +184,9 @@ def _close(
             "spend": unit["spend"] if short_calls else 0.0,
             "calls": unit["calls"] if short_calls else 0.0,
             "tokens": unit["tokens"] if short_calls else 0.0,
+            **{k: unit.get(k, 0.0) if short_calls else 0.0 for k in _POOLED[5:]},
             "cache_hits": unit["cache_hits"] if short_cache else 0.0,
             "cache_known": unit["cache_known"] if short_cache else 0.0,
             "held": held,
         }
-    return ClosedBucket(datetime.fromtimestamp(start_ms / 1000, tz=UTC), values)
+    return ClosedBucket(datetime.fromtimestamp(start_ms / 1000, tz=UTC), values, per_call)

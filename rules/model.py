@@ -151,6 +151,7 @@ class DetectorScoreCondition(_MetricCondition):
 Signal = Literal[
     "spend_usd",
     "calls",
+    "tasks",
     "cost_per_call_usd",
     "tokens_per_call",
     "cache_hit_rate",

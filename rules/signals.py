@@ -3,7 +3,9 @@
 Each closed bucket (see :mod:`spendfuse.detectors.spend_signals`) yields one verdict, stamped
 with the bucket's start, so the lifecycle's ``for`` and ``keep_firing_for`` count buckets in
 event time. The detector is any registered one, named in the rule file; its state is plain data
-in the rule instance's condition state, so replay and the worker agree.
+in the rule instance's condition state, so replay and the worker agree. A per-call signal's
+point (cost or tokens per call) also carries the bucket's calls and their mean log value
+(``n``, ``log_mean``), so a sequential test (``unit_shift``) weighs the calls one by one.
 
 Growth is not waste: the spend signal's verdict says which drove it (``driver``), comparing the
 bucket's calls and cost per call with their slow moving averages: traffic that grew at a flat
@@ -92,7 +94,10 @@ def _judge(
     if "det" not in state and cond.prior is not None:
         return _arm(cond, bucket, state, value, size_s)
     det = _restore(state["det"]) if "det" in state else create(spec)
-    point = {"t": bucket.start, "value": value}
+    point: dict[str, Any] = {"t": bucket.start, "value": value}
+    per_call = bucket.per_call.get(cond.signal)
+    if per_call is not None:  # a sequential test weighs the bucket's calls one by one
+        point["n"], point["log_mean"] = per_call
     warmed = getattr(det, "warmed_up", True)
     at_ms = int(bucket.start.timestamp() * 1000)
     if hasattr(det, "expected") and hasattr(det, "zscore"):
@@ -107,7 +112,9 @@ def _judge(
         else:
             abnormal = -z >= cond.z and expected - value >= cond.min_drop
     else:
-        expected, score = float("nan"), float(det.score_one(point))
+        score = float(det.score_one(point))
+        # a test with a baseline but no z-score (``unit_shift``) still names its baseline
+        expected = float(det.expected(point)) if hasattr(det, "expected") else float("nan")
         abnormal = score >= cond.score and value >= cond.min_value
     det.learn_one(point)
     state["det"] = _save(det)

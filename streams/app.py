@@ -183,6 +183,14 @@ def create_app(settings: Settings) -> SpendfuseApp:
         before=rollups.publish_open,  # open hours' rollups, acknowledged before their states
     )
     register_outcome_refresh(app, rollups, OUTCOME_REFRESH_S)
+
+    @app.on_partitions_revoked.connect
+    async def forget_outcomes(_app: Any, revoked: set[Any], **_kw: Any) -> None:
+        # their new owner reports those use cases' outcome economics now
+        outcome_board.drop_partitions(
+            {tp.partition for tp in revoked if tp.topic in (topics.COST_EVENTS, topics.OUTCOMES)}
+        )
+
     register_rules_reload(app, pipeline, settings)
     register_heap_trim(app, settings.malloc_trim_s, metrics)
     if settings.console_alerts:  # beside Slack too: a token does not turn the console off

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -280,15 +279,11 @@ class SpendfuseMetrics:
     def record_outcome(self, status: str) -> None:
         self.outcome_events.labels(status=status).inc()
 
-    def set_outcome_totals(self, windows: Iterable[dict[str, Any]]) -> None:
-        """Worker-wide outcome economics from each use case's window (``ledger_view``)."""
-        spend = successes = valued_spend = value = 0.0
-        for w in windows:
-            spend += w["spend_usd"] or 0.0
-            successes += w["successes"]
-            if w["value_usd"] is not None:
-                valued_spend += w["spend_usd"] or 0.0
-                value += w["value_usd"]
+    def set_outcome_totals(
+        self, spend: float, successes: float, valued_spend: float, value: float
+    ) -> None:
+        """Worker-wide outcome economics: sums over each held use case's window
+        (``ledger_view``); ``valued_spend`` and ``value`` over the windows carrying a value."""
         self.outcome_spend.set(spend)
         self.outcome_successes.set(successes)
         self.cost_per_success.set(spend / successes if successes else math.nan)

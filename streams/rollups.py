@@ -38,7 +38,7 @@ class RollupPublisher:
         outbox: Outbox,
         states: Any,
         on_rows: Callable[[Iterable[CostRollup]], None] | None = None,
-        on_state: Callable[[str, Any], None] | None = None,
+        on_state: Callable[[str, Any, int], None] | None = None,
     ) -> None:
         self.book = book
         self.topic = topic
@@ -86,7 +86,7 @@ class RollupPublisher:
                 log.debug("refresh skipped %s (partition %s)", use_case, partition)
                 continue
             if state:
-                self.on_state(use_case, state)
+                self.on_state(use_case, state, partition)
         return len(touched)
 
 

@@ -1,7 +1,8 @@
 """Cold start: a baseline seeded with a prior protects a use case from its first bucket.
 
-The watches below are the anomaly rules' own baseline specs and thresholds, evaluated the way the
-rule does (expected value and z-score before learning the bucket, N abnormal buckets in a row).
+The watches below are the anomaly rules' own baseline specs and thresholds (and a seasonal
+unit-cost watch defined here), evaluated the way the rule does (expected value and z-score
+before learning the bucket, N abnormal buckets in a row).
 """
 
 from __future__ import annotations
@@ -51,6 +52,25 @@ def _watches() -> dict[str, Watch]:
 
 
 WATCH = _watches()
+#: A seasonal-baseline unit watch started from a prior, as a rules directory may still run one
+#: (the pack's ``unit_cost_anomaly`` and ``token_bloat_anomaly`` now run ``unit_shift``, which
+#: needs no prior: it judges a new use case from its 30th call on).
+_SEASONAL_UNIT = {
+    "name": "seasonal_baseline",
+    "params": {
+        "z_learn": 3.0,
+        "transform": "log",
+        "direction": "up",
+        "seasonality": "none",
+        "alpha_level": 0.015,
+        "alpha_scale": 0.015,
+        "min_scale": 0.05,
+        "confirm_points": 72,
+        "grace_period": 72,
+    },
+}
+WATCH["seasonal_unit_cost"] = Watch(_SEASONAL_UNIT, 4.0, 0.0, 1.3, 2)
+WATCH["seasonal_tokens"] = Watch(_SEASONAL_UNIT, 4.0, 0.0, 1.4, 2)
 
 
 def _baseline(rule: str) -> SeasonalBaseline:
@@ -101,25 +121,25 @@ def _spend(n: int, level: float, seed: int, start: datetime = T0, spike: range =
 
 
 def test_without_a_prior_a_new_use_case_is_unprotected_for_hours() -> None:
-    w = WATCH["unit_cost_anomaly"]
+    w = WATCH["seasonal_unit_cost"]
     misroute = {i: 16.0 for i in range(3, 30)}  # 30 minutes in, 16x dearer model
-    det = _baseline("unit_cost_anomaly")
+    det = _baseline("seasonal_unit_cost")
     assert not det.warmed_up
     fired = _first_alert(det, w, _unit_cost(36, 0.0004, seed=1, bump=misroute))
     assert fired is None  # still in its 6-hour grace period when the incident ends
 
 
 def test_model_price_prior_catches_misrouting_in_the_first_hour() -> None:
-    w = WATCH["unit_cost_anomaly"]
+    w = WATCH["seasonal_unit_cost"]
     misroute = {i: 16.0 for i in range(3, 30)}
-    det = _baseline("unit_cost_anomaly").start_from(Prior(level=0.0004, spread=0.3))
+    det = _baseline("seasonal_unit_cost").start_from(Prior(level=0.0004, spread=0.3))
     assert det.warmed_up
     assert _first_alert(det, w, _unit_cost(36, 0.0004, seed=1, bump=misroute)) == 4
 
 
 @pytest.mark.parametrize("off_by", [0.5, 1.0, 1.8])
 def test_prior_off_by_a_factor_gives_no_false_alert_on_a_normal_first_day(off_by: float) -> None:
-    for rule in ("unit_cost_anomaly", "token_bloat_anomaly"):
+    for rule in ("seasonal_unit_cost", "seasonal_tokens"):
         det = _baseline(rule).start_from(Prior(level=0.0004 * off_by, spread=0.3))
         assert _first_alert(det, WATCH[rule], _unit_cost(144, 0.0004, seed=2)) is None
         # and the level has moved to the use case's own within the day
@@ -170,7 +190,7 @@ def test_pooled_prior_is_robust_to_one_odd_sibling() -> None:
 
 
 def test_start_from_is_only_for_a_cold_baseline_and_priors_are_validated() -> None:
-    det = _baseline("unit_cost_anomaly")
+    det = _baseline("seasonal_unit_cost")
     for x in _unit_cost(det.grace_period + 4, 0.0004, seed=6):
         det.learn_one(x)
     with pytest.raises(ValueError, match="warmed up"):

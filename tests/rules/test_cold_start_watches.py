@@ -1,6 +1,7 @@
-"""Cold start: a new use case's unit-cost watches are armed from its first bucket (a prior),
-so a misrouting in its first hours alerts; without the prior the watch is still in its grace
-period (36 buckets, six hours) and says nothing."""
+"""Cold start: a new use case's unit-cost watch is armed within its first minutes, so a
+misrouting in its first hours alerts. The default pack's watch (``unit_shift``) judges from the
+30th call; a seasonal baseline without a prior is still in its grace period (36 buckets, six
+hours) and says nothing; the cache watch starts its seasonal baseline from a prior."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _new_use_case(hours: float, *, dearer_from_h: float | None, seed: int = 3) -
     return events
 
 
-def test_a_misrouting_in_the_first_hours_alerts_with_the_prior_and_not_without() -> None:
+def test_a_misrouting_in_the_first_hours_alerts_and_not_without_a_prior() -> None:
     events = _new_use_case(5, dearer_from_h=2)
     with_prior = run(events).of("unit_cost_anomaly").alerts
     without = run(events, ruleset(WITHOUT_PRIOR)).of("unit_cost_anomaly").alerts
@@ -61,7 +62,7 @@ def test_a_misrouting_in_the_first_hours_alerts_with_the_prior_and_not_without()
     assert without == []
 
 
-def test_the_prior_raises_no_alert_on_a_normal_first_day() -> None:
+def test_a_normal_first_day_raises_no_unit_alert() -> None:
     events = _new_use_case(24, dearer_from_h=None, seed=4)
     out = run(events)
     watches = ("unit_cost_anomaly", "token_bloat_anomaly", "cache_collapse_anomaly")

@@ -77,7 +77,9 @@ def fast_watches_yaml(spend_bucket: str = "1m", grace_buckets: int = 5) -> str:
         if cond["signal"] == "spend_usd":
             cond["bucket"] = spend_bucket
             rule["for"], rule["keep_firing_for"] = "2m", "3m"
-        cond["detector"]["params"]["grace_period"] = grace_buckets
+        params = cond["detector"]["params"]
+        # a call-by-call watch (``unit_shift``) warms up in calls, the others in buckets
+        params["grace_calls" if "grace_calls" in params else "grace_period"] = grace_buckets
     return yaml.safe_dump({"version": 1, "rules": rules}, sort_keys=False)
 
 
