@@ -60,6 +60,10 @@ class BaseDetector(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: ``from_state(d.to_state())`` is exactly ``d`` (every attribute, value and type) at any
+    #: point of its life: a caller that keeps the detector it saved may go on with it instead
+    #: of restoring it (the contract suite checks this at every step of a stream)
+    exact_restore: ClassVar[bool] = False
 
     # -- algorithm -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -64,6 +64,7 @@ def signed_deviance(x: float, m: float) -> float:
 
 class CountShift(BaseDetector):
     name = "count_shift"
+    exact_restore = True
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from .registry import register
 
 class HoltWintersResidual(BaseDetector):
     name = "holt_winters"
+    exact_restore = True
 
     def __init__(
         self,

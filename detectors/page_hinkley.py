@@ -23,6 +23,7 @@ from .registry import register
 
 class PageHinkleyShift(BaseDetector):
     name = "page_hinkley"
+    exact_restore = True
 
     def __init__(
         self,

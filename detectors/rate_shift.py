@@ -38,6 +38,7 @@ from .registry import register
 
 class RateShift(BaseDetector):
     name = "rate_shift"
+    exact_restore = True
 
     def __init__(
         self,

@@ -116,6 +116,7 @@ class Prior:
 
 class SeasonalBaseline(BaseDetector):
     name = "seasonal_baseline"
+    exact_restore = True
 
     def __init__(
         self,

@@ -54,6 +54,7 @@ def point_calls(x: Point) -> tuple[float, float] | None:
 
 class UnitShift(BaseDetector):
     name = "unit_shift"
+    exact_restore = True
 
     def __init__(
         self,

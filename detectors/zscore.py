@@ -17,6 +17,7 @@ from .registry import register
 
 class RollingZScore(BaseDetector):
     name = "zscore"
+    exact_restore = True
 
     def __init__(self, window_size: int = 1000, grace_period: int = 50) -> None:
         self.window_size = check_int("window_size", window_size, min_value=2)

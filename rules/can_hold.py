@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from spendfuse.rules.conditions import _OPS
 from spendfuse.rules.metrics.aggregates import AggregateView
+from spendfuse.rules.metrics.baselines import BaselineProvider
 from spendfuse.rules.metrics.catalog import METRICS
 from spendfuse.rules.model import (
     AllCondition,
@@ -27,7 +28,8 @@ from spendfuse.rules.model import (
 )
 
 BudgetLookup = Callable[[str, str, object], BudgetSpec | None]
-CanHold = Callable[[AggregateView, BudgetLookup], bool]
+CanHold = Callable[[AggregateView, BudgetLookup, BaselineProvider], bool]
+"""``(view, the key's budget lookup, the engine's baseline provider) -> whether it can hold``."""
 
 
 def can_hold(cond: Condition) -> CanHold | None:
@@ -42,13 +44,20 @@ def can_hold(cond: Condition) -> CanHold | None:
         known = [p for p in (can_hold(c) for c in cond.conditions) if p is not None]
         if not known:
             return None
-        return lambda view, budget: all(p(view, budget) for p in known)
+
+        def every(view: AggregateView, budget: BudgetLookup, base: BaselineProvider) -> bool:
+            for part in known:  # noqa: SIM110 - a loop: all() of a generator costs more here
+                if not part(view, budget, base):
+                    return False
+            return True
+
+        return every
     if isinstance(cond, AnyCondition):
         parts = [can_hold(c) for c in cond.conditions]
         if any(p is None for p in parts):
             return None
         every = [p for p in parts if p is not None]
-        return lambda view, budget: any(p(view, budget) for p in every)
+        return lambda view, budget, base: any(p(view, budget, base) for p in every)
     return None
 
 
@@ -72,12 +81,12 @@ def _threshold(cond: ThresholdCondition) -> CanHold:
     if spec.kind == "sum" and too_few is None:
         field, scale = spec.numerator, spec.scale
 
-        def summed(view: AggregateView, budget: BudgetLookup) -> bool:
+        def summed(view: AggregateView, budget: BudgetLookup, base: BaselineProvider) -> bool:
             return op(float(view.field(window, field)) * scale, limit)  # as view.value reads it
 
         return summed
 
-    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+    def check(view: AggregateView, budget: BudgetLookup, base: BaselineProvider) -> bool:
         if too_few is not None and too_few(view):
             return False
         value = view.value(metric, window)
@@ -87,22 +96,29 @@ def _threshold(cond: ThresholdCondition) -> CanHold:
 
 
 def _ratio(cond: RatioToBaselineCondition) -> CanHold:
-    """The reasons for no verdict (a young key, too few samples, no current value) and, for
-    ``>``/``>=`` against a positive ratio, a current value of zero or less (over a positive
-    baseline its ratio cannot reach it); the ratio itself needs the baseline, which is the full
-    evaluation."""
+    """The ratio exactly as :func:`~spendfuse.rules.conditions._ratio` decides it, with the
+    cheap reasons for no verdict first (a young key, too few samples, no current value and, for
+    ``>``/``>=`` against a positive ratio, a current value of zero or less, which over a
+    positive baseline cannot reach it); only then the baseline (the provider's, read from the
+    same aggregates, so the same number the full evaluation gets). Most evaluations of a ratio
+    rule decide nothing: the ratio is not over its limit and nothing is pending or firing."""
     history_s = cond.min_history.seconds
     too_few = _too_few(cond)
     metric, window = cond.metric, cond.window
     upward = cond.op in (">", ">=") and cond.value > 0
+    op, limit = _OPS[cond.op], cond.value
+    over_h = max(1, cond.baseline.seconds // 3600)
 
-    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+    def check(view: AggregateView, budget: BudgetLookup, baselines: BaselineProvider) -> bool:
         if view.history_hours() * 3600 < history_s:
             return False
         if too_few is not None and too_few(view):
             return False
         value = view.value(metric, window)
-        return value is not None and (value > 0 or not upward)
+        if value is None or (upward and value <= 0):
+            return False
+        base = baselines.baseline(view, metric, window, over_h)
+        return base is not None and base > 0 and op(value / base, limit)
 
     return check
 
@@ -110,7 +126,7 @@ def _ratio(cond: RatioToBaselineCondition) -> CanHold:
 def _budget(cond: BudgetPercentCondition) -> CanHold:
     op, kind, period, limit = _OPS[cond.op], cond.budget_kind, cond.period, cond.value
 
-    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+    def check(view: AggregateView, budget: BudgetLookup, base: BaselineProvider) -> bool:
         spec = budget(kind, period, view.event)
         if spec is None:
             return False
@@ -126,7 +142,7 @@ def budget_can_hold(spec: BudgetSpec) -> CanHold | None:
         return None
     lowest, period, measure = min(spec.thresholds), spec.period, spec.measure
 
-    def check(view: AggregateView, budget: BudgetLookup) -> bool:
+    def check(view: AggregateView, budget: BudgetLookup, base: BaselineProvider) -> bool:
         return view.field(period, measure) * 100.0 / spec.cap >= lowest
 
     return check

@@ -38,6 +38,7 @@ from spendfuse.rules.metrics.aggregates import (
     PERIOD_PARTS,
     WINDOW_PARTS,
     AggregateView,
+    EventFacts,
     update_aggregates,
 )
 from spendfuse.rules.metrics.baselines import (
@@ -157,6 +158,7 @@ class CompiledRule:
     needs: frozenset[str] = ALL_PARTS  # the parts of its aggregates its conditions read
     anomaly: AnomalyCondition | None = None  # an anomaly watch: decides only as buckets close
     bucket_s: int = 0
+    carry: int = 0  # an anomaly watch's carry_buckets(), worked out once
     can_hold: CanHold | None = None  # a cheap test that its condition cannot hold (can_hold.py)
 
     def applies(self, labels: dict[str, str]) -> bool:
@@ -251,6 +253,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         needs=frozenset(_parts_read(spec.condition)),
         anomaly=anomaly,
         bucket_s=anomaly.bucket.seconds if anomaly is not None else 0,
+        carry=anomaly.carry_buckets() if anomaly is not None else 0,
         can_hold=None if anomaly is not None else can_hold(spec.condition),
     )
 
@@ -373,7 +376,7 @@ class Plan:
     def steps_for(self, event: CostEvent) -> list[RuleStep]:
         """:meth:`steps` of the event's labels, cached by just the labels the rules read (a
         use case's events mostly share them, so most events build no label dict at all)."""
-        key = tuple(read(event) for read in self._readers)
+        key = tuple([read(event) for read in self._readers])  # a list first: no generator
         hit = self._by_event.get(key)
         if hit is None:
             if len(self._by_event) > 4096:
@@ -479,11 +482,12 @@ class _Stage:
         riskiest = _RISK_TIERS.get(risk_value) or RiskTier(risk_value)
         keep_shared = shared or plan.uses_shared
         steps_of = plan.steps_for
+        baselines = self.baselines
         later: list[tuple[RuleStep, AggregateView]] = []  # this event's window rules
 
         def evaluate(step: RuleStep, view: AggregateView) -> None:
             """One rule at the event the loop is at, unless its condition cannot hold."""
-            if not _idle(step, view, state, budget_lookup):
+            if not _idle(step, view, state, budget_lookup, baselines):
                 self._evaluate(
                     step, event, view, riskiest, scope_of, ts_ms, state, tenant, budget_lookup, out
                 )
@@ -500,9 +504,10 @@ class _Stage:
             if not steps and not shared:
                 continue
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
+            facts = EventFacts(event, ts_ms)  # shared by every aggregate the event counts in
             if keep_shared:
                 views[_SHARED] = update_aggregates(
-                    state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms
+                    state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms, facts
                 )
             self._buckets = {}  # closed anomaly buckets of this event, per bucket state
             self._contexts = {}  # one evaluation context per view of this event
@@ -511,7 +516,7 @@ class _Stage:
                 if vkey in views:
                     view = views[vkey]
                 else:
-                    view = views[vkey] = self._group_view(state, step, event, tz, ts_ms)
+                    view = views[vkey] = self._group_view(state, step, event, tz, facts)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
                 if step.bkey and not self._closed(step, event, state, ts_ms):
@@ -540,7 +545,7 @@ class _Stage:
             cond = step.rule.anomaly
             assert cond is not None
             closed = self._buckets[bkey] = add_event(
-                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, cond.carry_buckets()
+                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, step.rule.carry
             )
             self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed
@@ -551,7 +556,7 @@ class _Stage:
         step: RuleStep,
         event: CostEvent,
         tz: ZoneInfo,
-        ts_ms: int | None = None,
+        facts: EventFacts,
     ) -> AggregateView | None:
         rule = step.rule
         groups = state.setdefault(GROUPS_KEY, {}).setdefault(rule.sig, {})
@@ -561,7 +566,7 @@ class _Stage:
                 state[OVER_KEY] = state.get(OVER_KEY, 0) + 1
                 return None
             agg = groups[step.gkey] = {}
-        return update_aggregates(agg, event, tz, step.needs, ts_ms)
+        return update_aggregates(agg, event, tz, step.needs, facts.ts_ms, facts)
 
     def _evaluate(
         self,
@@ -586,7 +591,7 @@ class _Stage:
         gkey = step.gkey
         try:
             verdicts = self._verdicts(
-                rule, gkey, event, view, now_ms, instances, budget_lookup, state
+                rule, gkey, event, view, now_ms, instances, budget_lookup, step.bkey
             )
             scope = scope_of(event, riskiest) if verdicts else None
             for verdict in verdicts:
@@ -623,7 +628,7 @@ class _Stage:
         now_ms: int,
         instances: dict[str, Any],
         budget_lookup: Callable[..., Any],
-        state: dict[str, Any],
+        bkey: str,
     ) -> list[Verdict]:
         if rule.budget is not None:
             forecast = instances.get(gkey + "@forecast", {})
@@ -633,7 +638,6 @@ class _Stage:
         cond = spec.condition
         if isinstance(cond, AnomalyCondition):
             cstate = instances.setdefault("~" + gkey, {})
-            bkey = f"{rule.bucket_s}/{_bucket_tag(cond)}|{rule.sig}|{gkey}"
             closed = self._buckets.get(bkey) or []
             loop = self._buckets.get("~" + bkey) or {}
             return anomaly_verdicts(cond, closed, cstate, loop)  # type: ignore[arg-type]
@@ -733,7 +737,13 @@ class _Stage:
             alert.labels["owner"] = owners[0]
 
 
-def _idle(step: RuleStep, view: AggregateView, state: dict[str, Any], budget_lookup: Any) -> bool:
+def _idle(
+    step: RuleStep,
+    view: AggregateView,
+    state: dict[str, Any],
+    budget_lookup: Any,
+    baselines: BaselineProvider,
+) -> bool:
     """Whether evaluating the rule now would decide nothing: nothing of it is pending or firing
     for this group, and its condition cannot hold (see :mod:`~spendfuse.rules.can_hold`). A
     test that fails says "evaluate": the full evaluation then counts and logs the error."""
@@ -745,7 +755,7 @@ def _idle(step: RuleStep, view: AggregateView, state: dict[str, Any], budget_loo
     if instances and (rule.budget is not None or step.gkey in instances):
         return False
     try:
-        return not test(view, budget_lookup)
+        return not test(view, budget_lookup, baselines)
     except Exception:
         return False
 

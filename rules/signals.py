@@ -14,9 +14,10 @@ unit cost is ``volume``, the same calls at a higher price per call is ``unit cos
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from spendfuse.detectors import create, from_state
+from spendfuse.detectors import BaseDetector, create, from_state
 from spendfuse.detectors.seasonal_baseline import Prior
 from spendfuse.detectors.spend_signals import ClosedBucket
 from spendfuse.rules.conditions import Verdict
@@ -26,6 +27,32 @@ from spendfuse.schemas.cost_event import CostEvent
 
 _UNIT_SIGNALS = frozenset({"cost_per_call_usd", "tokens_per_call", "cache_hit_rate"})
 _DRIVER_ALPHA = 0.05  # the slow averages the driver compares with: about 20 buckets
+_LIVE_MAX = 4096  # watch instances: the default pack's five per use case, about 20 KB each
+_LIVE: OrderedDict[int, tuple[dict[str, Any], BaseDetector]] = OrderedDict()
+"""The detectors last saved, by the saved state's identity: a watch judges at every bucket
+close, and restoring its detector from plain data each time was a large share of the work.
+Only for detectors whose restore is exact (``exact_restore``), and only while the state still
+holds that very saved object (a state read back from a store, or replaced, restores as ever).
+The least recently saved go first past ``_LIVE_MAX`` (a worker with more watch instances than
+that restores some of them, as before)."""
+
+
+def _restore(saved: dict[str, Any]) -> BaseDetector:
+    """``from_state(saved)``, or the detector that saved it (exactly the same, see ``_LIVE``)."""
+    hit = _LIVE.pop(id(saved), None)
+    if hit is not None and hit[0] is saved:
+        return hit[1]
+    return from_state(saved)
+
+
+def _save(det: BaseDetector) -> dict[str, Any]:
+    """``det.to_state()``, remembering ``det`` when its restore is exact."""
+    saved = det.to_state()
+    if det.exact_restore:
+        _LIVE[id(saved)] = (saved, det)
+        if len(_LIVE) > _LIVE_MAX:
+            _LIVE.popitem(last=False)
+    return saved
 
 
 def track_loop(state: dict[str, Any], event: CostEvent) -> None:
@@ -66,7 +93,7 @@ def _judge(
     spec = cond.detector.spec()
     if "det" not in state and cond.prior is not None:
         return _arm(cond, bucket, state, value, size_s)
-    det = from_state(state["det"]) if "det" in state else create(spec)
+    det = _restore(state["det"]) if "det" in state else create(spec)
     point: dict[str, Any] = {"t": bucket.start, "value": value}
     per_call = bucket.per_call.get(cond.signal)
     if per_call is not None:  # a sequential test weighs the bucket's calls one by one
@@ -90,7 +117,7 @@ def _judge(
         expected = float(det.expected(point)) if hasattr(det, "expected") else float("nan")
         abnormal = score >= cond.score and value >= cond.min_value
     det.learn_one(point)
-    state["det"] = det.to_state()
+    state["det"] = _save(det)
     has_base = expected == expected and expected > 0  # not NaN, positive
     ratio = value / expected if has_base else 0.0
     labels = {"driver": "unit cost" if cond.signal in _UNIT_SIGNALS else driver}

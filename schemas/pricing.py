@@ -126,6 +126,14 @@ def _token_cost(event: CostEvent, price: ModelPrice) -> float:
     return usd / 1_000_000
 
 
+def _set(event: CostEvent, name: str, value: object) -> None:
+    """``event.<name> = value`` as pydantic does it for a declared field of a model without
+    ``validate_assignment`` (the value and the fields set), minus its per-call dispatch:
+    every accepted event is priced."""
+    event.__dict__[name] = value
+    event.__pydantic_fields_set__.add(name)
+
+
 def price_event(event: CostEvent, book: PriceBook | None = None) -> CostEvent:
     """Fill ``allocated_cost_usd`` when absent (see the module docstring for the order); mark
     an event nothing can price ``unpriced``.
@@ -133,25 +141,25 @@ def price_event(event: CostEvent, book: PriceBook | None = None) -> CostEvent:
     Mutates and returns ``event``. An event that carries its own cost keeps it.
     """
     if event.allocated_cost_usd is not None:
-        event.pricing_status = PricingStatus.PROVIDED
+        _set(event, "pricing_status", PricingStatus.PROVIDED)
         return event
     if event.unit_price is not None:
         quantity = quantity_of(event)
         if quantity:
-            event.allocated_cost_usd = round(event.unit_price * quantity, 10)
-            event.pricing_status = PricingStatus.UNIT_PRICE
+            _set(event, "allocated_cost_usd", round(event.unit_price * quantity, 10))
+            _set(event, "pricing_status", PricingStatus.UNIT_PRICE)
             return event
     if book is not None:
         cost = _book_price(event, book)
         if cost is not None:
-            event.allocated_cost_usd = round(cost, 10)
-            event.pricing_version = book.pricing_version
-            event.pricing_status = PricingStatus.PRICE_BOOK
+            _set(event, "allocated_cost_usd", round(cost, 10))
+            _set(event, "pricing_version", book.pricing_version)
+            _set(event, "pricing_status", PricingStatus.PRICE_BOOK)
             return event
     has_tokens = event.input_tokens or event.output_tokens
     rates = _rates(event.provider, event.model_or_service) if event.model_or_service else None
     if not has_tokens or rates is None:
-        event.pricing_status = PricingStatus.UNPRICED
+        _set(event, "pricing_status", PricingStatus.UNPRICED)
         return event
     if event.input_tokens > _TIER_SAFE_INPUT_TOKENS:
         cost = _exact_price(event)
@@ -162,7 +170,7 @@ def price_event(event: CostEvent, book: PriceBook | None = None) -> CostEvent:
             + cached * rates.cached_input_usd
             + event.output_tokens * rates.output_usd
         )
-    event.allocated_cost_usd = round(cost, 10)
-    event.pricing_version = catalog_version()
-    event.pricing_status = PricingStatus.CATALOG
+    _set(event, "allocated_cost_usd", round(cost, 10))
+    _set(event, "pricing_version", catalog_version())
+    _set(event, "pricing_status", PricingStatus.CATALOG)
     return event

@@ -177,21 +177,55 @@ WINDOW_PARTS = {
 }
 
 
+class EventFacts:
+    """What one event adds, worked out once however many aggregates it counts in (the key's
+    own and each rule scope's): its extensions, its evidence id, its tenant-local periods and
+    its sums (one per combination of new trace / new outcome, the only parts that differ
+    between aggregates). Read-only once built: every aggregate gets the same values."""
+
+    __slots__ = ("_periods", "_sums", "_tz", "event", "ext", "sample_id", "ts_ms")
+
+    def __init__(self, event: CostEvent, ts_ms: int | None = None) -> None:
+        self.event = event
+        self.ext = parse_extensions(event)
+        self.ts_ms = to_epoch_ms(event.event_time) if ts_ms is None else ts_ms
+        self.sample_id = id_key(event.cost_event_id)
+        self._sums: dict[tuple[bool, bool], dict[str, float]] = {}
+        self._periods: tuple[str, str, str] | None = None
+        self._tz: ZoneInfo | None = None
+
+    def sums(self, new_trace: bool, new_outcome: bool) -> dict[str, float]:
+        key = (new_trace, new_outcome)
+        hit = self._sums.get(key)
+        if hit is None:
+            hit = self._sums[key] = event_sums(self.event, self.ext, new_trace, new_outcome)
+        return hit
+
+    def periods(self, tz: ZoneInfo) -> tuple[str, str, str]:
+        """:func:`_period_keys` of the event in ``tz`` (one per engine pass: one tenant)."""
+        if self._periods is None or tz is not self._tz:
+            self._periods, self._tz = _period_keys(self.event.event_time, tz), tz
+        return self._periods
+
+
 def update_aggregates(
     state: dict[str, Any],
     event: CostEvent,
     tz: ZoneInfo,
     needs: frozenset[str] = ALL_PARTS,
     ts_ms: int | None = None,
+    facts: EventFacts | None = None,
 ) -> AggregateView:
     """Add one event to the windows in ``needs`` (all by default; a rule's own filtered
     aggregates keep only what its conditions read); returns the view rules evaluate on.
-    ``ts_ms``: the event's time in epoch ms, when the caller has it already."""
-    ext = parse_extensions(event)
-    if ts_ms is None:
-        ts_ms = to_epoch_ms(event.event_time)
+    ``ts_ms``: the event's time in epoch ms, when the caller has it already. ``facts``: the
+    event's :class:`EventFacts`, shared by the aggregates of one event (one time zone)."""
+    if facts is None:
+        facts = EventFacts(event, ts_ms)
+    ext = facts.ext
+    ts_ms = facts.ts_ms
     if needs is not ALL_PARTS:
-        return _update_parts(state, event, ext, ts_ms, tz, needs)
+        return _update_parts(state, event, facts, tz, needs)
     new_trace = False
     if event.trace_id:
         new_trace = _remember(
@@ -203,10 +237,10 @@ def update_aggregates(
             state.setdefault("oc", {}), event.business_outcome_id, 0.0, ts_ms, OUTCOME_RETENTION_MS
         )
     samples = state.setdefault("ev", [])  # the last few event ids: an alert's evidence
-    samples.append(id_key(event.cost_event_id))
+    samples.append(facts.sample_id)
     if len(samples) > SAMPLE_EVENTS:
         del samples[0]
-    sums = event_sums(event, ext, new_trace, new_outcome)
+    sums = facts.sums(new_trace, new_outcome)
     minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
     m, m_current = _roll(state.get("m"), minute)
     state["m"] = m
@@ -222,7 +256,7 @@ def update_aggregates(
         state.pop("bl", None)  # a late event changed a past hour: drop the cached baseline
     vec = _ring_bucket(state, hour)
     state["first_h"] = min(state.get("first_h", hour), hour)
-    day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
+    day_key, month_key, quarter_key = facts.periods(tz)
     for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
         bucket, current = _roll(state.get(name), key)
         state[name] = bucket
@@ -235,11 +269,11 @@ def update_aggregates(
 def _update_parts(
     state: dict[str, Any],
     event: CostEvent,
-    ext: EventExtensions,
-    ts_ms: int,
+    facts: EventFacts,
     tz: ZoneInfo,
     needs: frozenset[str],
 ) -> AggregateView:
+    ext, ts_ms = facts.ext, facts.ts_ms
     new_trace = new_outcome = False
     if "ids" in needs:
         if event.trace_id:
@@ -255,12 +289,12 @@ def _update_parts(
                 OUTCOME_RETENTION_MS,
             )
     samples = state.setdefault("ev", [])
-    samples.append(id_key(event.cost_event_id))
+    samples.append(facts.sample_id)
     if len(samples) > SAMPLE_EVENTS:
         del samples[0]
     if not needs - {"ids"}:
         return AggregateView(state, event, ext, tz)
-    sums = event_sums(event, ext, new_trace, new_outcome)
+    sums = facts.sums(new_trace, new_outcome)
     targets: list[dict[str, float]] = []
     vec = None
     if "m" in needs:
@@ -281,7 +315,7 @@ def _update_parts(
         vec = _ring_bucket(state, hour)
         state["first_h"] = min(state.get("first_h", hour), hour)
     if needs & {"d", "mo", "qt"}:
-        day_key, month_key, quarter_key = _period_keys(event.event_time, tz)
+        day_key, month_key, quarter_key = facts.periods(tz)
         for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
             if name in needs:
                 bucket, current = _roll(state.get(name), key)
@@ -444,4 +478,4 @@ def _p95(hist: list[float] | None) -> float | None:
     return hist[-1]
 
 
-__all__ = ["FIELDS", "AggregateView", "update_aggregates"]
+__all__ = ["FIELDS", "AggregateView", "EventFacts", "update_aggregates"]

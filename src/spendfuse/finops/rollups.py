@@ -160,6 +160,15 @@ class RollupPolicy:
         return int(self.keep.total_seconds() * 1000)
 
 
+def _marks(wm: int, late_ms: int, keep_ms: int) -> tuple[int, int]:
+    """What :meth:`RollupBook._close` decides depends on: a row (its hour a whole hour) closes
+    once ``floor((wm - lateness) / 1h)`` passes it and is forgotten once
+    ``ceil((wm - keep - lateness) / 1h)`` does. While neither moves and no row is new, the book
+    closed at the last call is still closed (and ``_close`` runs once an hour of event time,
+    not at every event)."""
+    return (wm - late_ms) // HOUR_MS, -((keep_ms + late_ms - wm) // HOUR_MS)
+
+
 def _row_key(hour_ms: int, rev_ms: int, dims: tuple[Any, ...]) -> str:
     return "\x1f".join((str(hour_ms), str(rev_ms), *("" if d is None else str(d) for d in dims)))
 
@@ -215,18 +224,9 @@ class RollupBook:
             if row[_CLOSED]:
                 corrected[rk] = row
         out = [_row_record(row) for row in corrected.values()]
-        if created or self._marks(before) != self._marks(wm):
+        if created or _marks(before, late_ms, keep_ms) != _marks(wm, late_ms, keep_ms):
             out.extend(self._close(book))
         return out
-
-    def _marks(self, wm: int) -> tuple[int, int]:
-        """What :meth:`_close` decides depends on: a row (its hour a whole hour) closes once
-        ``floor((wm - lateness) / 1h)`` passes it and is forgotten once
-        ``ceil((wm - keep - lateness) / 1h)`` does. While neither moves and no row is new, the
-        book closed at the last call is still closed (and :meth:`_close` runs once an hour of
-        event time, not at every event)."""
-        late_ms, keep_ms = self.policy.lateness_ms, self.policy.keep_ms
-        return (wm - late_ms) // HOUR_MS, -((keep_ms + late_ms - wm) // HOUR_MS)
 
     def _close(self, book: dict[str, Any]) -> list[CostRollup]:
         """Close the rows the watermark passed; forget closed rows older than ``keep``."""
