@@ -148,11 +148,17 @@ def _without_caches(value: Any) -> Any:
 _SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@_SETTINGS
-@given(
-    specs=st.lists(_EVENT, min_size=1, max_size=60),
-    sizes=st.lists(st.integers(1, 25), min_size=1, max_size=60),
-)
+def _events_in_records(test: Any) -> Any:
+    """Up to 60 events (``specs``) and the record sizes to cut them into (``sizes``)."""
+    return _SETTINGS(
+        given(
+            specs=st.lists(_EVENT, min_size=1, max_size=60),
+            sizes=st.lists(st.integers(1, 25), min_size=1, max_size=60),
+        )(test)
+    )
+
+
+@_events_in_records
 def test_skipping_rules_that_cannot_hold_changes_nothing(
     specs: list[dict[str, Any]], sizes: list[int]
 ) -> None:
@@ -161,11 +167,7 @@ def test_skipping_rules_that_cannot_hold_changes_nothing(
     assert _decide(rs, records) == _decide(rs, records, shortcuts=False)
 
 
-@_SETTINGS
-@given(
-    specs=st.lists(_EVENT, min_size=1, max_size=60),
-    sizes=st.lists(st.integers(1, 25), min_size=1, max_size=60),
-)
+@_events_in_records
 def test_per_event_rules_decide_the_same_whatever_the_record_sizes(
     specs: list[dict[str, Any]], sizes: list[int]
 ) -> None:
@@ -176,11 +178,7 @@ def test_per_event_rules_decide_the_same_whatever_the_record_sizes(
     assert batched[:2] == one_each[:2]
 
 
-@_SETTINGS
-@given(
-    specs=st.lists(_EVENT, min_size=1, max_size=60),
-    sizes=st.lists(st.integers(1, 25), min_size=1, max_size=60),
-)
+@_events_in_records
 def test_every_rule_decides_the_same_whatever_the_record_sizes(
     specs: list[dict[str, Any]], sizes: list[int]
 ) -> None:
