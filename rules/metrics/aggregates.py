@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import operator
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -55,8 +56,7 @@ def _add(target: dict[str, float], sums: dict[str, float]) -> None:
 
 
 def _queue_add(hist: list[float], wait_ms: float) -> None:
-    idx = next((i for i, b in enumerate(QUEUE_BOUNDS_MS) if wait_ms <= b), len(QUEUE_BOUNDS_MS))
-    hist[idx] += 1
+    hist[bisect_left(QUEUE_BOUNDS_MS, wait_ms)] += 1  # the first bound >= wait_ms (or overflow)
     hist[-1] = max(hist[-1], wait_ms)  # the last cell keeps the max, for the overflow bucket
 
 
@@ -76,19 +76,22 @@ def _remember(
 ) -> bool:
     """Add to an id map ordered by last sight; ids unseen for ``retention_ms`` of event time are
     dropped (from the front, so the work per event stays constant). True if the id was new."""
-    key = id_key(key)
+    if len(key) > MAX_ID_CHARS:
+        key = id_key(key)
     entry = recent.pop(key, None)
     new = entry is None
-    entry = entry or [0.0, 0.0, ts_ms]
-    entry[0] += cost
-    entry[1] += 1
-    if len(entry) < 3 or ts_ms > entry[2]:
-        entry[2:] = [ts_ms]
+    if entry is None:
+        entry = [0.0 + cost, 1.0, ts_ms]  # what adding to [0.0, 0.0, ts_ms] gives
+    else:
+        entry[0] += cost
+        entry[1] += 1
+        if len(entry) < 3 or ts_ms > entry[2]:
+            entry[2:] = [ts_ms]
     recent[key] = entry
     horizon = ts_ms - retention_ms
     while recent:
-        oldest = next(iter(recent))
-        if recent[oldest][2] > horizon:
+        oldest, first = next(iter(recent.items()))
+        if first[2] > horizon:
             break
         del recent[oldest]
     return new
@@ -115,55 +118,73 @@ def _period_keys(event_time: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
     return hit
 
 
-def _roll(bucket: dict[str, Any] | None, key: Any) -> tuple[dict[str, Any], bool]:
-    """Bucket for ``key``: the same one, a fresh one (newer key), or None-flag for older."""
+def _current(state: dict[str, Any], name: str, key: Any) -> dict[str, Any] | None:
+    """The bucket ``state[name]`` when ``key`` is its period: the same one, a fresh one (a newer
+    key replaces it), or None for an older key (a late event: that period is gone)."""
+    bucket = state.get(name)
     if bucket is None or key > bucket["k"]:
-        return {"k": key, "s": {}}, True
-    return bucket, key == bucket["k"]
+        bucket = state[name] = {"k": key, "s": {}}
+        return bucket
+    return bucket if key == bucket["k"] else None
 
 
 _FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 
-
-def _add_all(
-    targets: list[dict[str, float]], vec: list[float] | None, sums: dict[str, float]
-) -> None:
-    """One event's sums into every window it counts in, in one pass over its fields (each
-    target still gets exactly one addition per field, in event order: the same floats)."""
-    index = _FIELD_INDEX
-    for key, val in sums.items():
-        if val:
-            for target in targets:
-                target[key] = target.get(key, 0.0) + val
-            if vec is not None:
-                vec[index[key]] += val
+Adds = tuple[tuple[tuple[str, float], ...], tuple[tuple[int, float], ...]]
+"""One event's non-zero sums, as ``(name, value)`` pairs in :func:`event_sums` order and as
+``(FIELDS index, value)`` pairs (the same, for the hourly ring's arrays)."""
 
 
-def _ring_bucket(state: dict[str, Any], hour: int) -> list[float] | None:
+def _add_all(targets: list[dict[str, float]], vec: list[float] | None, adds: Adds) -> None:
+    """One event's sums into every window it counts in: each target gets exactly one addition
+    per non-zero field, its new keys inserted in event-sum order (the same floats and the same
+    key order as adding field by field)."""
+    pairs, indexed = adds
+    for target in targets:
+        get = target.get
+        for key, val in pairs:
+            target[key] = get(key, 0.0) + val
+    if vec is not None:
+        for idx, val in indexed:
+            vec[idx] += val
+
+
+def _ring_bucket(state: dict[str, Any], hour: int, hour_key: str) -> list[float] | None:
     """Sparse hourly ring ``{str(hour): [sum per FIELDS entry]}``; old hours are pruned.
 
     Hourly buckets are arrays in ``FIELDS`` order rather than name -> sum maps: the ring is most
     of a use case's state (168 buckets), and naming every sum in every bucket tripled its size.
+    ``hour_key`` is ``str(hour)``.
     """
-    ring: dict[str, list[float]] = state.setdefault("h", {})
-    newest = state.get("now_h", hour)
-    if hour > newest:
+    ring: dict[str, list[float]] | None = state.get("h")
+    if ring is None:
+        ring = state["h"] = {}
+    newest = state.get("now_h")
+    if newest is None:
+        newest = state["now_h"] = hour
+    elif hour > newest:
         newest = state["now_h"] = hour
         for key in [k for k in ring if int(k) <= newest - RING_HOURS]:
             del ring[key]
-    state.setdefault("now_h", newest)
     if hour <= newest - RING_HOURS:
         return None
-    bucket = ring.get(str(hour))
+    bucket = ring.get(hour_key)
     if bucket is None:
-        bucket = ring[str(hour)] = [0.0] * len(FIELDS)
+        bucket = ring[hour_key] = [0.0] * len(FIELDS)
     return bucket
+
+
+def _first_hour(state: dict[str, Any], hour: int) -> None:
+    first = state.get("first_h")
+    if first is None or hour < first:
+        state["first_h"] = hour
 
 
 #: the parts of the aggregates: per-trace and outcome ids, the minute, the hourly ring (with the
 #: hour's queue histogram), the local day and the local month
 PERIOD_PARTS = {"day": "d", "month": "mo", "quarter": "qt"}  # tenant-local calendar periods
 ALL_PARTS = frozenset({"ids", "m", "h", "d", "mo", "qt"})
+_PERIOD_NAMES = frozenset(PERIOD_PARTS.values())
 WINDOW_PARTS = {
     "event": (),
     "trace": ("ids",),
@@ -179,26 +200,50 @@ WINDOW_PARTS = {
 
 class EventFacts:
     """What one event adds, worked out once however many aggregates it counts in (the key's
-    own and each rule scope's): its extensions, its evidence id, its tenant-local periods and
-    its sums (one per combination of new trace / new outcome, the only parts that differ
-    between aggregates). Read-only once built: every aggregate gets the same values."""
+    own and each rule scope's): its extensions, its evidence id, its minute and hour, its
+    tenant-local periods and its sums (one per combination of new trace / new outcome, the only
+    parts that differ between aggregates). Read-only once built: every aggregate gets the same
+    values."""
 
-    __slots__ = ("_periods", "_sums", "_tz", "event", "ext", "sample_id", "ts_ms")
+    __slots__ = (
+        "_adds",
+        "_periods",
+        "_tz",
+        "event",
+        "ext",
+        "hour",
+        "hour_key",
+        "minute",
+        "queue_wait_ms",
+        "sample_id",
+        "ts_ms",
+    )
 
     def __init__(self, event: CostEvent, ts_ms: int | None = None) -> None:
         self.event = event
-        self.ext = parse_extensions(event)
-        self.ts_ms = to_epoch_ms(event.event_time) if ts_ms is None else ts_ms
+        self.ext = ext = parse_extensions(event)
+        self.queue_wait_ms = ext.queue_wait_ms
+        self.ts_ms = ts_ms = to_epoch_ms(event.event_time) if ts_ms is None else ts_ms
+        self.minute = ts_ms // MINUTE_MS
+        self.hour = ts_ms // HOUR_MS
+        self.hour_key = str(self.hour)
         self.sample_id = id_key(event.cost_event_id)
-        self._sums: dict[tuple[bool, bool], dict[str, float]] = {}
+        self._adds: list[Adds | None] = [None, None, None, None]
         self._periods: tuple[str, str, str] | None = None
         self._tz: ZoneInfo | None = None
 
     def sums(self, new_trace: bool, new_outcome: bool) -> dict[str, float]:
-        key = (new_trace, new_outcome)
-        hit = self._sums.get(key)
+        """The event's non-zero sums by field name (:func:`event_sums`)."""
+        return dict(self.adds(new_trace, new_outcome)[0])
+
+    def adds(self, new_trace: bool, new_outcome: bool) -> Adds:
+        """The event's non-zero sums as the pairs :func:`_add_all` adds."""
+        slot = 2 * new_trace + new_outcome
+        hit = self._adds[slot]
         if hit is None:
-            hit = self._sums[key] = event_sums(self.event, self.ext, new_trace, new_outcome)
+            sums = event_sums(self.event, self.ext, new_trace, new_outcome)
+            pairs = tuple((key, val) for key, val in sums.items() if val)
+            hit = self._adds[slot] = (pairs, tuple((_FIELD_INDEX[k], v) for k, v in pairs))
         return hit
 
     def periods(self, tz: ZoneInfo) -> tuple[str, str, str]:
@@ -206,6 +251,32 @@ class EventFacts:
         if self._periods is None or tz is not self._tz:
             self._periods, self._tz = _period_keys(self.event.event_time, tz), tz
         return self._periods
+
+
+def _remember_ids(state: dict[str, Any], event: CostEvent, ts_ms: int) -> tuple[bool, bool]:
+    """The event's trace and business outcome into the id maps: (new trace, new outcome)."""
+    new_trace = new_outcome = False
+    if event.trace_id:
+        recent = state.get("tr")
+        if recent is None:
+            recent = state["tr"] = {}
+        new_trace = _remember(recent, event.trace_id, event.cost_usd, ts_ms, TRACE_IDLE_MS)
+    if event.business_outcome_id:
+        recent = state.get("oc")
+        if recent is None:
+            recent = state["oc"] = {}
+        new_outcome = _remember(recent, event.business_outcome_id, 0.0, ts_ms, OUTCOME_RETENTION_MS)
+    return new_trace, new_outcome
+
+
+def _sample(state: dict[str, Any], sample_id: str) -> None:
+    """Keep the last few event ids: an alert's evidence."""
+    samples = state.get("ev")
+    if samples is None:
+        samples = state["ev"] = []
+    samples.append(sample_id)
+    if len(samples) > SAMPLE_EVENTS:
+        del samples[0]
 
 
 def update_aggregates(
@@ -222,48 +293,37 @@ def update_aggregates(
     event's :class:`EventFacts`, shared by the aggregates of one event (one time zone)."""
     if facts is None:
         facts = EventFacts(event, ts_ms)
-    ext = facts.ext
-    ts_ms = facts.ts_ms
     if needs is not ALL_PARTS:
         return _update_parts(state, event, facts, tz, needs)
-    new_trace = False
-    if event.trace_id:
-        new_trace = _remember(
-            state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms, TRACE_IDLE_MS
-        )
-    new_outcome = False
-    if event.business_outcome_id:
-        new_outcome = _remember(
-            state.setdefault("oc", {}), event.business_outcome_id, 0.0, ts_ms, OUTCOME_RETENTION_MS
-        )
-    samples = state.setdefault("ev", [])  # the last few event ids: an alert's evidence
-    samples.append(facts.sample_id)
-    if len(samples) > SAMPLE_EVENTS:
-        del samples[0]
-    sums = facts.sums(new_trace, new_outcome)
-    minute, hour = ts_ms // MINUTE_MS, ts_ms // HOUR_MS
-    m, m_current = _roll(state.get("m"), minute)
-    state["m"] = m
-    targets = [m["s"]] if m_current else []
-    hq, hq_current = _roll(state.get("hq"), hour)
-    state["hq"] = hq
-    if ext.queue_wait_ms is not None:
-        if m_current:
-            _queue_add(m.setdefault("q", _new_hist()), ext.queue_wait_ms)
-        if hq_current:
-            _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
-    if hour < state.get("now_h", hour):
-        state.pop("bl", None)  # a late event changed a past hour: drop the cached baseline
-    vec = _ring_bucket(state, hour)
-    state["first_h"] = min(state.get("first_h", hour), hour)
+    new_trace, new_outcome = (
+        _remember_ids(state, event, facts.ts_ms)
+        if event.trace_id or event.business_outcome_id
+        else (False, False)
+    )
+    _sample(state, facts.sample_id)
+    hour = facts.hour
+    targets = []
+    m = _current(state, "m", facts.minute)
+    if m is not None:
+        targets.append(m["s"])
+    hq = _current(state, "hq", hour)
+    wait_ms = facts.queue_wait_ms
+    if wait_ms is not None:
+        if m is not None:
+            _queue_add(m.setdefault("q", _new_hist()), wait_ms)
+        if hq is not None:
+            _queue_add(hq.setdefault("q", _new_hist()), wait_ms)
+    if "bl" in state and hour < state.get("now_h", hour):
+        del state["bl"]  # a late event changed a past hour: drop the cached baseline
+    vec = _ring_bucket(state, hour, facts.hour_key)
+    _first_hour(state, hour)
     day_key, month_key, quarter_key = facts.periods(tz)
     for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
-        bucket, current = _roll(state.get(name), key)
-        state[name] = bucket
-        if current:
+        bucket = _current(state, name, key)
+        if bucket is not None:
             targets.append(bucket["s"])
-    _add_all(targets, vec, sums)
-    return AggregateView(state, event, ext, tz)
+    _add_all(targets, vec, facts.adds(new_trace, new_outcome))
+    return AggregateView(state, event, facts.ext, tz)
 
 
 def _update_parts(
@@ -273,57 +333,39 @@ def _update_parts(
     tz: ZoneInfo,
     needs: frozenset[str],
 ) -> AggregateView:
-    ext, ts_ms = facts.ext, facts.ts_ms
     new_trace = new_outcome = False
-    if "ids" in needs:
-        if event.trace_id:
-            new_trace = _remember(
-                state.setdefault("tr", {}), event.trace_id, event.cost_usd, ts_ms, TRACE_IDLE_MS
-            )
-        if event.business_outcome_id:
-            new_outcome = _remember(
-                state.setdefault("oc", {}),
-                event.business_outcome_id,
-                0.0,
-                ts_ms,
-                OUTCOME_RETENTION_MS,
-            )
-    samples = state.setdefault("ev", [])
-    samples.append(facts.sample_id)
-    if len(samples) > SAMPLE_EVENTS:
-        del samples[0]
+    if "ids" in needs and (event.trace_id or event.business_outcome_id):
+        new_trace, new_outcome = _remember_ids(state, event, facts.ts_ms)
+    _sample(state, facts.sample_id)
     if not needs - {"ids"}:
-        return AggregateView(state, event, ext, tz)
-    sums = facts.sums(new_trace, new_outcome)
+        return AggregateView(state, event, facts.ext, tz)
     targets: list[dict[str, float]] = []
     vec = None
+    wait_ms = facts.queue_wait_ms
     if "m" in needs:
-        m, m_current = _roll(state.get("m"), ts_ms // MINUTE_MS)
-        state["m"] = m
-        if m_current:
+        m = _current(state, "m", facts.minute)
+        if m is not None:
             targets.append(m["s"])
-            if ext.queue_wait_ms is not None:
-                _queue_add(m.setdefault("q", _new_hist()), ext.queue_wait_ms)
+            if wait_ms is not None:
+                _queue_add(m.setdefault("q", _new_hist()), wait_ms)
     if "h" in needs:
-        hour = ts_ms // HOUR_MS
-        hq, hq_current = _roll(state.get("hq"), hour)
-        state["hq"] = hq
-        if ext.queue_wait_ms is not None and hq_current:
-            _queue_add(hq.setdefault("q", _new_hist()), ext.queue_wait_ms)
-        if hour < state.get("now_h", hour):
-            state.pop("bl", None)
-        vec = _ring_bucket(state, hour)
-        state["first_h"] = min(state.get("first_h", hour), hour)
-    if needs & {"d", "mo", "qt"}:
+        hour = facts.hour
+        hq = _current(state, "hq", hour)
+        if wait_ms is not None and hq is not None:
+            _queue_add(hq.setdefault("q", _new_hist()), wait_ms)
+        if "bl" in state and hour < state.get("now_h", hour):
+            del state["bl"]
+        vec = _ring_bucket(state, hour, facts.hour_key)
+        _first_hour(state, hour)
+    if needs & _PERIOD_NAMES:
         day_key, month_key, quarter_key = facts.periods(tz)
         for name, key in (("d", day_key), ("mo", month_key), ("qt", quarter_key)):
             if name in needs:
-                bucket, current = _roll(state.get(name), key)
-                state[name] = bucket
-                if current:
+                bucket = _current(state, name, key)
+                if bucket is not None:
                     targets.append(bucket["s"])
-    _add_all(targets, vec, sums)
-    return AggregateView(state, event, ext, tz)
+    _add_all(targets, vec, facts.adds(new_trace, new_outcome))
+    return AggregateView(state, event, facts.ext, tz)
 
 
 @dataclass(slots=True)
