@@ -30,10 +30,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from spendfuse.rules.metrics.catalog import (
+    FIELD_INDEX,
     FIELDS,
     METRICS,
+    OUTCOME_TERM,
+    TRACE_TERM,
     EventExtensions,
-    event_sums,
+    SumTerm,
+    event_sum_terms,
     parse_extensions,
 )
 from spendfuse.schemas.common import to_epoch_ms
@@ -128,24 +132,21 @@ def _current(state: dict[str, Any], name: str, key: Any) -> dict[str, Any] | Non
     return bucket if key == bucket["k"] else None
 
 
-_FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
-
-Adds = tuple[tuple[tuple[str, float], ...], tuple[tuple[int, float], ...]]
-"""One event's non-zero sums, as ``(name, value)`` pairs in :func:`event_sums` order and as
-``(FIELDS index, value)`` pairs (the same, for the hourly ring's arrays)."""
+_FIELD_INDEX = FIELD_INDEX
 
 
-def _add_all(targets: list[dict[str, float]], vec: list[float] | None, adds: Adds) -> None:
+def _add_all(
+    targets: list[dict[str, float]], vec: list[float] | None, terms: tuple[SumTerm, ...]
+) -> None:
     """One event's sums into every window it counts in: each target gets exactly one addition
     per non-zero field, its new keys inserted in event-sum order (the same floats and the same
     key order as adding field by field)."""
-    pairs, indexed = adds
     for target in targets:
         get = target.get
-        for key, val in pairs:
+        for key, _, val in terms:
             target[key] = get(key, 0.0) + val
     if vec is not None:
-        for idx, val in indexed:
+        for _, idx, val in terms:
             vec[idx] += val
 
 
@@ -206,8 +207,9 @@ class EventFacts:
     values."""
 
     __slots__ = (
-        "_adds",
+        "_parts",
         "_periods",
+        "_terms",
         "_tz",
         "event",
         "ext",
@@ -228,22 +230,22 @@ class EventFacts:
         self.hour = ts_ms // HOUR_MS
         self.hour_key = str(self.hour)
         self.sample_id = id_key(event.cost_event_id)
-        self._adds: list[Adds | None] = [None, None, None, None]
+        self._parts: tuple[tuple[SumTerm, ...], tuple[SumTerm, ...]] | None = None
+        self._terms: list[tuple[SumTerm, ...] | None] = [None, None, None, None]
         self._periods: tuple[str, str, str] | None = None
         self._tz: ZoneInfo | None = None
 
-    def sums(self, new_trace: bool, new_outcome: bool) -> dict[str, float]:
-        """The event's non-zero sums by field name (:func:`event_sums`)."""
-        return dict(self.adds(new_trace, new_outcome)[0])
-
-    def adds(self, new_trace: bool, new_outcome: bool) -> Adds:
-        """The event's non-zero sums as the pairs :func:`_add_all` adds."""
+    def terms(self, new_trace: bool, new_outcome: bool) -> tuple[SumTerm, ...]:
+        """The event's non-zero sums, in :func:`event_sums` order, as :func:`_add_all` adds
+        them; the terms but the trace and outcome counts are worked out once per event."""
         slot = 2 * new_trace + new_outcome
-        hit = self._adds[slot]
+        hit = self._terms[slot]
         if hit is None:
-            sums = event_sums(self.event, self.ext, new_trace, new_outcome)
-            pairs = tuple((key, val) for key, val in sums.items() if val)
-            hit = self._adds[slot] = (pairs, tuple((_FIELD_INDEX[k], v) for k, v in pairs))
+            if self._parts is None:
+                self._parts = event_sum_terms(self.event, self.ext)
+            head, tail = self._parts
+            ids = (TRACE_TERM,) * new_trace + (OUTCOME_TERM,) * new_outcome
+            hit = self._terms[slot] = head + ids + tail
         return hit
 
     def periods(self, tz: ZoneInfo) -> tuple[str, str, str]:
@@ -322,7 +324,7 @@ def update_aggregates(
         bucket = _current(state, name, key)
         if bucket is not None:
             targets.append(bucket["s"])
-    _add_all(targets, vec, facts.adds(new_trace, new_outcome))
+    _add_all(targets, vec, facts.terms(new_trace, new_outcome))
     return AggregateView(state, event, facts.ext, tz)
 
 
@@ -364,7 +366,7 @@ def _update_parts(
                 bucket = _current(state, name, key)
                 if bucket is not None:
                     targets.append(bucket["s"])
-    _add_all(targets, vec, facts.adds(new_trace, new_outcome))
+    _add_all(targets, vec, facts.terms(new_trace, new_outcome))
     return AggregateView(state, event, facts.ext, tz)
 
 

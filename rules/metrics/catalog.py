@@ -85,16 +85,28 @@ def parse_extensions(event: CostEvent) -> EventExtensions:
         return EventExtensions.model_validate({k: v for k, v in wanted.items() if k not in bad})
 
 
-def event_sums(
-    event: CostEvent, ext: EventExtensions, new_trace: bool, new_outcome: bool
-) -> dict[str, float]:
-    """What one event adds to each summed field (only the non-zero ones, in ``FIELDS`` order)."""
+FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
+
+SumTerm = tuple[str, int, float]
+"""One non-zero sum of an event: field name, its index in ``FIELDS``, the value added."""
+
+TRACE_TERM: SumTerm = ("traces", FIELD_INDEX["traces"], 1)
+OUTCOME_TERM: SumTerm = ("outcomes", FIELD_INDEX["outcomes"], 1)
+
+
+def event_sum_terms(
+    event: CostEvent, ext: EventExtensions
+) -> tuple[tuple[SumTerm, ...], tuple[SumTerm, ...]]:
+    """What one event adds to each summed field, but for the new trace and outcome counts
+    (which depend on the aggregate the event counts in): the non-zero terms before and after
+    them, in :func:`event_sums` order. Worked out once per event, however many aggregates."""
     cost = event.cost_usd
     is_tool = event.component is Component.TOOL_CALL
     retry = event.is_retry
     gpu_s = event.gpu_seconds
-    sums: dict[str, float] = {"spend_usd": cost} if cost else {}
-    sums["calls"] = 1
+    idx = FIELD_INDEX
+    head: list[SumTerm] = [("spend_usd", idx["spend_usd"], cost)] if cost else []
+    head.append(("calls", idx["calls"], 1))
     for name, value in (
         ("input_tokens", event.input_tokens),
         ("output_tokens", event.output_tokens),
@@ -102,46 +114,54 @@ def event_sums(
         ("total_tokens", event.total_tokens),
     ):
         if value:
-            sums[name] = value
+            head.append((name, idx[name], value))
     cache = event.cache_status
     if cache == "hit":
-        sums["cache_hits"] = 1
+        head.append(("cache_hits", idx["cache_hits"], 1))
     if cache is not None:
-        sums["cache_lookups"] = 1
+        head.append(("cache_lookups", idx["cache_lookups"], 1))
     if cost:
         if retry:
-            sums["retry_cost_usd"] = cost
+            head.append(("retry_cost_usd", idx["retry_cost_usd"], cost))
         if is_tool:
-            sums["tool_cost_usd"] = cost
+            head.append(("tool_cost_usd", idx["tool_cost_usd"], cost))
         if retry or is_tool:
-            sums["loop_cost_usd"] = cost
+            head.append(("loop_cost_usd", idx["loop_cost_usd"], cost))
     if event.step_number is not None:
-        sums["step_events"] = 1
-    if new_trace:
-        sums["traces"] = 1
-    if new_outcome:
-        sums["outcomes"] = 1
+        head.append(("step_events", idx["step_events"], 1))
+    tail: list[SumTerm] = []
     if gpu_s:
-        sums["gpu_seconds"] = gpu_s
+        tail.append(("gpu_seconds", idx["gpu_seconds"], gpu_s))
         if cost:
-            sums["gpu_cost_usd"] = cost
+            tail.append(("gpu_cost_usd", idx["gpu_cost_usd"], cost))
         if ext.gpu_utilization:
-            sums["gpu_busy_seconds"] = gpu_s * ext.gpu_utilization
+            busy = gpu_s * ext.gpu_utilization
+            if busy:
+                tail.append(("gpu_busy_seconds", idx["gpu_busy_seconds"], busy))
     if event.pricing_status is PricingStatus.UNPRICED:
-        sums["unpriced_events"] = 1
+        tail.append(("unpriced_events", idx["unpriced_events"], 1))
     if ext.human_rejected is not None:
-        sums["human_reviews"] = 1
+        tail.append(("human_reviews", idx["human_reviews"], 1))
         if ext.human_rejected:
-            sums["human_rejections"] = 1
+            tail.append(("human_rejections", idx["human_rejections"], 1))
     if ext.quality_score:
-        sums["quality_sum"] = ext.quality_score
+        tail.append(("quality_sum", idx["quality_sum"], ext.quality_score))
     if ext.quality_score is not None:
-        sums["quality_n"] = 1
+        tail.append(("quality_n", idx["quality_n"], 1))
     if ext.carbon_intensity:
-        sums["carbon_sum"] = ext.carbon_intensity
+        tail.append(("carbon_sum", idx["carbon_sum"], ext.carbon_intensity))
     if ext.carbon_intensity is not None:
-        sums["carbon_n"] = 1
-    return sums
+        tail.append(("carbon_n", idx["carbon_n"], 1))
+    return tuple(head), tuple(tail)
+
+
+def event_sums(
+    event: CostEvent, ext: EventExtensions, new_trace: bool, new_outcome: bool
+) -> dict[str, float]:
+    """What one event adds to each summed field (only the non-zero ones)."""
+    head, tail = event_sum_terms(event, ext)
+    ids = (TRACE_TERM,) * new_trace + (OUTCOME_TERM,) * new_outcome
+    return {name: value for name, _, value in (*head, *ids, *tail)}
 
 
 @dataclass(frozen=True, slots=True)
