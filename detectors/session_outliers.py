@@ -32,6 +32,7 @@ stopping one session in ten.
 from __future__ import annotations
 
 import math
+from bisect import insort
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,7 @@ class SessionQuantile(BaseDetector):
         self._n = 0
         # bin index -> weight, in units of ``self._inc`` (fading without touching every bin)
         self._bins: dict[int, float] = {}
+        self._order: list[int] = []  # the bins' indexes, ascending (what the quantile walks)
         self._inc = 1.0
         self._total = 0.0
         self._cached: tuple[int, float | None] = (-1, None)  # (n, threshold): a cache
@@ -88,6 +90,7 @@ class SessionQuantile(BaseDetector):
         self._inc = float(state["inc"])
         self._total = float(state["total"])
         self._bins = {int(k): float(w) for k, w in state["bins"]}
+        self._order = sorted(self._bins)
 
     # -- helpers -----------------------------------------------------------------------------
     def _bin(self, usd: float) -> int:
@@ -120,7 +123,7 @@ class SessionQuantile(BaseDetector):
         above += self._bins.get(k, 0.0) * (1.0 - frac)
         p = above / self._total
         if p <= 0.0:
-            top = max(self._bins)
+            top = self._order[-1]
             ratio = usd / self._usd(top + 1)
             p = 1.0 / (self._n + 1.0) / max(ratio, 1.0)
         return max(p, 1e-300)
@@ -135,8 +138,8 @@ class SessionQuantile(BaseDetector):
         # that, P99.9 is not known yet and "dearer than every session so far" is the honest bar
         target = max(1.0 - self.q, 1.0 / self._n) * self._total
         above = 0.0
-        value = self._usd(max(self._bins) + 1)
-        for k in sorted(self._bins, reverse=True):
+        value = self._usd(self._order[-1] + 1)
+        for k in reversed(self._order):
             w = self._bins[k]
             if above + w >= target:
                 frac = (target - above) / w  # interpolate in log cost inside the bin
@@ -155,17 +158,43 @@ class SessionQuantile(BaseDetector):
         return clip01(-math.log10(p) / (2.0 * -math.log10(1.0 - self.q)))
 
     def learn_one(self, x: Point) -> None:
-        usd = point_value(x)
+        self.learn_cost(point_value(x))
+
+    def learn_cost(self, usd: float) -> int | None:
+        """Learn one session of cost ``usd``: the bin it went to, or None when every bin was
+        rescaled (what :meth:`refresh_state` needs to know)."""
         self._inc /= self._fade
         k = self._bin(usd)
-        self._bins[k] = self._bins.get(k, 0.0) + self._inc
+        weight = self._bins.get(k)
+        if weight is None:
+            insort(self._order, k)
+            weight = 0.0
+        self._bins[k] = weight + self._inc
         self._total += self._inc
+        self._n += 1
         if self._inc > _RESCALE_AT:  # rescale to keep the numbers finite; drop faded-out bins
             inc = self._inc
             self._bins = {b: w / inc for b, w in self._bins.items() if w / inc > 1e-9}
+            self._order = sorted(self._bins)
             self._total = sum(self._bins.values())
             self._inc = 1.0
-        self._n += 1
+            return None
+        return k
+
+    def refresh_state(self, saved: State, bins_at: dict[int, int], k: int) -> None:
+        """Bring ``saved`` -- this detector's :meth:`to_state` from before it learned one more
+        session, into bin ``k`` (:meth:`learn_cost`) -- up to date in place: what
+        ``to_state()`` gives now, without rebuilding the whole histogram. ``bins_at`` is each
+        bin's index in the saved ``bins`` list (kept up to date here too)."""
+        state = saved["state"]
+        state["n"], state["inc"], state["total"] = self._n, self._inc, self._total
+        bins = state["bins"]
+        at = bins_at.get(k)
+        if at is None:
+            bins_at[k] = len(bins)
+            bins.append([k, self._bins[k]])  # a new bin: the last one inserted
+        else:
+            bins[at][1] = self._bins[k]
 
 
 register(SessionQuantile.name, SessionQuantile)
@@ -217,6 +246,7 @@ class SessionOutliers:
         self._q_params = {"q": q, "grace_period": grace_period, "half_life": half_life}
         quantile = SessionQuantile(**self._q_params)  # validates q, grace_period, half_life
         self._quantile: SessionQuantile | None = quantile
+        self._live: _LiveQuantile | None = None
         # trace -> [first_ms, last_ms, cost, flagged, steps]; order = least recently active
         self._state: dict[str, Any] = {
             "params": self.params(),
@@ -246,9 +276,15 @@ class SessionOutliers:
 
     @property
     def quantile(self) -> SessionQuantile:
-        """The learned quantile (loaded from the state only when a session finishes)."""
+        """The learned quantile (loaded from the state only when a session finishes; the one
+        that saved that state when it is still in memory, see :class:`_LiveQuantile`)."""
         if self._quantile is None:
-            self._quantile = SessionQuantile.from_state(self._state["quantile"])
+            saved = self._state["quantile"]
+            live = _LIVE.get(id(saved))
+            if live is not None and live.saved is saved:
+                self._quantile, self._live = live.quantile, live
+            else:
+                self._quantile = SessionQuantile.from_state(saved)
         return self._quantile
 
     @property
@@ -319,9 +355,26 @@ class SessionOutliers:
             # (the quantile depends on counts, so it stays unbiased), but never drags it up to
             # the runaway's own cost
             cost = min(cost, _CAP_FACTOR * limit)
-        quantile.learn_one({"t": first_ms, "value": cost})
-        st["quantile"] = quantile.to_state()
+        k = quantile.learn_cost(point_value({"t": first_ms, "value": cost}))
+        self._save(quantile, k)
         st["thr"] = quantile.threshold()
+
+    def _save(self, quantile: SessionQuantile, k: int | None) -> None:
+        """``state["quantile"] = quantile.to_state()``, updated in place when this tracker
+        saved it itself and only bin ``k`` changed (the histogram is not rebuilt per session)."""
+        st = self._state
+        live = self._live
+        if k is not None and live is not None and live.saved is st["quantile"]:
+            quantile.refresh_state(live.saved, live.bins_at, k)
+            return
+        if live is not None:
+            _LIVE.pop(id(live.saved), None)  # that state is replaced: forget it
+        saved = st["quantile"] = quantile.to_state()
+        bins_at = {b: i for i, (b, _) in enumerate(saved["state"]["bins"])}
+        live = self._live = _LiveQuantile(saved, quantile, bins_at)
+        _LIVE[id(saved)] = live
+        if len(_LIVE) > _LIVE_MAX:
+            del _LIVE[next(iter(_LIVE))]
 
     # -- plain-data state ----------------------------------------------------------------------
     def to_state(self) -> State:
@@ -346,8 +399,32 @@ class SessionOutliers:
         obj.__dict__.update(template.__dict__)
         obj._state = state
         obj._quantile = None
+        obj._live = None
         return obj
 
 
 _TEMPLATES: dict[tuple[Any, ...], SessionOutliers] = {}
+
+
+@dataclass(slots=True)
+class _LiveQuantile:
+    """A learned quantile still in memory with the plain-data state it saved (``saved``, the
+    very dict in the tracker's state) and where each bin sits in that state's ``bins`` list.
+
+    Why: a tracker is bound to its state at every event, and a finishing session used to load
+    the histogram from plain data and save it back whole. The detector that saved a state is
+    exactly what loading it gives (same bins, in the same order, same floats), so while the
+    state's ``quantile`` is still the dict it saved, it is used as is and that dict is updated
+    in place. A state saved elsewhere (a restored checkpoint) is a different dict: loaded.
+    """
+
+    saved: dict[str, Any]
+    quantile: SessionQuantile
+    bins_at: dict[int, int]
+
+
+_LIVE_MAX = 512  # use cases whose session quantile stays in memory (least recently saved go)
+_LIVE: dict[int, _LiveQuantile] = {}
+"""Live quantiles by the ``id`` of the state they saved (the entry holds that state, so the id
+is not reused while it is here)."""
 """Validated trackers by their parameters: what :meth:`SessionOutliers.from_state` copies."""

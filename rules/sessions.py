@@ -48,14 +48,18 @@ def session_verdicts(
     out = _clearing(firing, event, open_instances, gkey) if firing else []
     if not event.trace_id:
         return out
-    tracker = SessionOutliers.bind(
-        state.setdefault("tracker", {}),
-        q=cond.quantile,
-        idle_s=float(cond.idle.seconds),
-        max_open=cond.max_open,
-        min_cost_usd=cond.min_cost_usd,
-        grace_period=cond.min_sessions,
-    )
+    saved = state.get("tracker")
+    if saved:  # every event but a use case's first: its parameters are in its state
+        tracker = SessionOutliers.from_state(saved)
+    else:
+        tracker = SessionOutliers.bind(
+            state.setdefault("tracker", {}),
+            q=cond.quantile,
+            idle_s=float(cond.idle.seconds),
+            max_open=cond.max_open,
+            min_cost_usd=cond.min_cost_usd,
+            grace_period=cond.min_sessions,
+        )
     key = id_key(event.trace_id)  # a long id is kept as a digest: state stays small
     flag = tracker.observe(key, event.event_time, event.cost_usd)
     if flag is None:

@@ -127,3 +127,26 @@ def test_registered_by_name() -> None:
     assert isinstance(det, SessionQuantile) and det.q == 0.99
     with pytest.raises(ValueError, match="q"):
         create("session_quantile", q=1.0)
+
+
+@pytest.mark.parametrize("half_life", [10, 5000])
+def test_tracker_bound_at_every_event_keeps_the_state_a_restored_one_keeps(half_life) -> None:
+    """The engine binds a tracker to its state at every event, and the learned quantile it
+    saved stays in memory, updated in place; a tracker restored from the plain data at every
+    event (a worker that just took the use case over) must keep byte for byte the same state,
+    also across the histogram's rescaling (a short half-life rescales every ~3,300 sessions)."""
+    params = {"grace_period": 50, "half_life": half_life, "max_open": 40}
+    live_state: dict = {}
+    restored_blob = orjson.dumps(SessionOutliers(**params).to_state())
+    events = _sessions(4000, seed=11)
+    events += [(T0 + timedelta(days=1, seconds=3 * k), "loop", 0.05) for k in range(60)]
+    live_flags, restored_flags = [], []
+    for t, trace, cost in events:
+        live_flags.append(SessionOutliers.bind(live_state, **params).observe(trace, t, cost))
+        restored = SessionOutliers.from_state(orjson.loads(restored_blob))
+        restored_flags.append(restored.observe(trace, t, cost))
+        restored_blob = orjson.dumps(restored.to_state())
+    assert orjson.dumps(live_state) == restored_blob
+    assert live_flags == restored_flags
+    assert any(live_flags)  # the runaway was flagged, by both
+    assert SessionOutliers.from_state(live_state).quantile.sessions > 3400
