@@ -186,6 +186,8 @@ def _first_hour(state: dict[str, Any], hour: int) -> None:
 PERIOD_PARTS = {"day": "d", "month": "mo", "quarter": "qt"}  # tenant-local calendar periods
 ALL_PARTS = frozenset({"ids", "m", "h", "d", "mo", "qt"})
 _PERIOD_NAMES = frozenset(PERIOD_PARTS.values())
+_BUCKET_PARTS = {"1m": "m", **PERIOD_PARTS}  # windows read from one bucket's sums
+_WINDOW_HOURS = {"24h": 24, "7d": RING_HOURS}  # windows summed over past hours and the current
 WINDOW_PARTS = {
     "event": (),
     "trace": ("ids",),
@@ -381,6 +383,11 @@ class AggregateView:
     # hourly-window fields already summed: a view lives for one event's evaluations, during
     # which its aggregates do not change, and many rules read the same few fields
     _summed: dict[tuple[str, str], float] = dataclass_field(default_factory=dict)
+    # the same reasoning, for what those sums are made of: the history's length, the current
+    # hour's bucket (() when it has none) and the past ranges read (first, last hour) -> sums
+    _history: int | None = None
+    _vec: list[float] | tuple[()] | None = None
+    _ranges: dict[tuple[int, int], dict[str, float]] | None = None
 
     @property
     def hour(self) -> int:
@@ -388,8 +395,11 @@ class AggregateView:
 
     def history_hours(self) -> int:
         """Complete hours observed before the current one (at most the ring's length)."""
-        hour = self.state["now_h"]
-        return min(hour - self.state.get("first_h", hour), RING_HOURS - 1)
+        history = self._history
+        if history is None:
+            hour = self.state["now_h"]
+            history = self._history = min(hour - self.state.get("first_h", hour), RING_HOURS - 1)
+        return history
 
     def hour_sums(self, hour: int) -> dict[str, float]:
         vec = self.state.get("h", {}).get(str(hour))
@@ -442,15 +452,22 @@ class AggregateView:
             out = dict(past)
             _add(out, self.hour_sums(hour))
             return out
-        return self.hours_sums(range(first_hour, last_hour + 1), f"{first_hour}:{last_hour}")
+        ranges = self._ranges
+        if ranges is None:
+            ranges = self._ranges = {}
+        hit = ranges.get((first_hour, last_hour))
+        if hit is None:
+            hit = ranges[first_hour, last_hour] = self.hours_sums(
+                range(first_hour, last_hour + 1), f"{first_hour}:{last_hour}"
+            )
+        return hit
 
     def field(self, window: str, name: str) -> float:
         """One summed field over ``window``: what ``sums(window).get(name, 0.0)`` is, without
         building every field's sum (conditions read one or two fields per evaluation)."""
-        if window == "1m":
-            return self.state.get("m", {}).get("s", {}).get(name, 0.0)
-        if window in PERIOD_PARTS:
-            return self.state.get(PERIOD_PARTS[window], {}).get("s", {}).get(name, 0.0)
+        part = _BUCKET_PARTS.get(window)
+        if part is not None:
+            return self.state.get(part, {}).get("s", {}).get(name, 0.0)
         key = (window, name)
         hit = self._summed.get(key)
         if hit is None:
@@ -458,12 +475,14 @@ class AggregateView:
         return hit
 
     def _hourly_field(self, window: str, name: str) -> float:
-        hour = self.hour
-        vec = self.state.get("h", {}).get(str(hour))
+        hour = self.state["now_h"]
+        vec = self._vec
+        if vec is None:
+            vec = self._vec = self.state.get("h", {}).get(str(hour)) or ()
         current = vec[_FIELD_INDEX[name]] if vec else 0.0
         if window == "1h":
             return current if current else 0.0
-        first_hour = max(hour - {"24h": 24, "7d": RING_HOURS}[window] + 1, hour - RING_HOURS + 1)
+        first_hour = max(hour - _WINDOW_HOURS[window] + 1, hour - RING_HOURS + 1)
         if first_hour >= hour:
             return current if current else 0.0
         past = self.range_sums(first_hour, hour - 1).get(name, 0.0)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from spendfuse.schemas.common import AllocationMethod, Component, Environment, RiskTier
 from spendfuse.schemas.cost_event import CostEvent, PricingStatus
 from spendfuse.schemas.rollup import HOUR_MS, ROLLUP_DIMENSIONS, ROLLUP_MEASURES, CostRollup
 
@@ -39,19 +40,29 @@ def event_key(event: CostEvent) -> Key:
     return (_hour_ms(event), *_dims(event))
 
 
+_VALUE: dict[Any, str] = {
+    member: member.value
+    for kind in (Environment, RiskTier, Component, AllocationMethod)
+    for member in kind
+}
+"""Each enum member's value: one dict lookup, where ``.value`` goes through the enum's
+descriptor (four per event, and rollups see every event)."""
+
+
 def _dims(event: CostEvent) -> tuple[Any, ...]:
     """An event's attribution, in ``ROLLUP_DIMENSIONS`` order (``event_key`` without the hour)."""
+    value = _VALUE
     return (
         event.tenant_id,
         event.business_unit,
         event.cost_center,
         event.use_case_id,
-        event.environment.value,
-        event.risk_tier.value,
-        event.component.value,
+        value[event.environment],
+        value[event.risk_tier],
+        value[event.component],
         event.provider,
         event.model_or_service,
-        event.allocation_method.value,
+        value[event.allocation_method],
     )
 
 
