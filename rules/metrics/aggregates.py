@@ -132,9 +132,6 @@ def _current(state: dict[str, Any], name: str, key: Any) -> dict[str, Any] | Non
     return bucket if key == bucket["k"] else None
 
 
-_FIELD_INDEX = FIELD_INDEX
-
-
 def _add_all(
     targets: list[dict[str, float]], vec: list[float] | None, terms: tuple[SumTerm, ...]
 ) -> None:
@@ -176,6 +173,7 @@ def _ring_bucket(state: dict[str, Any], hour: int, hour_key: str) -> list[float]
 
 
 def _first_hour(state: dict[str, Any], hour: int) -> None:
+    """Remember the earliest hour seen: how much history a baseline has."""
     first = state.get("first_h")
     if first is None or hour < first:
         state["first_h"] = hour
@@ -479,7 +477,7 @@ class AggregateView:
         vec = self._vec
         if vec is None:
             vec = self._vec = self.state.get("h", {}).get(str(hour)) or ()
-        current = vec[_FIELD_INDEX[name]] if vec else 0.0
+        current = vec[FIELD_INDEX[name]] if vec else 0.0
         if window == "1h":
             return current if current else 0.0
         first_hour = max(hour - _WINDOW_HOURS[window] + 1, hour - RING_HOURS + 1)
