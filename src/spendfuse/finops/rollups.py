@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from spendfuse.schemas.common import AllocationMethod, Component, Environment, RiskTier
@@ -180,7 +181,10 @@ def _marks(wm: int, late_ms: int, keep_ms: int) -> tuple[int, int]:
     return (wm - late_ms) // HOUR_MS, -((keep_ms + late_ms - wm) // HOUR_MS)
 
 
+@lru_cache(maxsize=4096)
 def _row_key(hour_ms: int, rev_ms: int, dims: tuple[Any, ...]) -> str:
+    """A row's key in the book: the same few per use case and hour, so remembered (dimensions
+    are strings or None: equal tuples always make the same key)."""
     return "\x1f".join((str(hour_ms), str(rev_ms), *("" if d is None else str(d) for d in dims)))
 
 
@@ -202,6 +206,15 @@ class RollupBook:
 
     def __init__(self, policy: RollupPolicy | None = None) -> None:
         self.policy = policy or RollupPolicy()
+        self._policy_cache: tuple[RollupPolicy, int, int] | None = None
+
+    def _policy_ms(self) -> tuple[int, int]:
+        """The policy's lateness and keep in ms (worked out once per policy, not per call:
+        the worker adds one record's events at a time)."""
+        hit = self._policy_cache
+        if hit is None or hit[0] is not self.policy:
+            hit = self._policy_cache = (self.policy, self.policy.lateness_ms, self.policy.keep_ms)
+        return hit[1], hit[2]
 
     def add(self, events: Iterable[CostEvent], state: dict[str, Any]) -> list[CostRollup]:
         """Count a use case's accepted, priced events; return the rows to publish now: hours
@@ -210,9 +223,8 @@ class RollupBook:
         if book is None:
             book = state[ROLLUPS_KEY] = {"wm": 0, "rows": {}}
         rows: dict[str, list[Any]] = book["rows"]
-        late_ms, keep_ms = self.policy.lateness_ms, self.policy.keep_ms
+        late_ms, keep_ms = self._policy_ms()
         corrected: dict[str, list[Any]] = {}
-        row_keys: dict[tuple[Any, ...], str] = {}  # (hour, rev, *dims) -> row key, this call
         wm = before = book["wm"]
         created = False
         for event in events:
@@ -223,10 +235,7 @@ class RollupBook:
             rev = 0
             if hour + HOUR_MS + late_ms < wm - keep_ms:  # its hour is forgotten
                 rev = wm // HOUR_MS * HOUR_MS
-            memo = (hour, rev, dims)
-            rk = row_keys.get(memo)
-            if rk is None:
-                rk = row_keys[memo] = _row_key(hour, rev, dims)
+            rk = _row_key(hour, rev, dims)
             row = rows.get(rk)
             if row is None:
                 row = rows[rk] = [hour, rev, 0, *dims, *([0] * _N)]
@@ -241,7 +250,8 @@ class RollupBook:
 
     def _close(self, book: dict[str, Any]) -> list[CostRollup]:
         """Close the rows the watermark passed; forget closed rows older than ``keep``."""
-        wm, late_ms, keep_ms = book["wm"], self.policy.lateness_ms, self.policy.keep_ms
+        wm = book["wm"]
+        late_ms, keep_ms = self._policy_ms()
         rows: dict[str, list[Any]] = book["rows"]
         closing: list[list[Any]] = []
         gone: list[str] = []
