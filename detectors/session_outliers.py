@@ -366,15 +366,14 @@ class SessionOutliers:
         live = self._live
         if k is not None and live is not None and live.saved is st["quantile"]:
             quantile.refresh_state(live.saved, live.bins_at, k)
+            _keep_live(live)
             return
         if live is not None:
             _LIVE.pop(id(live.saved), None)  # that state is replaced: forget it
         saved = st["quantile"] = quantile.to_state()
         bins_at = {b: i for i, (b, _) in enumerate(saved["state"]["bins"])}
         live = self._live = _LiveQuantile(saved, quantile, bins_at)
-        _LIVE[id(saved)] = live
-        if len(_LIVE) > _LIVE_MAX:
-            del _LIVE[next(iter(_LIVE))]
+        _keep_live(live)
 
     # -- plain-data state ----------------------------------------------------------------------
     def to_state(self) -> State:
@@ -404,6 +403,7 @@ class SessionOutliers:
 
 
 _TEMPLATES: dict[tuple[Any, ...], SessionOutliers] = {}
+"""Validated trackers by their parameters: what :meth:`SessionOutliers.from_state` copies."""
 
 
 @dataclass(slots=True)
@@ -427,4 +427,11 @@ _LIVE_MAX = 512  # use cases whose session quantile stays in memory (least recen
 _LIVE: dict[int, _LiveQuantile] = {}
 """Live quantiles by the ``id`` of the state they saved (the entry holds that state, so the id
 is not reused while it is here)."""
-"""Validated trackers by their parameters: what :meth:`SessionOutliers.from_state` copies."""
+
+
+def _keep_live(live: _LiveQuantile) -> None:
+    """``live`` is now the most recently saved; the least recently saved past the bound go."""
+    _LIVE.pop(id(live.saved), None)
+    _LIVE[id(live.saved)] = live
+    while len(_LIVE) > _LIVE_MAX:
+        del _LIVE[next(iter(_LIVE))]

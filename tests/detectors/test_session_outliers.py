@@ -150,3 +150,24 @@ def test_tracker_bound_at_every_event_keeps_the_state_a_restored_one_keeps(half_
     assert live_flags == restored_flags
     assert any(live_flags)  # the runaway was flagged, by both
     assert SessionOutliers.from_state(live_state).quantile.sessions > 3400
+
+
+def test_use_cases_past_the_live_bound_load_their_quantile_and_keep_the_same_state(
+    monkeypatch,
+) -> None:
+    """More use cases than quantiles kept in memory: each one evicted loads its quantile from
+    its plain data again, and every state stays what a restore at every event gives."""
+    monkeypatch.setattr("spendfuse.detectors.session_outliers._LIVE_MAX", 2)
+    params = {"grace_period": 30, "max_open": 20}
+    states: list[dict] = [{} for _ in range(3)]
+    blobs = [orjson.dumps(SessionOutliers(**params).to_state()) for _ in range(3)]
+    events = _sessions(900, seed=12)
+    for i, (t, trace, cost) in enumerate(events):
+        k = i % 3  # three use cases in turn
+        live = SessionOutliers.bind(states[k], **params).observe(trace, t, cost)
+        restored = SessionOutliers.from_state(orjson.loads(blobs[k]))
+        assert restored.observe(trace, t, cost) == live
+        blobs[k] = orjson.dumps(restored.to_state())
+    for state, blob in zip(states, blobs, strict=True):
+        assert orjson.dumps(state) == blob
+        assert SessionOutliers.from_state(state).quantile.sessions > 200
