@@ -235,6 +235,10 @@ class EventFacts:
         self._periods: tuple[str, str, str] | None = None
         self._tz: ZoneInfo | None = None
 
+    def sums(self, new_trace: bool, new_outcome: bool) -> dict[str, float]:
+        """The event's non-zero sums by field name (:func:`event_sums`)."""
+        return {name: value for name, _, value in self.terms(new_trace, new_outcome)}
+
     def terms(self, new_trace: bool, new_outcome: bool) -> tuple[SumTerm, ...]:
         """The event's non-zero sums, in :func:`event_sums` order, as :func:`_add_all` adds
         them; the terms but the trace and outcome counts are worked out once per event."""

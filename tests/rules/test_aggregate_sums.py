@@ -92,6 +92,7 @@ def test_event_facts_terms_are_the_event_sums_for_each_new_trace_and_outcome() -
                 terms = facts.terms(new_trace, new_outcome)
                 expected = event_sums(event, facts.ext, new_trace, new_outcome)
                 assert [(name, value) for name, _, value in terms] == list(expected.items())
+                assert list(facts.sums(new_trace, new_outcome).items()) == list(expected.items())
                 assert all(FIELDS[idx] == name for name, idx, _ in terms)
                 assert ("traces" in expected) is new_trace
                 assert ("outcomes" in expected) is new_outcome
