@@ -63,6 +63,7 @@ from spendfuse.rules.model import (
 )
 from spendfuse.rules.ruleset import RuleSet
 from spendfuse.rules.scope import Scope, event_labels, label_reader, riskier
+from spendfuse.rules.screens import PassBounds, Screen, budget_screen, screen
 from spendfuse.rules.sessions import session_verdicts
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
@@ -78,6 +79,7 @@ RISK_KEY = "__risk__"
 OVER_KEY = "__over_groups__"
 BUCKETS_KEY = "__buckets__"
 ERRORS_KEY = "__rule_errors__"
+_SCREEN_FROM = 2  # events in a pass from which rules are screened once for the whole pass
 _SHARED: tuple[str, tuple[str, ...]] = ("", ())  # the key's own aggregates, as a view key
 _RISK_TIERS = {tier.value: tier for tier in RiskTier}
 _SCOPE_FIELDS = (
@@ -160,6 +162,7 @@ class CompiledRule:
     bucket_s: int = 0
     carry: int = 0  # an anomaly watch's carry_buckets(), worked out once
     can_hold: CanHold | None = None  # a cheap test that its condition cannot hold (can_hold.py)
+    screen: Screen | None = None  # the same for a whole pass of events (screens.py)
 
     def applies(self, labels: dict[str, str]) -> bool:
         return not self.matchers or matches_all(self.matchers, labels)  # type: ignore[arg-type]
@@ -255,6 +258,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         bucket_s=anomaly.bucket.seconds if anomaly is not None else 0,
         carry=anomaly.carry_buckets() if anomaly is not None else 0,
         can_hold=None if anomaly is not None else can_hold(spec.condition),
+        screen=None if anomaly is not None or spec.group_by else screen(spec.condition),
     )
 
 
@@ -280,6 +284,7 @@ def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
         exhausted_meta=exhausted,
         needs=frozenset({PERIOD_PARTS[spec.period]}),
         can_hold=budget_can_hold(spec),
+        screen=budget_screen(spec),
     )
 
 
@@ -355,6 +360,7 @@ class Plan:
     budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None]
     needs: dict[str, frozenset[str]] = field(default_factory=dict)
     uses_shared: bool = False
+    screened: list[CompiledRule] = field(default_factory=list)  # the rules with a pass screen
     _steps: dict[tuple[tuple[str, str], ...], list[RuleStep]] = field(default_factory=dict)
     _readers: tuple[Callable[[CostEvent], str | None], ...] = ()
     _by_event: dict[tuple[str | None, ...], list[RuleStep]] = field(default_factory=dict)
@@ -368,6 +374,7 @@ class Plan:
             read.update(rule.group_by)
         self.needs = {sig: frozenset(parts) for sig, parts in needs.items()}
         self.uses_shared = "" in self.needs
+        self.screened = [rule for rule in self.rules if rule.screen is not None]
         self._readers = tuple(label_reader(name) for name in sorted(read))
 
     def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
@@ -492,7 +499,12 @@ class _Stage:
                     step, event, view, riskiest, scope_of, ts_ms, state, tenant, budget_lookup, out
                 )
 
-        for event in events:
+        asleep: set[int] = set()
+        passed: list[EventFacts] = []
+        if len(events) >= _SCREEN_FROM and plan.screened:
+            passed = [EventFacts(e, int(e.event_time.timestamp() * 1000)) for e in events]
+            asleep = self._asleep(plan, state, passed, budget_lookup, tz)
+        for index, event in enumerate(events):
             if cuts is not None:
                 cuts.append((len(out.alerts), len(out.commands)))
             ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
@@ -504,7 +516,8 @@ class _Stage:
             if not steps and not shared:
                 continue
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
-            facts = EventFacts(event, ts_ms)  # shared by every aggregate the event counts in
+            # shared by every aggregate the event counts in
+            facts = passed[index] if passed else EventFacts(event, ts_ms)
             if keep_shared:
                 views[_SHARED] = update_aggregates(
                     state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms, facts
@@ -519,6 +532,8 @@ class _Stage:
                     view = views[vkey] = self._group_view(state, step, event, tz, facts)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
+                if asleep and id(step.rule) in asleep:
+                    continue  # it cannot hold at any event of this pass (screens.py)
                 if step.bkey and not self._closed(step, event, state, ts_ms):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
                 if step.rule.per_event:
@@ -530,6 +545,32 @@ class _Stage:
             later.clear()
         if cuts is not None:
             cuts.append((len(out.alerts), len(out.commands)))
+        return out
+
+    def _asleep(
+        self,
+        plan: Plan,
+        state: dict[str, Any],
+        passed: list[EventFacts],
+        budget_lookup: Callable[..., Any],
+        tz: ZoneInfo,
+    ) -> set[int]:
+        """The rules (by ``id``) that sleep through this pass: nothing of theirs is pending or
+        firing, and their screen says their condition cannot hold at any of its events. A screen
+        that fails says "evaluate": the per-event evaluations then count and log the error."""
+        bounds = PassBounds(passed)
+        shared = state.get(AGGREGATES_KEY) or {}
+        groups = state.get(GROUPS_KEY) or {}
+        out: set[int] = set()
+        for rule in plan.screened:
+            if rule.name in state:
+                continue
+            agg = shared if not rule.sig else (groups.get(rule.sig) or {}).get("") or {}
+            try:
+                if not rule.screen(agg, bounds, budget_lookup, self.baselines, tz):  # type: ignore[misc]
+                    out.add(id(rule))
+            except Exception:
+                continue
         return out
 
     def _closed(

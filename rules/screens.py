@@ -1,0 +1,256 @@
+"""Whether a rule's condition can hold at *any* event of a pass, decided once per pass.
+
+The engine evaluates every rule at every event its scope matches (decisions never depend on how
+events were split into records). Most of those evaluations decide nothing, and
+:mod:`~spendfuse.rules.can_hold` already skips them one event at a time. A pass of many events
+of one key (an envelope, or the lines of one use case that replay or the worker handles
+together) can do better: every summed field only grows, so what the pass can add to any window
+is bounded by what its events add in total, and a rule whose condition cannot hold even at
+those bounds cannot hold at any event of the pass. Such a rule, with nothing pending or firing,
+sleeps for the pass: its aggregates are still kept, it is just not evaluated.
+
+A screen is *sound*: it says ``False`` only where every per-event evaluation of the pass would
+return a verdict that does not hold. It reads the aggregates as they are before the pass and
+never writes to them (the baseline is read through a shallow copy, so its cache in the state
+is the one the per-event evaluations leave), and its bounds are inflated by a relative 1e-9 so
+that no order of float additions can put a true value above its bound. Where a bound is not
+simple (a ``<`` comparison, a p95, a trace's spend, a rule with ``group_by``, a pass that
+crosses the hour a baseline is read in) there is no screen and the rule is evaluated as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from spendfuse.rules.can_hold import BudgetLookup
+from spendfuse.rules.conditions import _OPS
+from spendfuse.rules.metrics.aggregates import (
+    HOUR_MS,
+    PERIOD_PARTS,
+    RING_HOURS,
+    AggregateView,
+    EventFacts,
+)
+from spendfuse.rules.metrics.baselines import BaselineProvider
+from spendfuse.rules.metrics.catalog import FIELDS, METRICS, EventExtensions, Metric
+from spendfuse.rules.model import (
+    AllCondition,
+    AnyCondition,
+    BudgetPercentCondition,
+    BudgetSpec,
+    Condition,
+    RatioToBaselineCondition,
+    ThresholdCondition,
+)
+
+_SLACK = 1e-9  # relative: float sums in another order differ far less than this
+_INDEX = {name: i for i, name in enumerate(FIELDS)}
+_HOURS = {"1h": 1, "24h": 24, "7d": RING_HOURS}
+_UPWARD = (">", ">=")
+
+
+class PassBounds:
+    """What one pass of events (one key, in order) can add at most to any aggregate of it:
+    each summed field's total over all its events (a superset of any rule scope's events, and
+    every field is a sum of non-negative amounts), the hours it touches, and the largest value
+    of the per-event metrics."""
+
+    __slots__ = ("by_env", "max_cost", "max_hour", "max_step", "min_hour", "sums")
+
+    def __init__(self, facts: Sequence[EventFacts]) -> None:
+        sums: dict[str, float] = {}
+        by_env: dict[Any, Any] = {}
+        max_step = max_cost = 0.0
+        hours = [f.ts_ms // HOUR_MS for f in facts]
+        for item in facts:
+            event = item.event
+            for key, val in item.sums(
+                bool(event.trace_id), bool(event.business_outcome_id)
+            ).items():
+                sums[key] = sums.get(key, 0.0) + val
+            by_env.setdefault(event.environment, event)
+            step = event.step_number
+            if step is not None and step > max_step:
+                max_step = float(step)
+            if event.cost_usd > max_cost:
+                max_cost = event.cost_usd
+        self.sums = sums
+        self.by_env = by_env  # one event per environment: what a budget lookup reads
+        self.min_hour, self.max_hour = min(hours), max(hours)
+        self.max_step, self.max_cost = max_step, max_cost
+
+
+Screen = Callable[[dict[str, Any], PassBounds, BudgetLookup, BaselineProvider, ZoneInfo], bool]
+"""``(the rule's aggregates before the pass, the pass's bounds, the key's budget lookup, the
+engine's baseline provider, the tenant's time zone) -> whether the condition may hold``."""
+
+
+def _up(value: float) -> float:
+    return value + abs(value) * _SLACK + 1e-12
+
+
+def _before(agg: dict[str, Any], window: str, field: str) -> float:
+    """``field`` summed over ``window`` in the aggregates as they are (0 for an empty key)."""
+    if window == "1m":
+        return agg.get("m", {}).get("s", {}).get(field, 0.0)
+    if window in PERIOD_PARTS:
+        return agg.get(PERIOD_PARTS[window], {}).get("s", {}).get(field, 0.0)
+    hour = agg.get("now_h")
+    if hour is None:
+        return 0.0
+    idx, first = _INDEX[field], hour - _HOURS[window] + 1
+    return sum(vec[idx] for key, vec in agg.get("h", {}).items() if int(key) >= first)
+
+
+def _most(agg: dict[str, Any], bounds: PassBounds, window: str, field: str) -> float:
+    """The most ``field`` can sum to over ``window`` at any event of the pass."""
+    return _up(_before(agg, window, field) + bounds.sums.get(field, 0.0))
+
+
+def _value_bound(
+    agg: dict[str, Any], bounds: PassBounds, metric: Metric, window: str
+) -> float | None:
+    """The most the metric can be over ``window`` at any event of the pass; None: no bound.
+    A ratio's numerator can only grow and its denominator never shrinks below what it is."""
+    if metric.kind == "event":
+        most = bounds.max_step if metric.name == "step_number" else bounds.max_cost
+        return _up(most)
+    if metric.kind not in ("sum", "ratio") or metric.scale < 0:
+        return None
+    num = _most(agg, bounds, window, metric.numerator)
+    if metric.kind == "sum":
+        return num * metric.scale
+    den = _before(agg, window, metric.denominator)
+    if den > 0:
+        return _up(num * metric.scale / den)
+    return 0.0 if num <= 1e-12 else None  # nothing to divide: 0 (or no value) at most
+
+
+def _too_few(cond: ThresholdCondition | RatioToBaselineCondition) -> Screen | None:
+    need = cond.min_samples
+    if not need:
+        return None
+    metric = METRICS[cond.metric]
+    field = metric.denominator if metric.kind == "ratio" else "calls"
+    window = cond.window
+    return lambda agg, bounds, *_: _most(agg, bounds, window, field) < need
+
+
+def screen(cond: Condition) -> Screen | None:
+    """A per-pass screen for ``cond``, or None where there is no simple sound bound."""
+    if isinstance(cond, ThresholdCondition):
+        return _threshold(cond)
+    if isinstance(cond, RatioToBaselineCondition):
+        return _ratio(cond)
+    if isinstance(cond, BudgetPercentCondition):
+        return _budget(cond)
+    if isinstance(cond, AllCondition):
+        parts = [p for p in (screen(c) for c in cond.conditions) if p is not None]
+        if not parts:
+            return None
+        return lambda *args: all(part(*args) for part in parts)
+    if isinstance(cond, AnyCondition):
+        anys = [screen(c) for c in cond.conditions]
+        if any(p is None for p in anys):
+            return None
+        known = [p for p in anys if p is not None]
+        return lambda *args: any(part(*args) for part in known)
+    return None
+
+
+def _threshold(cond: ThresholdCondition) -> Screen | None:
+    metric = METRICS[cond.metric]
+    if cond.op not in _UPWARD or metric.kind in ("trace", "p95"):
+        return None
+    op, limit, window = _OPS[cond.op], cond.value, cond.window
+    too_few = _too_few(cond)
+
+    def may(agg: dict[str, Any], bounds: PassBounds, *_: Any) -> bool:
+        if too_few is not None and too_few(agg, bounds):
+            return False
+        most = _value_bound(agg, bounds, metric, window)
+        return most is None or op(most, limit)
+
+    return may
+
+
+def _ratio(cond: RatioToBaselineCondition) -> Screen:
+    """The gates of :func:`~spendfuse.rules.can_hold._ratio` at their bounds: a key too young
+    all pass long, too few samples, a current value that cannot reach a positive ratio. The
+    ratio itself is bounded only when the whole pass is in the hour the aggregates are at (the
+    baseline, read from past hours, is then the same at every event of the pass)."""
+    history_s = cond.min_history.seconds
+    too_few = _too_few(cond)
+    metric, window = METRICS[cond.metric], cond.window
+    upward = cond.op in _UPWARD and cond.value > 0
+    op, limit = _OPS[cond.op], cond.value
+    over_h = max(1, cond.baseline.seconds // 3600)
+
+    def may(
+        agg: dict[str, Any],
+        bounds: PassBounds,
+        budget: BudgetLookup,
+        baselines: BaselineProvider,
+        tz: ZoneInfo,
+    ) -> bool:
+        hour, first = agg.get("now_h"), agg.get("first_h")
+        newest = bounds.max_hour if hour is None else max(hour, bounds.max_hour)
+        oldest = bounds.min_hour if first is None else min(first, bounds.min_hour)
+        if min(newest - oldest, RING_HOURS - 1) * 3600 < history_s:
+            return False
+        if too_few is not None and too_few(agg, bounds):
+            return False
+        if not upward:
+            return True
+        most = _value_bound(agg, bounds, metric, window)
+        if most is None:
+            return True
+        if most <= 0:
+            return False
+        if hour is None or bounds.min_hour != hour or bounds.max_hour != hour:
+            return True
+        base = baselines.baseline(_read_only(agg, bounds, tz), cond.metric, window, over_h)
+        return base is not None and base > 0 and op(_up(most / base), limit)
+
+    return may
+
+
+def _read_only(agg: dict[str, Any], bounds: PassBounds, tz: ZoneInfo) -> AggregateView:
+    """A view of the aggregates whose baseline cache writes go to a copy, not the state."""
+    copy = dict(agg)
+    cache = agg.get("bl")
+    if cache is not None:
+        copy["bl"] = {"h": cache.get("h"), "r": dict(cache.get("r", {}))}
+    event = next(iter(bounds.by_env.values()))
+    return AggregateView(copy, event, EventExtensions(), tz)
+
+
+def _budget(cond: BudgetPercentCondition) -> Screen | None:
+    if cond.op not in _UPWARD:
+        return None
+    op, kind, period, limit = _OPS[cond.op], cond.budget_kind, cond.period, cond.value
+
+    def may(agg: dict[str, Any], bounds: PassBounds, budget: BudgetLookup, *_: Any) -> bool:
+        for event in bounds.by_env.values():  # the budget in scope depends on the environment
+            spec = budget(kind, period, event)
+            if spec is None:
+                continue
+            if op(_most(agg, bounds, period, spec.measure) * 100.0 / spec.cap, limit):
+                return True
+        return False
+
+    return may
+
+
+def budget_screen(spec: BudgetSpec) -> Screen | None:
+    """A budget or quota's thresholds over a pass (see :func:`budget_can_hold`)."""
+    if spec.forecast or not spec.thresholds:
+        return None
+    lowest, period, measure = min(spec.thresholds), spec.period, spec.measure
+
+    def may(agg: dict[str, Any], bounds: PassBounds, *_: Any) -> bool:
+        return _most(agg, bounds, period, measure) * 100.0 / spec.cap >= lowest
+
+    return may
