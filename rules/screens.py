@@ -64,18 +64,25 @@ class PassBounds:
         by_env: dict[Any, Any] = {}
         max_step = max_cost = 0.0
         hours = [f.ts_ms // HOUR_MS for f in facts]
+        traces = outcomes = 0
         for item in facts:
             event = item.event
-            for key, val in item.sums(
-                bool(event.trace_id), bool(event.business_outcome_id)
-            ).items():
+            for key, val in item.sums(False, False).items():
                 sums[key] = sums.get(key, 0.0) + val
+            if event.trace_id:  # at most one new trace and one new outcome per event
+                traces += 1
+            if event.business_outcome_id:
+                outcomes += 1
             by_env.setdefault(event.environment, event)
             step = event.step_number
             if step is not None and step > max_step:
                 max_step = float(step)
             if event.cost_usd > max_cost:
                 max_cost = event.cost_usd
+        if traces:
+            sums["traces"] = float(traces)
+        if outcomes:
+            sums["outcomes"] = float(outcomes)
         self.sums = sums
         self.by_env = by_env  # one event per environment: what a budget lookup reads
         self.min_hour, self.max_hour = min(hours), max(hours)
