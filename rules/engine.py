@@ -558,7 +558,7 @@ class _Stage:
         """The rules (by ``id``) that sleep through this pass: nothing of theirs is pending or
         firing, and their screen says their condition cannot hold at any of its events. A screen
         that fails says "evaluate": the per-event evaluations then count and log the error."""
-        bounds = PassBounds(passed)
+        bounds = PassBounds(passed, tz)
         shared = state.get(AGGREGATES_KEY) or {}
         groups = state.get(GROUPS_KEY) or {}
         out: set[int] = set()
@@ -567,7 +567,7 @@ class _Stage:
                 continue
             agg = shared if not rule.sig else (groups.get(rule.sig) or {}).get("") or {}
             try:
-                if not rule.screen(agg, bounds, budget_lookup, self.baselines, tz):  # type: ignore[misc]
+                if not rule.screen(agg, bounds, budget_lookup, self.baselines):  # type: ignore[misc]
                     out.add(id(rule))
             except Exception:
                 continue

@@ -11,8 +11,8 @@ sleeps for the pass: its aggregates are still kept, it is just not evaluated.
 
 A screen is *sound*: it says ``False`` only where every per-event evaluation of the pass would
 return a verdict that does not hold. It reads the aggregates as they are before the pass and
-never writes to them (the baseline is read through a shallow copy, so its cache in the state
-is the one the per-event evaluations leave), and its bounds are inflated by a relative 1e-9 so
+writes nothing but the cache of past hours' sums the per-event evaluations fill too (``bl``:
+derived sums, the same whoever reads them first), and its bounds are inflated by a relative 1e-9 so
 that no order of float additions can put a true value above its bound. Where a bound is not
 simple (a ``<`` comparison, a p95, a trace's spend, a rule with ``group_by``, a pass that
 crosses the hour a baseline is read in) there is no screen and the rule is evaluated as before.
@@ -34,7 +34,7 @@ from spendfuse.rules.metrics.aggregates import (
     EventFacts,
 )
 from spendfuse.rules.metrics.baselines import BaselineProvider
-from spendfuse.rules.metrics.catalog import FIELDS, METRICS, EventExtensions, Metric
+from spendfuse.rules.metrics.catalog import METRICS, EventExtensions, Metric
 from spendfuse.rules.model import (
     AllCondition,
     AnyCondition,
@@ -46,8 +46,7 @@ from spendfuse.rules.model import (
 )
 
 _SLACK = 1e-9  # relative: float sums in another order differ far less than this
-_INDEX = {name: i for i, name in enumerate(FIELDS)}
-_HOURS = {"1h": 1, "24h": 24, "7d": RING_HOURS}
+_NO_EXTENSIONS = EventExtensions()
 _UPWARD = (">", ">=")
 
 
@@ -57,9 +56,9 @@ class PassBounds:
     every field is a sum of non-negative amounts), the hours it touches, and the largest value
     of the per-event metrics."""
 
-    __slots__ = ("by_env", "max_cost", "max_hour", "max_step", "min_hour", "sums")
+    __slots__ = ("_views", "by_env", "max_cost", "max_hour", "max_step", "min_hour", "sums", "tz")
 
-    def __init__(self, facts: Sequence[EventFacts]) -> None:
+    def __init__(self, facts: Sequence[EventFacts], tz: ZoneInfo) -> None:
         sums: dict[str, float] = {}
         by_env: dict[Any, Any] = {}
         max_step = max_cost = 0.0
@@ -87,33 +86,41 @@ class PassBounds:
         self.by_env = by_env  # one event per environment: what a budget lookup reads
         self.min_hour, self.max_hour = min(hours), max(hours)
         self.max_step, self.max_cost = max_step, max_cost
+        self.tz = tz
+        self._views: dict[int, AggregateView] = {}
+
+    def view(self, agg: dict[str, Any]) -> AggregateView:
+        """The aggregates as they are before the pass, read as rules read them (one view per
+        aggregates for the pass, so each window's sum is worked out once for every rule)."""
+        hit = self._views.get(id(agg))
+        if hit is None:
+            event = next(iter(self.by_env.values()))
+            hit = self._views[id(agg)] = AggregateView(agg, event, _NO_EXTENSIONS, self.tz)
+        return hit
+
+    def before(self, agg: dict[str, Any], window: str, field: str) -> float:
+        """``field`` summed over ``window`` in the aggregates as they are (0 for an empty key)."""
+        if window == "1m":
+            return agg.get("m", {}).get("s", {}).get(field, 0.0)
+        if window in PERIOD_PARTS:
+            return agg.get(PERIOD_PARTS[window], {}).get("s", {}).get(field, 0.0)
+        if "now_h" not in agg:
+            return 0.0
+        return self.view(agg).field(window, field)
 
 
-Screen = Callable[[dict[str, Any], PassBounds, BudgetLookup, BaselineProvider, ZoneInfo], bool]
+Screen = Callable[[dict[str, Any], PassBounds, BudgetLookup, BaselineProvider], bool]
 """``(the rule's aggregates before the pass, the pass's bounds, the key's budget lookup, the
-engine's baseline provider, the tenant's time zone) -> whether the condition may hold``."""
+engine's baseline provider) -> whether the condition may hold``."""
 
 
 def _up(value: float) -> float:
     return value + abs(value) * _SLACK + 1e-12
 
 
-def _before(agg: dict[str, Any], window: str, field: str) -> float:
-    """``field`` summed over ``window`` in the aggregates as they are (0 for an empty key)."""
-    if window == "1m":
-        return agg.get("m", {}).get("s", {}).get(field, 0.0)
-    if window in PERIOD_PARTS:
-        return agg.get(PERIOD_PARTS[window], {}).get("s", {}).get(field, 0.0)
-    hour = agg.get("now_h")
-    if hour is None:
-        return 0.0
-    idx, first = _INDEX[field], hour - _HOURS[window] + 1
-    return sum(vec[idx] for key, vec in agg.get("h", {}).items() if int(key) >= first)
-
-
 def _most(agg: dict[str, Any], bounds: PassBounds, window: str, field: str) -> float:
     """The most ``field`` can sum to over ``window`` at any event of the pass."""
-    return _up(_before(agg, window, field) + bounds.sums.get(field, 0.0))
+    return _up(bounds.before(agg, window, field) + bounds.sums.get(field, 0.0))
 
 
 def _value_bound(
@@ -129,7 +136,7 @@ def _value_bound(
     num = _most(agg, bounds, window, metric.numerator)
     if metric.kind == "sum":
         return num * metric.scale
-    den = _before(agg, window, metric.denominator)
+    den = bounds.before(agg, window, metric.denominator)
     if den > 0:
         return _up(num * metric.scale / den)
     return 0.0 if num <= 1e-12 else None  # nothing to divide: 0 (or no value) at most
@@ -200,7 +207,6 @@ def _ratio(cond: RatioToBaselineCondition) -> Screen:
         bounds: PassBounds,
         budget: BudgetLookup,
         baselines: BaselineProvider,
-        tz: ZoneInfo,
     ) -> bool:
         hour, first = agg.get("now_h"), agg.get("first_h")
         newest = bounds.max_hour if hour is None else max(hour, bounds.max_hour)
@@ -218,20 +224,10 @@ def _ratio(cond: RatioToBaselineCondition) -> Screen:
             return False
         if hour is None or bounds.min_hour != hour or bounds.max_hour != hour:
             return True
-        base = baselines.baseline(_read_only(agg, bounds, tz), cond.metric, window, over_h)
+        base = baselines.baseline(bounds.view(agg), cond.metric, window, over_h)
         return base is not None and base > 0 and op(_up(most / base), limit)
 
     return may
-
-
-def _read_only(agg: dict[str, Any], bounds: PassBounds, tz: ZoneInfo) -> AggregateView:
-    """A view of the aggregates whose baseline cache writes go to a copy, not the state."""
-    copy = dict(agg)
-    cache = agg.get("bl")
-    if cache is not None:
-        copy["bl"] = {"h": cache.get("h"), "r": dict(cache.get("r", {}))}
-    event = next(iter(bounds.by_env.values()))
-    return AggregateView(copy, event, EventExtensions(), tz)
 
 
 def _budget(cond: BudgetPercentCondition) -> Screen | None:
