@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,7 +63,7 @@ from spendfuse.rules.model import (
     TenantSpec,
 )
 from spendfuse.rules.ruleset import RuleSet
-from spendfuse.rules.scope import Scope, event_labels, label_reader, riskier
+from spendfuse.rules.scope import LABEL_ATTRIBUTES, Scope, event_labels, riskier
 from spendfuse.rules.screens import PassBounds, Screen, budget_screen, screen
 from spendfuse.rules.sessions import session_verdicts
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
@@ -362,7 +363,7 @@ class Plan:
     uses_shared: bool = False
     screened: list[CompiledRule] = field(default_factory=list)  # the rules with a pass screen
     _steps: dict[tuple[tuple[str, str], ...], list[RuleStep]] = field(default_factory=dict)
-    _readers: tuple[Callable[[CostEvent], str | None], ...] = ()
+    _key_of: Callable[[CostEvent], Any] = lambda event: ()
     _by_event: dict[tuple[str | None, ...], list[RuleStep]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -375,7 +376,9 @@ class Plan:
         self.needs = {sig: frozenset(parts) for sig, parts in needs.items()}
         self.uses_shared = "" in self.needs
         self.screened = [rule for rule in self.rules if rule.screen is not None]
-        self._readers = tuple(label_reader(name) for name in sorted(read))
+        attrs = sorted({a for name in read for a in LABEL_ATTRIBUTES.get(name, ())})
+        if attrs:  # a name no event carries (LABEL_ATTRIBUTES has no entry) reads as absent
+            self._key_of = attrgetter(*attrs, attrs[0])  # two names or more: always a tuple
 
     def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
         return [step.rule for step in self.steps(labels)]
@@ -383,7 +386,7 @@ class Plan:
     def steps_for(self, event: CostEvent) -> list[RuleStep]:
         """:meth:`steps` of the event's labels, cached by just the labels the rules read (a
         use case's events mostly share them, so most events build no label dict at all)."""
-        key = tuple([read(event) for read in self._readers])  # a list first: no generator
+        key = self._key_of(event)
         hit = self._by_event.get(key)
         if hit is None:
             if len(self._by_event) > 4096:
@@ -499,20 +502,22 @@ class _Stage:
                     step, event, view, riskiest, scope_of, ts_ms, state, tenant, budget_lookup, out
                 )
 
-        asleep: set[int] = set()
+        asleep: set[str] = set()
         passed: list[EventFacts] = []
+        stepped: list[list[RuleStep]] = []
         if len(events) >= _SCREEN_FROM and plan.screened:
-            passed = [EventFacts(e, int(e.event_time.timestamp() * 1000)) for e in events]
-            asleep = self._asleep(plan, state, passed, budget_lookup, tz)
+            stepped = [steps_of(e) for e in events]
+            asleep, passed = self._asleep(events, stepped, plan, state, budget_lookup, tz)
         for index, event in enumerate(events):
             if cuts is not None:
                 cuts.append((len(out.alerts), len(out.commands)))
-            ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
+            # to_epoch_ms, once per event
+            ts_ms = passed[index].ts_ms if passed else int(event.event_time.timestamp() * 1000)
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
                 risk_value = riskiest.value
             state[RISK_KEY] = risk_value
-            steps = steps_of(event)
+            steps = stepped[index] if stepped else steps_of(event)
             if not steps and not shared:
                 continue
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
@@ -532,7 +537,7 @@ class _Stage:
                     view = views[vkey] = self._group_view(state, step, event, tz, facts)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
-                if asleep and id(step.rule) in asleep:
+                if asleep and step.rule.name in asleep:
                     continue  # it cannot hold at any event of this pass (screens.py)
                 if step.bkey and not self._closed(step, event, state, ts_ms):
                     continue  # no bucket closed: an anomaly watch has nothing to decide
@@ -549,29 +554,40 @@ class _Stage:
 
     def _asleep(
         self,
+        events: Sequence[CostEvent],
+        stepped: list[list[RuleStep]],
         plan: Plan,
         state: dict[str, Any],
-        passed: list[EventFacts],
         budget_lookup: Callable[..., Any],
         tz: ZoneInfo,
-    ) -> set[int]:
-        """The rules (by ``id``) that sleep through this pass: nothing of theirs is pending or
-        firing, and their screen says their condition cannot hold at any of its events. A screen
-        that fails says "evaluate": the per-event evaluations then count and log the error."""
+    ) -> tuple[set[str], list[EventFacts]]:
+        """The rules (by name) that sleep through this pass, and the events' facts if they had
+        to be worked out for it. A rule sleeps when it applies to some event of the pass,
+        nothing of it is pending or firing, and its screen says its condition cannot hold at
+        any event of the pass. A screen that fails says "evaluate": the per-event evaluations
+        then count and log the error."""
+        applied: set[str] = set()
+        lists: set[int] = set()
+        for steps in stepped:  # a use case's events share a few cached step lists
+            if id(steps) not in lists:
+                lists.add(id(steps))
+                applied.update(step.rule.name for step in steps)
+        candidates = [r for r in plan.screened if r.name in applied and r.name not in state]
+        if not candidates:
+            return set(), []
+        passed = [EventFacts(e, int(e.event_time.timestamp() * 1000)) for e in events]
         bounds = PassBounds(passed, tz)
         shared = state.get(AGGREGATES_KEY) or {}
         groups = state.get(GROUPS_KEY) or {}
-        out: set[int] = set()
-        for rule in plan.screened:
-            if rule.name in state:
-                continue
+        out: set[str] = set()
+        for rule in candidates:
             agg = shared if not rule.sig else (groups.get(rule.sig) or {}).get("") or {}
             try:
                 if not rule.screen(agg, bounds, budget_lookup, self.baselines):  # type: ignore[misc]
-                    out.add(id(rule))
+                    out.add(rule.name)
             except Exception:
                 continue
-        return out
+        return out, passed
 
     def _closed(
         self, step: RuleStep, event: CostEvent, state: dict[str, Any], ts_ms: int

@@ -9,10 +9,10 @@ properties are not vacuous) and wake them exactly where a pass could cross a thr
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from spendfuse.rules.engine import Engine
-from spendfuse.rules.metrics.aggregates import EventFacts
 from spendfuse.schemas import CostEvent
 from tests.support.events import BASE_TIME, make_event
 from tests.support.rules import with_rules
@@ -40,10 +40,9 @@ def _event(at_s: float, cost: float) -> CostEvent:
 
 def _asleep(engine: Engine, state: dict[str, Any], events: list[CostEvent]) -> set[str]:
     plan = engine.compiled.plan("acme", "bot")
-    facts = [EventFacts(e, int(e.event_time.timestamp() * 1000)) for e in events]
+    stepped = [plan.steps_for(e) for e in events]
     tz = engine.compiled.ruleset.tz("acme")
-    ids = engine._asleep(plan, state, facts, plan.budget_lookup, tz)
-    return {rule.name for rule in plan.rules if id(rule) in ids}
+    return engine._asleep(events, stepped, plan, state, plan.budget_lookup, tz)[0]
 
 
 def _two_days(engine: Engine) -> dict[str, Any]:
@@ -110,3 +109,37 @@ def test_sleeping_decides_what_waking_decides() -> None:
     want = [a.model_dump(mode="json") for e in events for a in one_each.process(e, s2).alerts]
     assert got == want
     assert {a["rule"] for a in got} >= {"hourly_calls_vs_week", "minute_spend"}
+
+
+def test_every_label_an_event_carries_is_keyed_by_the_attributes_it_is_made_of() -> None:
+    """The engine caches which rules apply to an event by ``LABEL_ATTRIBUTES``: a label left
+    out there would make two events with different labels share one cache entry."""
+    from spendfuse.rules.scope import LABEL_ATTRIBUTES, event_labels
+
+    raw = make_event(
+        "bot",
+        component="tool_call",
+        route_policy_version="r1",
+        workflow_step="answer",
+        business_unit="bu",
+        cost_center="cc",
+        user_role="agent",
+        prompt_version="p3",
+        cache_status="hit",
+    )
+    event = CostEvent.model_validate(raw)
+    labels = event_labels(event)
+    assert "tool" in labels and "cache_status" in labels
+    assert set(labels) <= set(LABEL_ATTRIBUTES)
+    for attr in CostEvent.model_fields:  # an attribute that changes a label must key it
+        changed = event_labels(event.model_copy(update={attr: _other(getattr(event, attr))}))
+        for name in set(labels) | set(changed):
+            if changed.get(name) != labels.get(name):
+                assert attr in LABEL_ATTRIBUTES[name], (name, attr)
+
+
+def _other(value: Any) -> Any:
+    """Another valid value of an event attribute."""
+    if isinstance(value, Enum):
+        return next(member for member in type(value) if member is not value)
+    return f"{value}-other"
