@@ -14,7 +14,7 @@ return a verdict that does not hold. It reads the aggregates as they are before 
 writes nothing but the cache of past hours' sums the per-event evaluations fill too (``bl``:
 derived sums, the same whoever reads them first), and its bounds are inflated by a relative 1e-9 so
 that no order of float additions can put a true value above its bound. Where a bound is not
-simple (a ``<`` comparison, a p95, a trace's spend, a rule with ``group_by``, a pass that
+simple (a ``<`` comparison, a p95, a rule with ``group_by``, a pass that
 crosses the hour a baseline is read in) there is no screen and the rule is evaluated as before.
 """
 
@@ -32,6 +32,7 @@ from spendfuse.rules.metrics.aggregates import (
     RING_HOURS,
     AggregateView,
     EventFacts,
+    id_key,
 )
 from spendfuse.rules.metrics.baselines import BaselineProvider
 from spendfuse.rules.metrics.catalog import METRICS, EventExtensions, Metric
@@ -56,7 +57,17 @@ class PassBounds:
     every field is a sum of non-negative amounts), the hours it touches, and the largest value
     of the per-event metrics."""
 
-    __slots__ = ("_views", "by_env", "max_cost", "max_hour", "max_step", "min_hour", "sums", "tz")
+    __slots__ = (
+        "_views",
+        "by_env",
+        "max_cost",
+        "max_hour",
+        "max_step",
+        "min_hour",
+        "sums",
+        "trace_ids",
+        "tz",
+    )
 
     def __init__(self, facts: Sequence[EventFacts], tz: ZoneInfo) -> None:
         sums: dict[str, float] = {}
@@ -64,12 +75,14 @@ class PassBounds:
         max_step = max_cost = 0.0
         hours = [f.ts_ms // HOUR_MS for f in facts]
         traces = outcomes = 0
+        trace_ids: set[str] = set()
         for item in facts:
             event = item.event
             for key, val in item.sums(False, False).items():
                 sums[key] = sums.get(key, 0.0) + val
             if event.trace_id:  # at most one new trace and one new outcome per event
                 traces += 1
+                trace_ids.add(event.trace_id)
             if event.business_outcome_id:
                 outcomes += 1
             by_env.setdefault(event.environment, event)
@@ -83,6 +96,7 @@ class PassBounds:
         if outcomes:
             sums["outcomes"] = float(outcomes)
         self.sums = sums
+        self.trace_ids = trace_ids  # the traces the pass's events belong to
         self.by_env = by_env  # one event per environment: what a budget lookup reads
         self.min_hour, self.max_hour = min(hours), max(hours)
         self.max_step, self.max_cost = max_step, max_cost
@@ -142,6 +156,18 @@ def _value_bound(
     return 0.0 if num <= 1e-12 else None  # nothing to divide: 0 (or no value) at most
 
 
+def _trace_bound(agg: dict[str, Any], bounds: PassBounds, metric: Metric) -> float | None:
+    """The most a trace's spend (or steps) can reach at any event of the pass: the most any of
+    the pass's traces has so far, plus all the pass adds. None: no event has a trace (no value)."""
+    if not bounds.trace_ids:
+        return None
+    entries = agg.get("tr", {})
+    slot = 0 if metric.name == "trace_cost_usd" else 1
+    so_far = max(entries.get(id_key(t), (0.0, 0.0))[slot] for t in bounds.trace_ids)
+    added = bounds.sums.get("spend_usd", 0.0) if slot == 0 else bounds.sums.get("calls", 0.0)
+    return _up(so_far + added)
+
+
 def _too_few(cond: ThresholdCondition | RatioToBaselineCondition) -> Screen | None:
     need = cond.min_samples
     if not need:
@@ -176,7 +202,7 @@ def screen(cond: Condition) -> Screen | None:
 
 def _threshold(cond: ThresholdCondition) -> Screen | None:
     metric = METRICS[cond.metric]
-    if cond.op not in _UPWARD or metric.kind in ("trace", "p95"):
+    if cond.op not in _UPWARD or metric.kind == "p95":
         return None
     op, limit, window = _OPS[cond.op], cond.value, cond.window
     too_few = _too_few(cond)
@@ -184,6 +210,9 @@ def _threshold(cond: ThresholdCondition) -> Screen | None:
     def may(agg: dict[str, Any], bounds: PassBounds, *_: Any) -> bool:
         if too_few is not None and too_few(agg, bounds):
             return False
+        if metric.kind == "trace":
+            trace_most = _trace_bound(agg, bounds, metric)
+            return trace_most is not None and op(trace_most, limit)
         most = _value_bound(agg, bounds, metric, window)
         return most is None or op(most, limit)
 

@@ -143,3 +143,30 @@ def _other(value: Any) -> Any:
     if isinstance(value, Enum):
         return next(member for member in type(value) if member is not value)
     return f"{value}-other"
+
+
+def test_a_session_rule_sleeps_until_a_pass_can_take_one_of_its_traces_over() -> None:
+    rs = with_rules(
+        """
+version: 1
+rules:
+  - name: costly_session
+    condition: {type: threshold, metric: trace_cost_usd, window: trace, op: ">", value: 1.0}
+    severity: medium
+""",
+        default_pack=False,
+    )
+    engine = Engine(rs)
+    state: dict[str, Any] = {}
+
+    def traced(at_s: float, cost: float, trace: str) -> CostEvent:
+        raw = make_event("bot", cost=cost, at=BASE_TIME + timedelta(seconds=at_s), trace_id=trace)
+        return CostEvent.model_validate(raw)
+
+    engine.process_batch([traced(i, 0.3, "t1") for i in range(3)], state)  # $0.90 so far
+    assert "costly_session" in _asleep(engine, state, [traced(5, 0.01, "t2")] * 2)
+    assert "costly_session" not in _asleep(engine, state, [traced(5, 0.06, "t1")] * 2)
+    untraced = CostEvent.model_validate(make_event("bot", cost=5.0, trace_id=None))
+    assert "costly_session" in _asleep(engine, state, [untraced, untraced])
+    fired = engine.process_batch([traced(6, 0.06, "t1"), traced(7, 0.06, "t1")], state)
+    assert [a.rule for a in fired.alerts] == ["costly_session"]
