@@ -528,6 +528,7 @@ class _Stage:
                     state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms, facts
                 )
             self._buckets = {}  # closed anomaly buckets of this event, per bucket state
+            loopy = event.is_retry or (event.step_number or 0) > 10  # a loop guard's target?
             self._contexts = {}  # one evaluation context per view of this event
             for step in steps:
                 vkey = step.vkey
@@ -539,8 +540,12 @@ class _Stage:
                     continue  # over the rule's group cap: counted, not measured
                 if asleep and step.rule.name in asleep:
                     continue  # it cannot hold at any event of this pass (screens.py)
-                if step.bkey and not self._closed(step, event, state, ts_ms):
-                    continue  # no bucket closed: an anomaly watch has nothing to decide
+                if step.bkey:
+                    closed = self._buckets.get(step.bkey)  # watches sharing one accumulator
+                    if closed is None:
+                        closed = self._closed(step, event, state, ts_ms, loopy)
+                    if not closed:
+                        continue  # no bucket closed: an anomaly watch has nothing to decide
                 if step.rule.per_event:
                     evaluate(step, view)
                 else:
@@ -590,21 +595,27 @@ class _Stage:
         return out, passed
 
     def _closed(
-        self, step: RuleStep, event: CostEvent, state: dict[str, Any], ts_ms: int
+        self,
+        step: RuleStep,
+        event: CostEvent,
+        state: dict[str, Any],
+        ts_ms: int,
+        loopy: bool = True,
     ) -> list[Any]:
-        """The buckets ``event`` closes for an anomaly watch; watches of one bucket size, scope
-        and group share one accumulator (folded once per event)."""
+        """Fold ``event`` into an anomaly watch's accumulator and return the buckets it
+        closes; watches of one bucket size, scope and group share one accumulator (folded once
+        per event: the caller looks in ``_buckets`` first). ``loopy``: whether the event can be
+        a loop guard's target (a retry, or a step past 10); else nothing to track."""
         bkey = step.bkey
-        closed = self._buckets.get(bkey)
-        if closed is None:
-            buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
+        buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
+        if loopy:
             track_loop(buckets, event)
-            cond = step.rule.anomaly
-            assert cond is not None
-            closed = self._buckets[bkey] = add_event(
-                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, step.rule.carry
-            )
-            self._buckets[step.lkey] = buckets  # type: ignore[assignment]
+        cond = step.rule.anomaly
+        assert cond is not None
+        closed = self._buckets[bkey] = add_event(
+            buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, step.rule.carry
+        )
+        self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed
 
     def _group_view(
