@@ -708,7 +708,8 @@ class _Stage:
             cstate = instances.setdefault("~" + gkey, {})
             closed = self._buckets.get(bkey) or []
             loop = self._buckets.get("~" + bkey) or {}
-            return anomaly_verdicts(cond, closed, cstate, loop)  # type: ignore[arg-type]
+            idle = gkey not in instances  # nothing pending or firing for this group
+            return anomaly_verdicts(cond, closed, cstate, loop, idle)  # type: ignore[arg-type]
         if isinstance(cond, SessionOutlierCondition):
             return session_verdicts(
                 cond, event, instances.setdefault("~" + gkey, {}), instances, gkey
