@@ -12,10 +12,11 @@ sleeps for the pass: its aggregates are still kept, it is just not evaluated.
 A screen is *sound*: it says ``False`` only where every per-event evaluation of the pass would
 return a verdict that does not hold. It reads the aggregates as they are before the pass and
 writes nothing but the cache of past hours' sums the per-event evaluations fill too (``bl``:
-derived sums, the same whoever reads them first), and its bounds are inflated by a relative 1e-9 so
-that no order of float additions can put a true value above its bound. Where a bound is not
-simple (a ``<`` comparison, a p95, a rule with ``group_by``, a pass that
-crosses the hour a baseline is read in) there is no screen and the rule is evaluated as before.
+derived sums, the same whoever reads them first), and its bounds are inflated by a relative
+1e-9 so that no order of float additions can put a true value above its bound. Where a bound
+is not simple (a ``<`` comparison, a p95 over a pass that adds queue waits, a rule with
+``group_by``, a ratio to a baseline over a pass that leaves the hour the baseline is read in)
+there is no screen and the rule is evaluated at every event as before.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class PassBounds:
         "max_hour",
         "max_step",
         "min_hour",
+        "queue_waits",
         "sums",
         "trace_ids",
         "tz",
@@ -97,6 +99,8 @@ class PassBounds:
             sums["outcomes"] = float(outcomes)
         self.sums = sums
         self.trace_ids = trace_ids  # the traces the pass's events belong to
+        # whether any event adds a queue wait (else a p95 only keeps its value, or has none)
+        self.queue_waits = any(item.ext.queue_wait_ms is not None for item in facts)
         self.by_env = by_env  # one event per environment: what a budget lookup reads
         self.min_hour, self.max_hour = min(hours), max(hours)
         self.max_step, self.max_cost = max_step, max_cost
@@ -202,7 +206,7 @@ def screen(cond: Condition) -> Screen | None:
 
 def _threshold(cond: ThresholdCondition) -> Screen | None:
     metric = METRICS[cond.metric]
-    if cond.op not in _UPWARD or metric.kind == "p95":
+    if cond.op not in _UPWARD:
         return None
     op, limit, window = _OPS[cond.op], cond.value, cond.window
     too_few = _too_few(cond)
@@ -210,6 +214,11 @@ def _threshold(cond: ThresholdCondition) -> Screen | None:
     def may(agg: dict[str, Any], bounds: PassBounds, *_: Any) -> bool:
         if too_few is not None and too_few(agg, bounds):
             return False
+        if metric.kind == "p95":  # no new wait: the window's p95 as it is, or none at all
+            if bounds.queue_waits:
+                return True
+            p95 = bounds.view(agg).value(cond.metric, window)
+            return p95 is not None and op(p95, limit)
         if metric.kind == "trace":
             trace_most = _trace_bound(agg, bounds, metric)
             return trace_most is not None and op(trace_most, limit)

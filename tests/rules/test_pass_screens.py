@@ -170,3 +170,31 @@ rules:
     assert "costly_session" in _asleep(engine, state, [untraced, untraced])
     fired = engine.process_batch([traced(6, 0.06, "t1"), traced(7, 0.06, "t1")], state)
     assert [a.rule for a in fired.alerts] == ["costly_session"]
+
+
+def test_a_queue_wait_p95_rule_sleeps_through_a_pass_that_adds_no_wait() -> None:
+    rs = with_rules(
+        """
+version: 1
+rules:
+  - name: slow_queue
+    condition: {type: threshold, metric: queue_wait_p95_ms, window: 1m, op: ">", value: 1000}
+    severity: high
+""",
+        default_pack=False,
+    )
+    engine = Engine(rs)
+    state: dict[str, Any] = {}
+
+    def waited(at_s: float, wait_ms: float | None) -> CostEvent:
+        extra = {} if wait_ms is None else {"queue_wait_ms": wait_ms}
+        raw = make_event("bot", at=BASE_TIME + timedelta(seconds=at_s), **extra)
+        return CostEvent.model_validate(raw)
+
+    engine.process_batch([waited(i, 200.0) for i in range(5)], state)
+    assert "slow_queue" in _asleep(engine, state, [waited(10, None), waited(11, None)])
+    assert "slow_queue" not in _asleep(engine, state, [waited(10, 5000.0), waited(11, None)])
+    fired = engine.process_batch([waited(12 + i, 5000.0) for i in range(3)], state)
+    assert [a.rule for a in fired.alerts] == ["slow_queue"]
+    # firing: it is evaluated at every event until it resolves, wait or no wait
+    assert "slow_queue" not in _asleep(engine, state, [waited(20, None), waited(21, None)])
