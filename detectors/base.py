@@ -19,7 +19,8 @@ from __future__ import annotations
 import abc
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 Point = Mapping[str, Any]
@@ -96,9 +97,23 @@ class BaseDetector(abc.ABC):
             cls._param_names_cache = names  # type: ignore[attr-defined]
         return list(names)
 
+    @classmethod
+    def _param_reader(cls) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+        """The parameter names and one C-level getter of their values, cached per class (a
+        detector's state, parameters included, is saved at every bucket close)."""
+        hit = cls.__dict__.get("_param_reader_cache")
+        if hit is None:
+            names = tuple(cls.param_names())
+            # one name more than needed: attrgetter of a single name returns no tuple
+            getter = attrgetter(*names, names[0]) if names else (lambda obj: ())
+            hit = (names, getter)
+            cls._param_reader_cache = hit  # type: ignore[attr-defined]
+        return hit
+
     def params(self) -> dict[str, Any]:
         """Hyper-parameters (the keyword arguments of ``__init__``)."""
-        return {p: getattr(self, p) for p in self.param_names()}
+        names, getter = self._param_reader()
+        return dict(zip(names, getter(self), strict=False))
 
     def to_state(self) -> State:
         return {

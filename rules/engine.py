@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,7 +63,8 @@ from spendfuse.rules.model import (
     TenantSpec,
 )
 from spendfuse.rules.ruleset import RuleSet
-from spendfuse.rules.scope import Scope, event_labels, label_reader, riskier
+from spendfuse.rules.scope import LABEL_ATTRIBUTES, Scope, event_labels, riskier
+from spendfuse.rules.screens import PassBounds, Screen, budget_screen, screen
 from spendfuse.rules.sessions import session_verdicts
 from spendfuse.rules.signals import anomaly_verdicts, track_loop
 from spendfuse.rules.when import business_days_between, gate_open
@@ -78,6 +80,7 @@ RISK_KEY = "__risk__"
 OVER_KEY = "__over_groups__"
 BUCKETS_KEY = "__buckets__"
 ERRORS_KEY = "__rule_errors__"
+_SCREEN_FROM = 2  # events in a pass from which rules are screened once for the whole pass
 _SHARED: tuple[str, tuple[str, ...]] = ("", ())  # the key's own aggregates, as a view key
 _RISK_TIERS = {tier.value: tier for tier in RiskTier}
 _SCOPE_FIELDS = (
@@ -160,6 +163,7 @@ class CompiledRule:
     bucket_s: int = 0
     carry: int = 0  # an anomaly watch's carry_buckets(), worked out once
     can_hold: CanHold | None = None  # a cheap test that its condition cannot hold (can_hold.py)
+    screen: Screen | None = None  # the same for a whole pass of events (screens.py)
 
     def applies(self, labels: dict[str, str]) -> bool:
         return not self.matchers or matches_all(self.matchers, labels)  # type: ignore[arg-type]
@@ -255,6 +259,7 @@ def compile_rule(spec: RuleSpec, stage_key: str) -> CompiledRule:
         bucket_s=anomaly.bucket.seconds if anomaly is not None else 0,
         carry=anomaly.carry_buckets() if anomaly is not None else 0,
         can_hold=None if anomaly is not None else can_hold(spec.condition),
+        screen=None if anomaly is not None or spec.group_by else screen(spec.condition),
     )
 
 
@@ -280,6 +285,7 @@ def compile_budget(kind: str, spec: BudgetSpec, stage_key: str) -> CompiledRule:
         exhausted_meta=exhausted,
         needs=frozenset({PERIOD_PARTS[spec.period]}),
         can_hold=budget_can_hold(spec),
+        screen=budget_screen(spec),
     )
 
 
@@ -355,8 +361,9 @@ class Plan:
     budget_lookup: Callable[[str, str, CostEvent], BudgetSpec | None]
     needs: dict[str, frozenset[str]] = field(default_factory=dict)
     uses_shared: bool = False
+    screened: list[CompiledRule] = field(default_factory=list)  # the rules with a pass screen
     _steps: dict[tuple[tuple[str, str], ...], list[RuleStep]] = field(default_factory=dict)
-    _readers: tuple[Callable[[CostEvent], str | None], ...] = ()
+    _key_of: Callable[[CostEvent], Any] = lambda event: ()
     _by_event: dict[tuple[str | None, ...], list[RuleStep]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -368,7 +375,10 @@ class Plan:
             read.update(rule.group_by)
         self.needs = {sig: frozenset(parts) for sig, parts in needs.items()}
         self.uses_shared = "" in self.needs
-        self._readers = tuple(label_reader(name) for name in sorted(read))
+        self.screened = [rule for rule in self.rules if rule.screen is not None]
+        attrs = sorted({a for name in read for a in LABEL_ATTRIBUTES.get(name, ())})
+        if attrs:  # a name no event carries (LABEL_ATTRIBUTES has no entry) reads as absent
+            self._key_of = attrgetter(*attrs, attrs[0])  # two names or more: always a tuple
 
     def applicable(self, labels: dict[str, str]) -> list[CompiledRule]:
         return [step.rule for step in self.steps(labels)]
@@ -376,7 +386,7 @@ class Plan:
     def steps_for(self, event: CostEvent) -> list[RuleStep]:
         """:meth:`steps` of the event's labels, cached by just the labels the rules read (a
         use case's events mostly share them, so most events build no label dict at all)."""
-        key = tuple([read(event) for read in self._readers])  # a list first: no generator
+        key = self._key_of(event)
         hit = self._by_event.get(key)
         if hit is None:
             if len(self._by_event) > 4096:
@@ -492,24 +502,33 @@ class _Stage:
                     step, event, view, riskiest, scope_of, ts_ms, state, tenant, budget_lookup, out
                 )
 
-        for event in events:
+        asleep: set[str] = set()
+        passed: list[EventFacts] = []
+        stepped: list[list[RuleStep]] = []
+        if len(events) >= _SCREEN_FROM and plan.screened:
+            stepped = [steps_of(e) for e in events]
+            asleep, passed = self._asleep(events, stepped, plan, state, budget_lookup, tz)
+        for index, event in enumerate(events):
             if cuts is not None:
                 cuts.append((len(out.alerts), len(out.commands)))
-            ts_ms = int(event.event_time.timestamp() * 1000)  # to_epoch_ms, once per event
+            # to_epoch_ms, once per event
+            ts_ms = passed[index].ts_ms if passed else int(event.event_time.timestamp() * 1000)
             if event.risk_tier is not riskiest:
                 riskiest = riskier(riskiest, event.risk_tier)
                 risk_value = riskiest.value
             state[RISK_KEY] = risk_value
-            steps = steps_of(event)
+            steps = stepped[index] if stepped else steps_of(event)
             if not steps and not shared:
                 continue
             views: dict[tuple[str, tuple[str, ...]], AggregateView | None] = {}
-            facts = EventFacts(event, ts_ms)  # shared by every aggregate the event counts in
+            # shared by every aggregate the event counts in
+            facts = passed[index] if passed else EventFacts(event, ts_ms)
             if keep_shared:
                 views[_SHARED] = update_aggregates(
                     state.setdefault(AGGREGATES_KEY, {}), event, tz, ALL_PARTS, ts_ms, facts
                 )
             self._buckets = {}  # closed anomaly buckets of this event, per bucket state
+            loopy = event.is_retry or (event.step_number or 0) > 10  # a loop guard's target?
             self._contexts = {}  # one evaluation context per view of this event
             for step in steps:
                 vkey = step.vkey
@@ -519,8 +538,14 @@ class _Stage:
                     view = views[vkey] = self._group_view(state, step, event, tz, facts)
                 if view is None:
                     continue  # over the rule's group cap: counted, not measured
-                if step.bkey and not self._closed(step, event, state, ts_ms):
-                    continue  # no bucket closed: an anomaly watch has nothing to decide
+                if asleep and step.rule.name in asleep:
+                    continue  # it cannot hold at any event of this pass (screens.py)
+                if step.bkey:
+                    closed = self._buckets.get(step.bkey)  # watches sharing one accumulator
+                    if closed is None:
+                        closed = self._closed(step, event, state, ts_ms, loopy)
+                    if not closed:
+                        continue  # no bucket closed: an anomaly watch has nothing to decide
                 if step.rule.per_event:
                     evaluate(step, view)
                 else:
@@ -532,22 +557,65 @@ class _Stage:
             cuts.append((len(out.alerts), len(out.commands)))
         return out
 
+    def _asleep(
+        self,
+        events: Sequence[CostEvent],
+        stepped: list[list[RuleStep]],
+        plan: Plan,
+        state: dict[str, Any],
+        budget_lookup: Callable[..., Any],
+        tz: ZoneInfo,
+    ) -> tuple[set[str], list[EventFacts]]:
+        """The rules (by name) that sleep through this pass, and the events' facts if they had
+        to be worked out for it. A rule sleeps when it applies to some event of the pass,
+        nothing of it is pending or firing, and its screen says its condition cannot hold at
+        any event of the pass. A screen that fails says "evaluate": the per-event evaluations
+        then count and log the error."""
+        applied: set[str] = set()
+        lists: set[int] = set()
+        for steps in stepped:  # a use case's events share a few cached step lists
+            if id(steps) not in lists:
+                lists.add(id(steps))
+                applied.update(step.rule.name for step in steps)
+        candidates = [r for r in plan.screened if r.name in applied and r.name not in state]
+        if not candidates:
+            return set(), []
+        passed = [EventFacts(e, int(e.event_time.timestamp() * 1000)) for e in events]
+        bounds = PassBounds(passed, tz)
+        shared = state.get(AGGREGATES_KEY) or {}
+        groups = state.get(GROUPS_KEY) or {}
+        out: set[str] = set()
+        for rule in candidates:
+            agg = shared if not rule.sig else (groups.get(rule.sig) or {}).get("") or {}
+            try:
+                if not rule.screen(agg, bounds, budget_lookup, self.baselines):  # type: ignore[misc]
+                    out.add(rule.name)
+            except Exception:
+                continue
+        return out, passed
+
     def _closed(
-        self, step: RuleStep, event: CostEvent, state: dict[str, Any], ts_ms: int
+        self,
+        step: RuleStep,
+        event: CostEvent,
+        state: dict[str, Any],
+        ts_ms: int,
+        loopy: bool = True,
     ) -> list[Any]:
-        """The buckets ``event`` closes for an anomaly watch; watches of one bucket size, scope
-        and group share one accumulator (folded once per event)."""
+        """Fold ``event`` into an anomaly watch's accumulator and return the buckets it
+        closes; watches of one bucket size, scope and group share one accumulator (folded once
+        per event: the caller looks in ``_buckets`` first). ``loopy``: whether the event can be
+        a loop guard's target (a retry, or a step past 10); else nothing to track."""
         bkey = step.bkey
-        closed = self._buckets.get(bkey)
-        if closed is None:
-            buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
+        buckets = state.setdefault(BUCKETS_KEY, {}).setdefault(bkey, {})
+        if loopy:
             track_loop(buckets, event)
-            cond = step.rule.anomaly
-            assert cond is not None
-            closed = self._buckets[bkey] = add_event(
-                buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, step.rule.carry
-            )
-            self._buckets[step.lkey] = buckets  # type: ignore[assignment]
+        cond = step.rule.anomaly
+        assert cond is not None
+        closed = self._buckets[bkey] = add_event(
+            buckets, event, step.rule.bucket_s, cond.min_calls, ts_ms, step.rule.carry
+        )
+        self._buckets[step.lkey] = buckets  # type: ignore[assignment]
         return closed
 
     def _group_view(
@@ -640,7 +708,8 @@ class _Stage:
             cstate = instances.setdefault("~" + gkey, {})
             closed = self._buckets.get(bkey) or []
             loop = self._buckets.get("~" + bkey) or {}
-            return anomaly_verdicts(cond, closed, cstate, loop)  # type: ignore[arg-type]
+            idle = gkey not in instances  # nothing pending or firing for this group
+            return anomaly_verdicts(cond, closed, cstate, loop, idle)  # type: ignore[arg-type]
         if isinstance(cond, SessionOutlierCondition):
             return session_verdicts(
                 cond, event, instances.setdefault("~" + gkey, {}), instances, gkey

@@ -7,7 +7,6 @@ matcher or a route then trusts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from spendfuse.schemas.command import TargetType
@@ -67,34 +66,25 @@ def event_labels(event: CostEvent) -> dict[str, str]:
     return labels
 
 
-def _tool(event: CostEvent) -> str | None:
-    return event.model_or_service if event.component is Component.TOOL_CALL else None
-
-
-#: one label of an event, read on its own: what :func:`event_labels` puts under that name (None
-#: where it leaves the label out), for a cache key of just the labels a rule set reads
-LABEL_READERS: dict[str, Callable[[CostEvent], str | None]] = {
-    "tenant_id": lambda e: e.tenant_id,
-    "use_case_id": lambda e: e.use_case_id,
-    "environment": lambda e: e.environment.value,
-    "risk_tier": lambda e: e.risk_tier.value,
-    "component": lambda e: e.component.value,
-    "model": lambda e: e.model_or_service,
-    "tool": _tool,
-    "route_policy": lambda e: e.route_policy_version,
-    "provider": lambda e: e.provider,
-    "workflow_step": lambda e: e.workflow_step,
-    "business_unit": lambda e: e.business_unit,
-    "cost_center": lambda e: e.cost_center,
-    "user_role": lambda e: e.user_role,
-    "prompt_version": lambda e: e.prompt_version,
-    "cache_status": lambda e: e.cache_status,
+#: the event attributes each label is made of: two events with the same values of these have
+#: the same labels (a cheap cache key: one C-level ``attrgetter`` call instead of a reader each)
+LABEL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "tenant_id": ("tenant_id",),
+    "use_case_id": ("use_case_id",),
+    "environment": ("environment",),
+    "risk_tier": ("risk_tier",),
+    "component": ("component",),
+    "model": ("model_or_service",),
+    "tool": ("component", "model_or_service"),
+    "route_policy": ("route_policy_version",),
+    "provider": ("provider",),
+    "workflow_step": ("workflow_step",),
+    "business_unit": ("business_unit",),
+    "cost_center": ("cost_center",),
+    "user_role": ("user_role",),
+    "prompt_version": ("prompt_version",),
+    "cache_status": ("cache_status",),
 }
-
-
-def label_reader(name: str) -> Callable[[CostEvent], str | None]:
-    """How to read label ``name`` off an event (a name no event carries reads as absent)."""
-    return LABEL_READERS.get(name, lambda e: None)
 
 
 def riskier(a: RiskTier, b: RiskTier) -> RiskTier:

@@ -68,32 +68,40 @@ def anomaly_verdicts(
     closed: list[ClosedBucket],
     state: dict[str, Any],
     loop: dict[str, Any],
+    idle: bool = False,
 ) -> list[Verdict]:
     """One verdict per closed bucket (the engine folds events into buckets shared by the
     watches of one bucket size, and tracks the loop's targets there, in ``loop``); ``state``
-    is the rule instance's detector state."""
+    is the rule instance's detector state. ``idle``: nothing of the watch is pending or
+    firing, so until a bucket is abnormal a verdict that does not hold would change nothing;
+    those are not built (the detectors still judge and learn every bucket)."""
     size_s = cond.bucket.seconds
     targets = {k: loop[f"loop_{k}"] for k in ("tool", "trace") if loop.get(f"loop_{k}")}
     out = []
     for bucket in closed:
-        verdict = _judge(cond, bucket, state, size_s)
+        verdict = _judge(cond, bucket, state, size_s, idle)
         if verdict is not None:
             verdict.targets = targets
             out.append(verdict)
+            idle = False  # from the first verdict on, each one counts (for, keep_firing_for)
     return out
 
 
 def _judge(
-    cond: AnomalyCondition, bucket: ClosedBucket, state: dict[str, Any], size_s: int
+    cond: AnomalyCondition,
+    bucket: ClosedBucket,
+    state: dict[str, Any],
+    size_s: int,
+    idle: bool = False,
 ) -> Verdict | None:
     value = bucket.values.get(cond.signal)
     driver = _driver(bucket, state)
     if value is None:
         return None
-    spec = cond.detector.spec()
     if "det" not in state and cond.prior is not None:
-        return _arm(cond, bucket, state, value, size_s)
-    det = _restore(state["det"]) if "det" in state else create(spec)
+        verdict = _arm(cond, bucket, state, value, size_s)
+        return None if idle else verdict
+    det = _restore(state["det"]) if "det" in state else create(cond.detector.spec())
     point: dict[str, Any] = {"t": bucket.start, "value": value}
     per_call = bucket.per_call.get(cond.signal)
     if per_call is not None:  # a sequential test weighs the bucket's calls one by one
@@ -118,11 +126,14 @@ def _judge(
         abnormal = score >= cond.score and value >= cond.min_value
     det.learn_one(point)
     state["det"] = _save(det)
+    holds = warmed and abnormal
+    if idle and not holds:
+        return None
     has_base = expected == expected and expected > 0  # not NaN, positive
     ratio = value / expected if has_base else 0.0
     labels = {"driver": "unit cost" if cond.signal in _UNIT_SIGNALS else driver}
     return Verdict(
-        holds=warmed and abnormal,
+        holds=holds,
         metric=cond.signal,
         value=value,
         threshold=cond.min_ratio if cond.direction == "up" else cond.min_drop,

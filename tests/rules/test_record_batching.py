@@ -1,7 +1,8 @@
 """The decision core's shortcuts decide exactly what the full evaluation decides.
 
-* Skipping a rule whose condition cannot hold (``rules/can_hold.py``) changes no alert, no
-  command and no state, however events are split into records.
+* Skipping a rule whose condition cannot hold, at one event (``rules/can_hold.py``) or at any
+  event of a pass (``rules/screens.py``), changes no alert, no command and no state, however
+  events are split into records.
 * Every rule is evaluated at every event, so the same events split into records of any size
   decide the same: the same alerts and commands, in the same order, and the same state (window
   rules and budgets too, which were once evaluated only once per record and clock minute).
@@ -121,8 +122,9 @@ def _decide(
     engine, tenant = Engine(rs), TenantEngine(rs)
     if not shortcuts:
         for plan in (engine.compiled.plan("acme", "bot"), tenant.compiled.plan("acme", None)):
+            plan.screened = []  # no rule sleeps through a pass (rules/screens.py)
             for rule in plan.rules:
-                rule.can_hold = None
+                rule.can_hold = rule.screen = None
     state: dict[str, Any] = {}
     tenant_state: dict[str, Any] = {}
     alerts, commands = [], []
