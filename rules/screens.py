@@ -80,7 +80,7 @@ class PassBounds:
         trace_ids: set[str] = set()
         for item in facts:
             event = item.event
-            for key, val in item.sums(False, False).items():
+            for key, _, val in item.terms(False, False):
                 sums[key] = sums.get(key, 0.0) + val
             if event.trace_id:  # at most one new trace and one new outcome per event
                 traces += 1
