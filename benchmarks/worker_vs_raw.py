@@ -2,6 +2,7 @@
 
     python benchmarks/worker_vs_raw.py [--events 200000] [--use-cases 200] [--partitions 4]
         [--envelope 100] [--linger-ms 50] [--bootstrap-servers HOST:PORT]
+        [--worker-python PYTHON ...] [--rounds 1]
 
 Publishes ``--events`` cost events once (with the producer API: envelopes of up to
 ``--envelope`` events per Kafka record, ``--envelope 1`` for one event per record), then reads
@@ -13,7 +14,15 @@ that same topic three times, each with a fresh consumer group:
    pack, the anomaly watches, the tenant stage), timed by its committed offsets.
 
 Prints records/s and events/s for each and the worker's share of the raw aiokafka rate in
-events/s (the goal is at least 50%), plus the worker's peak RSS.
+events/s (the goal is at least 50%), plus the worker's peak RSS and the CPU time it spent per
+event (user + system, all its threads: steadier than the rate on a busy machine). The rate is
+timed by the input's committed offsets; the tenant stage (a second agent) can lag behind while
+the input has a backlog, so the rate and CPU until it has consumed its records too ("drained":
+all the work of the input) are printed as well.
+
+``--worker-python`` (repeatable) runs the worker under each interpreter given, e.g. the
+virtualenvs of two checkouts, on the same published records, alternating for ``--rounds``
+rounds: a before/after comparison under the same load.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,23 +135,25 @@ async def _raw_aiokafka(bootstrap: str, total_records: int) -> tuple[float, int]
     return time.perf_counter() - (started or time.perf_counter()), events
 
 
-def committed_total(bootstrap: str, group: str, partitions: int) -> int:
+def committed_total(
+    bootstrap: str, group: str, partitions: int, topic: str = topics.COST_EVENTS
+) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        tps = [TopicPartition(topics.COST_EVENTS, p) for p in range(partitions)]
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
         return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
     finally:
         c.close()
 
 
-def end_total(bootstrap: str, partitions: int) -> int:
+def end_total(bootstrap: str, partitions: int, topic: str = topics.COST_EVENTS) -> int:
     """Sum of the topic's end offsets; retried while a new topic's leaders are being elected."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
     try:
         for attempt in range(30):
             try:
                 return sum(
-                    c.get_watermark_offsets(TopicPartition(topics.COST_EVENTS, p), timeout=10)[1]
+                    c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                     for p in range(partitions)
                 )
             except KafkaException:
@@ -149,6 +161,28 @@ def end_total(bootstrap: str, partitions: int) -> int:
                     raise
                 time.sleep(1)
         raise AssertionError("unreachable")
+    finally:
+        c.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process, all its threads (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_at_end(bootstrap: str, group: str, partitions: int, topic: str) -> None:
+    """Commit ``topic``'s end offsets for a new group: its worker reads only what is written
+    after (the tenant-stage records of earlier runs on the same broker are not its work)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        ends = [
+            TopicPartition(
+                topic, p, c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            )
+            for p in range(partitions)
+        ]
+        c.commit(offsets=ends, asynchronous=False)
     finally:
         c.close()
 
@@ -161,9 +195,14 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_worker(
-    bootstrap: str, partitions: int, target: int, tmp: Path, profile: Path | None = None
-) -> tuple[float, int, float]:
-    """Start a worker on a fresh group; return (steady seconds, records, peak RSS MB).
+    bootstrap: str,
+    partitions: int,
+    target: int,
+    tmp: Path,
+    profile: Path | None = None,
+    python: str = sys.executable,
+) -> Run:
+    """Start a worker on a fresh group and time it (see :class:`Run`).
 
     With ``profile``, py-spy samples the worker while it works (raw collapsed stacks)."""
     group = f"spendfuse-bench-{uuid.uuid4().hex[:6]}"
@@ -177,9 +216,10 @@ def run_worker(
         "SPENDFUSE_CONSOLE_ALERTS": "false",
         "SPENDFUSE_LOG_LEVEL": "warning",
     }
+    start_at_end(bootstrap, group, partitions, topics.TENANT_SPEND)
     log = (tmp / f"{group}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spendfuse", "worker"],
+        [python, "-m", "spendfuse", "worker"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -187,6 +227,7 @@ def run_worker(
     )
     t_start = time.perf_counter()
     first: tuple[float, int] | None = None
+    cpu_first = cpu_last = 0.0
     spy: subprocess.Popen[bytes] | None = None
     done = 0
     try:
@@ -194,6 +235,7 @@ def run_worker(
             done = committed_total(bootstrap, group, partitions)
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
+                cpu_first = cpu_seconds(proc.pid)
                 if profile is not None:
                     spy = subprocess.Popen(
                         [
@@ -216,6 +258,16 @@ def run_worker(
                 break
             time.sleep(0.25)
         t_end = time.perf_counter()
+        cpu_last = cpu_seconds(proc.pid)
+        # the tenant stage may still be behind: wait until its topic is consumed too
+        tenant_end = end_total(bootstrap, partitions, topics.TENANT_SPEND)
+        while time.perf_counter() - t_start < 900:
+            tenant_done = committed_total(bootstrap, group, partitions, topics.TENANT_SPEND)
+            if tenant_done >= tenant_end:
+                break
+            time.sleep(0.25)
+        t_drained = time.perf_counter()
+        cpu_drained = cpu_seconds(proc.pid)
         rss = peak_rss_mb(proc.pid)
     finally:
         if spy is not None:
@@ -224,7 +276,28 @@ def run_worker(
         proc.wait(30)
     if first is None or done < target:
         sys.exit(f"worker committed only {done}/{target} records; log: {log.name}")
-    return t_end - first[0], done - first[1], rss
+    return Run(
+        t_end - first[0],
+        done - first[1],
+        rss,
+        cpu_last - cpu_first,
+        t_drained - first[0],
+        cpu_drained - cpu_first,
+    )
+
+
+@dataclass
+class Run:
+    """One worker run, timed from its first commit: until every input record was committed
+    (``seconds``, ``cpu``), and until the tenant stage had consumed every record the ingest
+    sent it too (``drained_s``, ``drained_cpu``: the whole work of the input)."""
+
+    seconds: float
+    records: int
+    rss_mb: float
+    cpu: float
+    drained_s: float
+    drained_cpu: float
 
 
 def _py_spy() -> str:
@@ -278,6 +351,13 @@ def main() -> None:
     ap.add_argument("--bootstrap-servers", default=None)
     ap.add_argument("--skip-worker", action="store_true")
     ap.add_argument(
+        "--worker-python",
+        action="append",
+        default=None,
+        help="run the worker under this interpreter (repeatable: compared on the same records)",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="times each worker is run, alternating")
+    ap.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -327,19 +407,31 @@ def main() -> None:
             ("raw confluent-kafka + orjson", records / ck_s, ck_events / ck_s),
             ("raw aiokafka + orjson", records / aio_s, aio_events / aio_s),
         ]
-        if not args.skip_worker:
-            w_s, w_records, rss = run_worker(bootstrap, args.partitions, records, tmp, args.profile)
-            per_record = args.events / records
-            rows.append(
-                ("spendfuse worker (default engine)", w_records / w_s, w_records * per_record / w_s)
-            )
         print(f"{'consumer':36} {'records/s':>12} {'events/s':>12}")
         for name, rps, eps in rows:
             print(f"{name:36} {rps:12,.0f} {eps:12,.0f}")
         if not args.skip_worker:
-            ratio = rows[2][2] / rows[1][2]
-            print(f"worker / raw aiokafka (events/s): {ratio:.1%}  (goal: >= 50%)")
-            print(f"worker peak RSS: {rss:.0f} MB")
+            pythons = args.worker_python or [sys.executable]
+            per_record = args.events / records
+            for round_ in range(args.rounds):
+                for python in pythons:
+                    run = run_worker(bootstrap, args.partitions, records, tmp, args.profile, python)
+                    events = run.records * per_record
+                    events_s = events / run.seconds
+                    label = "spendfuse worker (default engine)"
+                    if len(pythons) > 1 or args.rounds > 1:
+                        print(f"round {round_ + 1}, worker {python}:")
+                    print(f"{label:36} {run.records / run.seconds:12,.0f} {events_s:12,.0f}")
+                    share = events_s / rows[1][2]
+                    print(f"worker / raw aiokafka (events/s): {share:.1%}  (goal: >= 50%)")
+                    print(
+                        f"worker peak RSS: {run.rss_mb:.0f} MB; CPU per event: "
+                        f"{run.cpu / events * 1e6:.1f} us"
+                    )
+                    print(
+                        f"with the tenant stage drained: {events / run.drained_s:,.0f} events/s, "
+                        f"CPU per event {run.drained_cpu / events * 1e6:.1f} us"
+                    )
         if args.profile is not None and args.profile.exists():
             print(f"\nworker profile (py-spy, {args.profile}): share of samples, inclusive / own")
             for name, incl, self_share in summarize_profile(args.profile):
