@@ -73,16 +73,23 @@ class MemoryDedupStore:
     def __init__(self, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.days = DayClock(clock_ms)
         self._buckets: dict[int, set[str]] = {}
+        self._pruned_below: int | None = None  # the first kept day when buckets were last pruned
 
     def seen(self, cost_event_id: str, ts_ms: int) -> bool:
         b, _ = self.days.bucket(ts_ms)
-        return any(cost_event_id in self._buckets.get(k, ()) for k in (b, b - 1))
+        buckets = self._buckets
+        today, yesterday = buckets.get(b), buckets.get(b - 1)
+        return (today is not None and cost_event_id in today) or (
+            yesterday is not None and cost_event_id in yesterday
+        )
 
     def remember(self, cost_event_id: str, ts_ms: int) -> None:
         b, kept = self.days.advance(ts_ms)
         if not kept:
             return  # older than every kept bucket
         first = self.days.first_kept()
-        for old in [k for k in self._buckets if first is not None and k < first]:
-            del self._buckets[old]
+        if first != self._pruned_below:  # the reference day moved on: drop what fell out
+            self._pruned_below = first
+            for old in [k for k in self._buckets if first is not None and k < first]:
+                del self._buckets[old]
         self._buckets.setdefault(b, set()).add(cost_event_id)
