@@ -12,6 +12,7 @@ without a cheap test (a detector score) has no predicate and is always evaluated
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from spendfuse.rules.conditions import _OPS
 from spendfuse.rules.metrics.aggregates import AggregateView
@@ -32,32 +33,46 @@ CanHold = Callable[[AggregateView, BudgetLookup, BaselineProvider], bool]
 """``(view, the key's budget lookup, the engine's baseline provider) -> whether it can hold``."""
 
 
+P = TypeVar("P", bound=Callable[..., bool])
+
+
+def combined(cond: Condition, leaf: Callable[[Condition], P | None]) -> P | None:
+    """A sound "may hold" predicate for ``cond`` from ``leaf``'s predicates for its simple
+    conditions (shared by these per-event tests and the per-pass screens of ``screens.py``):
+    ``all`` may hold only if each part that has a predicate may; ``any`` has one only if every
+    part has one. None: no sound predicate."""
+    if isinstance(cond, AllCondition):
+        known = [p for p in (combined(c, leaf) for c in cond.conditions) if p is not None]
+        if not known:
+            return None
+
+        def every(*args: Any) -> bool:
+            for part in known:  # noqa: SIM110 - a loop: all() of a generator costs more here
+                if not part(*args):
+                    return False
+            return True
+
+        return every  # type: ignore[return-value]
+    if isinstance(cond, AnyCondition):
+        parts = [combined(c, leaf) for c in cond.conditions]
+        if any(p is None for p in parts):
+            return None
+        return lambda *args: any(p(*args) for p in parts if p is not None)  # type: ignore[return-value]
+    return leaf(cond)
+
+
 def can_hold(cond: Condition) -> CanHold | None:
     """A predicate for ``cond``, or None when it has no cheap sound test."""
+    return combined(cond, _leaf)
+
+
+def _leaf(cond: Condition) -> CanHold | None:
     if isinstance(cond, ThresholdCondition):
         return _threshold(cond)
     if isinstance(cond, RatioToBaselineCondition):
         return _ratio(cond)
     if isinstance(cond, BudgetPercentCondition):
         return _budget(cond)
-    if isinstance(cond, AllCondition):
-        known = [p for p in (can_hold(c) for c in cond.conditions) if p is not None]
-        if not known:
-            return None
-
-        def every(view: AggregateView, budget: BudgetLookup, base: BaselineProvider) -> bool:
-            for part in known:  # noqa: SIM110 - a loop: all() of a generator costs more here
-                if not part(view, budget, base):
-                    return False
-            return True
-
-        return every
-    if isinstance(cond, AnyCondition):
-        parts = [can_hold(c) for c in cond.conditions]
-        if any(p is None for p in parts):
-            return None
-        every = [p for p in parts if p is not None]
-        return lambda view, budget, base: any(p(view, budget, base) for p in every)
     return None
 
 

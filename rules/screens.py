@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from spendfuse.rules.can_hold import BudgetLookup
+from spendfuse.rules.can_hold import BudgetLookup, combined
 from spendfuse.rules.conditions import _OPS
 from spendfuse.rules.metrics.aggregates import (
     HOUR_MS,
@@ -38,8 +38,6 @@ from spendfuse.rules.metrics.aggregates import (
 from spendfuse.rules.metrics.baselines import BaselineProvider
 from spendfuse.rules.metrics.catalog import METRICS, EventExtensions, Metric
 from spendfuse.rules.model import (
-    AllCondition,
-    AnyCondition,
     BudgetPercentCondition,
     BudgetSpec,
     Condition,
@@ -183,24 +181,18 @@ def _too_few(cond: ThresholdCondition | RatioToBaselineCondition) -> Screen | No
 
 
 def screen(cond: Condition) -> Screen | None:
-    """A per-pass screen for ``cond``, or None where there is no simple sound bound."""
+    """A per-pass screen for ``cond``, or None where there is no simple sound bound (``all``
+    and ``any`` combine their parts' screens as :func:`~spendfuse.rules.can_hold.combined`)."""
+    return combined(cond, _leaf)
+
+
+def _leaf(cond: Condition) -> Screen | None:
     if isinstance(cond, ThresholdCondition):
         return _threshold(cond)
     if isinstance(cond, RatioToBaselineCondition):
         return _ratio(cond)
     if isinstance(cond, BudgetPercentCondition):
         return _budget(cond)
-    if isinstance(cond, AllCondition):
-        parts = [p for p in (screen(c) for c in cond.conditions) if p is not None]
-        if not parts:
-            return None
-        return lambda *args: all(part(*args) for part in parts)
-    if isinstance(cond, AnyCondition):
-        anys = [screen(c) for c in cond.conditions]
-        if any(p is None for p in anys):
-            return None
-        known = [p for p in anys if p is not None]
-        return lambda *args: any(part(*args) for part in known)
     return None
 
 
