@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from spendfuse.rules.conditions import _OPS
+from spendfuse.rules.conditions import _OPS, samples_field
 from spendfuse.rules.metrics.aggregates import AggregateView
 from spendfuse.rules.metrics.baselines import BaselineProvider
 from spendfuse.rules.metrics.catalog import METRICS
@@ -83,8 +83,7 @@ def _too_few(
     need = cond.min_samples
     if not need:
         return None
-    metric = METRICS[cond.metric]
-    field = metric.denominator if metric.kind == "ratio" else "calls"
+    field = samples_field(cond.metric)
     window = cond.window
     return lambda view: view.field(window, field) < need
 

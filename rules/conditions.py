@@ -69,12 +69,18 @@ class EvalContext:
     now_ms: int = 0  # the event's time
 
 
+def samples_field(metric_name: str) -> str:
+    """The summed field ``min_samples`` counts for a metric: a ratio's denominator, else calls
+    (one definition for the full evaluation, ``can_hold`` and the pass screens)."""
+    metric = METRICS[metric_name]
+    return metric.denominator if metric.kind == "ratio" else "calls"
+
+
 def _too_few(cond: Condition, ctx: EvalContext) -> bool:
     need = getattr(cond, "min_samples", 0)
     if not need:
         return False
-    metric = METRICS[cond.metric]  # type: ignore[union-attr]
-    field = metric.denominator if metric.kind == "ratio" else "calls"
+    field = samples_field(cond.metric)  # type: ignore[union-attr]
     return ctx.view.field(cond.window, field) < need  # type: ignore[union-attr]
 
 

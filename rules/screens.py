@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from spendfuse.rules.can_hold import BudgetLookup, combined
-from spendfuse.rules.conditions import _OPS
+from spendfuse.rules.conditions import _OPS, samples_field
 from spendfuse.rules.metrics.aggregates import (
     HOUR_MS,
     PERIOD_PARTS,
@@ -174,8 +174,7 @@ def _too_few(cond: ThresholdCondition | RatioToBaselineCondition) -> Screen | No
     need = cond.min_samples
     if not need:
         return None
-    metric = METRICS[cond.metric]
-    field = metric.denominator if metric.kind == "ratio" else "calls"
+    field = samples_field(cond.metric)
     window = cond.window
     return lambda agg, bounds, *_: _most(agg, bounds, window, field) < need
 
